@@ -1,0 +1,372 @@
+package switchcore
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/user"
+	"strconv"
+	"time"
+
+	"github.com/vde-go/vde/switchcore/wire"
+	"golang.org/x/sys/unix"
+)
+
+// handshakeTimeout bounds how long a client may take to send its request.
+const handshakeTimeout = 5 * time.Second
+
+func (s *Switch) acceptCtl() {
+	for {
+		c, err := s.ctlLn.AcceptUnix()
+		if err != nil {
+			if s.closing.Load() || errors.Is(err, net.ErrClosed) {
+				return
+			}
+			// Out of descriptors and the like: refuse for a moment, keep serving the rest.
+			s.logf("accept on %s/ctl: %v", s.ctlDir, err)
+			time.Sleep(100 * time.Millisecond)
+			continue
+		}
+		go s.serveCtl(c)
+	}
+}
+
+// serveCtl runs one control connection: the request, the reply, then waiting for EOF,
+// which ends the endpoint. Every refusal closes the connection and logs one line.
+func (s *Switch) serveCtl(c *net.UnixConn) {
+	id := connFD(c)
+	raw, err := readRequest(c)
+	if err != nil {
+		s.logf("control connection %d: %v", id, err)
+		c.Close()
+		return
+	}
+	req, err := wire.ParseRequest(raw)
+	if err != nil {
+		s.logf("control connection %d: %v", id, err)
+		c.Close()
+		return
+	}
+	ep, err := s.attach(c, id, req)
+	if err != nil {
+		s.logf("control connection %d: %v", id, err)
+		c.Close()
+		return
+	}
+	var b [256]byte
+	n, err := c.Read(b[:])
+	if err == nil && n > 0 {
+		s.logf("port %d: endpoint %d wrote %d bytes on its control connection after the handshake; closing it", ep.port.num, id, n)
+	}
+	s.detach(ep)
+}
+
+// readRequest reads one request. C clients send it with one send(), so one read normally
+// has it all; a request split across writes is reassembled up to its fixed part.
+func readRequest(c *net.UnixConn) ([]byte, error) {
+	buf := make([]byte, wire.MaxRequestSize)
+	c.SetReadDeadline(time.Now().Add(handshakeTimeout))
+	defer c.SetReadDeadline(time.Time{})
+	n, reads := 0, 0
+	for {
+		m, err := c.Read(buf[n:])
+		n += m
+		reads++
+		if need := requestNeed(buf[:n]); n >= need || n == len(buf) {
+			break
+		}
+		if err != nil {
+			if n == 0 {
+				return nil, fmt.Errorf("closed before sending a request: %v", err)
+			}
+			return nil, fmt.Errorf("short request (%d bytes): %v", n, err)
+		}
+	}
+	if reads > 1 && n < len(buf) {
+		// The description may trail the fixed part by a moment.
+		c.SetReadDeadline(time.Now().Add(5 * time.Millisecond))
+		m, _ := c.Read(buf[n:])
+		n += m
+	}
+	return buf[:n], nil
+}
+
+// requestNeed is how many bytes the request in b needs before it can be parsed.
+func requestNeed(b []byte) int {
+	if len(b) < 8 {
+		return 8
+	}
+	switch hostWord(b[4:8]) {
+	case wire.Version3:
+		return wire.V3FixedSize
+	case 0, 1:
+		return wire.V1FixedSize
+	}
+	return 8 // a bad version is reported by ParseRequest
+}
+
+func hostWord(b []byte) uint32 {
+	return uint32(b[0]) | uint32(b[1])<<8 | uint32(b[2])<<16 | uint32(b[3])<<24
+}
+
+func connFD(c *net.UnixConn) int {
+	id := -1
+	if rc, err := c.SyscallConn(); err == nil {
+		rc.Control(func(fd uintptr) { id = int(fd) })
+	}
+	return id
+}
+
+// attach performs the switch side of the handshake (shared/spec/wire-protocol.md §5.2).
+func (s *Switch) attach(c *net.UnixConn, id int, req wire.Request) (*endpoint, error) {
+	if req.Path == "" {
+		return nil, errors.New("request names no data socket")
+	}
+	// The switch may be root: connect only to sockets its real uid may use (the C check).
+	if err := unix.Access(req.Path, unix.R_OK|unix.W_OK); err != nil {
+		return nil, fmt.Errorf("client data socket %s: %s", req.Path, strerror(err.(unix.Errno)))
+	}
+	var st unix.Stat_t
+	if err := unix.Stat(req.Path, &st); err != nil {
+		return nil, fmt.Errorf("client data socket %s: %s", req.Path, errText(err))
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFSOCK {
+		return nil, fmt.Errorf("client data socket %s: not a socket", req.Path)
+	}
+	uid := int(st.Uid)
+	fd, err := wire.SocketDatagram()
+	if err != nil {
+		return nil, err
+	}
+	if err := unix.Connect(fd, &unix.SockaddrUnix{Name: req.Path}); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("Connecting to client data socket %s: %s", req.Path, strerror(err.(unix.Errno)))
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing.Load() {
+		unix.Close(fd)
+		return nil, errors.New("switch is shutting down")
+	}
+	p, created, err := s.allocPortLocked(req, uid)
+	if err != nil {
+		unix.Close(fd)
+		return nil, err
+	}
+	undo := func() {
+		unix.Close(fd)
+		if created {
+			s.ports[p.num] = nil
+		}
+	}
+	path := fmt.Sprintf("%s/%03d.%d", s.ctlDir, p.num, fd)
+	os.Remove(path)
+	if err := unix.Bind(fd, &unix.SockaddrUnix{Name: path}); err != nil {
+		undo()
+		return nil, fmt.Errorf("Binding to data socket %s: %s", path, errText(err))
+	}
+	if err := s.dataPerms(path, uid, req.Type == wire.ReqNewPort0); err != nil {
+		os.Remove(path)
+		undo()
+		return nil, err
+	}
+	reply, err := wire.AppendReply(nil, path)
+	if err == nil {
+		c.SetWriteDeadline(time.Now().Add(handshakeTimeout))
+		_, err = c.Write(reply)
+		c.SetWriteDeadline(time.Time{})
+	}
+	if err != nil {
+		os.Remove(path)
+		undo()
+		return nil, fmt.Errorf("port %d: reply: %v", p.num, err)
+	}
+	d, err := wire.NewDatagram(fd, path)
+	if err != nil {
+		os.Remove(path)
+		undo()
+		return nil, err
+	}
+	ep := &endpoint{id: id, port: p, module: "unix prog", descr: req.Description, ctl: c, data: d, dataPath: path, slot: s.allocSlotLocked()}
+	wasActive := p.active()
+	p.eps = append([]*endpoint{ep}, p.eps...)
+	p.curUser = uid
+	if created {
+		s.event(catPortAdd, fmt.Sprintf("%02d", p.num))
+	}
+	if !wasActive {
+		s.flushPortVLANsLocked(p)
+	}
+	s.publishLocked()
+	s.event(catEPAdd, fmt.Sprintf("Port %02d FD %2d", p.num, id))
+	s.event(catPortDescr, fmt.Sprintf("Port %02d FD %2d -> \"%s\"", p.num, id, ep.descr))
+	go s.readLoop(ep)
+	return ep, nil
+}
+
+// dataPerms gives the switch-side data socket the modes of the C switch: a root switch
+// hands the socket to the client's uid; port 0 gets the mgmt socket's permissions.
+func (s *Switch) dataPerms(path string, uid int, port0 bool) error {
+	mode, owner := s.sockMode, -1
+	if os.Geteuid() == 0 {
+		mode, owner = s.sockMode&0700, uid
+	}
+	if owner >= 0 || s.cfg.Group >= 0 {
+		if err := os.Lchown(path, owner, s.cfg.Group); err != nil {
+			return fmt.Errorf("chown %s: %s", path, errText(err))
+		}
+	}
+	if err := unix.Chmod(path, mode); err != nil {
+		return fmt.Errorf("chmod %s: %s", path, errText(err))
+	}
+	if port0 {
+		if s.cfg.MgmtGroup >= 0 {
+			os.Lchown(path, -1, s.cfg.MgmtGroup)
+		}
+		unix.Chmod(path, s.cfg.MgmtMode)
+	}
+	return nil
+}
+
+// portError is a refused port request; the C switch would leave the client hanging.
+type portError struct {
+	port int
+	err  unix.Errno
+	why  string
+}
+
+func (e *portError) Error() string {
+	return fmt.Sprintf("port %d refused: %s (%s)", e.port, e.why, strerror(e.err))
+}
+
+// allocPortLocked picks the port for a request (shared/spec/vde_switch.md §7.1).
+func (s *Switch) allocPortLocked(req wire.Request, uid int) (p *Port, created bool, err error) {
+	n := req.Port
+	switch {
+	case req.Type == wire.ReqNewPort0:
+		n = 0
+	case n < 0 || n >= s.numPorts:
+		return nil, false, &portError{n, unix.EINVAL, fmt.Sprintf("out of range 1..%d", s.numPorts-1)}
+	case n == 0:
+		for i := 1; i < s.numPorts; i++ {
+			q := s.ports[i]
+			if q == nil {
+				s.ports[i] = newPort(i)
+				return s.ports[i], true, nil
+			}
+			if !q.active() && q.allocatable && s.aclAllows(q, uid) {
+				return q, false, nil
+			}
+		}
+		return nil, false, &portError{0, unix.ENOSPC, "no free port"}
+	}
+	p = s.ports[n]
+	if p == nil {
+		p = newPort(n)
+		s.ports[n] = p
+		created = true
+	}
+	if p.active() {
+		if p.curUser != uid {
+			return nil, false, &portError{n, unix.EADDRINUSE, fmt.Sprintf("in use by uid %d, request from uid %d", p.curUser, uid)}
+		}
+		return p, false, nil
+	}
+	if !s.aclAllows(p, uid) {
+		if created {
+			s.ports[n] = nil
+		}
+		return nil, false, &portError{n, unix.EPERM, fmt.Sprintf("access control denies uid %d", uid)}
+	}
+	return p, created, nil
+}
+
+// aclAllows applies port/setuser and port/setgroup to a client uid.
+func (s *Switch) aclAllows(p *Port, uid int) bool {
+	if (p.user < 0 && p.group < 0) || uid == 0 || uid == p.user {
+		return true
+	}
+	return p.group >= 0 && uidInGroup(uid, p.group)
+}
+
+func uidInGroup(uid, gid int) bool {
+	u, err := user.LookupId(strconv.Itoa(uid))
+	if err != nil {
+		return false
+	}
+	if u.Gid == strconv.Itoa(gid) {
+		return true
+	}
+	gids, err := u.GroupIds()
+	if err != nil {
+		return false
+	}
+	for _, g := range gids {
+		if g == strconv.Itoa(gid) {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *Switch) allocSlotLocked() int {
+	if n := len(s.freeSlot); n > 0 {
+		slot := s.freeSlot[n-1]
+		s.freeSlot = s.freeSlot[:n-1]
+		return slot
+	}
+	s.nextSlot++
+	return s.nextSlot - 1
+}
+
+// detach ends an endpoint: the client sees EOF on its control stream, the data socket is
+// closed and unlinked, and the port goes inactive (keeping its configuration) if it was
+// the last one. Safe to call more than once.
+func (s *Switch) detach(ep *endpoint) {
+	if ep.closed.Swap(true) {
+		return
+	}
+	s.mu.Lock()
+	p := ep.port
+	for i, e := range p.eps {
+		if e == ep {
+			p.eps = append(p.eps[:i:i], p.eps[i+1:]...)
+			break
+		}
+	}
+	if !p.active() {
+		p.curUser = -1
+		s.flushPortVLANsLocked(p)
+		for _, e := range s.macs.flushPort(p.num) {
+			s.hashEvent(catHashDel, e)
+		}
+	}
+	s.freeSlot = append(s.freeSlot, ep.slot)
+	s.publishLocked()
+	s.mu.Unlock()
+	ep.ctl.Close()
+	ep.data.Close()
+	os.Remove(ep.dataPath)
+	s.event(catEPDel, fmt.Sprintf("Port %02d FD %2d", p.num, ep.id))
+}
+
+// flushPortVLANsLocked forgets the addresses of every VLAN p belongs to: a port joining or
+// leaving changes where those addresses may be (the C switch does the same).
+func (s *Switch) flushPortVLANsLocked(p *Port) {
+	vl := p.untagged
+	if vl != NoVLAN {
+		s.flushVLAN(vl)
+	}
+	for v := 0; v < maxVLANs; v++ {
+		if p.tagged.has(uint16(v)) && uint16(v) != vl {
+			s.flushVLAN(uint16(v))
+		}
+	}
+}
+
+func (s *Switch) flushVLAN(v uint16) {
+	for _, e := range s.macs.flushVLAN(v) {
+		s.hashEvent(catHashDel, e)
+	}
+}

@@ -1,0 +1,246 @@
+package switchcore
+
+import (
+	"encoding/binary"
+	"fmt"
+
+	"github.com/vde-go/vde/switchcore/wire"
+)
+
+// bufStride is the room of one receive buffer: the largest frame plus one byte, so an
+// oversized datagram shows up as too long instead of silently fitting.
+const bufStride = wire.MaxFrame + 1
+
+// reader is the state one port reader goroutine owns: receive buffers, converted-frame
+// buffers, and the per-destination batches it fills and flushes. Owning all of it is what
+// keeps the frame path free of allocation and locks.
+type reader struct {
+	s      *Switch
+	bufs   [][]byte
+	sizes  []int
+	conv   [][]byte // tag-converted copy of frame i, allocated on first use
+	convOK []bool
+	rb, wb *wire.Batch
+
+	pend    [][][]byte  // frames queued for the endpoint in each slot
+	pendEp  []*endpoint // the endpoint of each slot with queued frames
+	touched []int       // slots with queued frames, in first-use order
+}
+
+func newReader(s *Switch) *reader {
+	r := &reader{
+		s:      s,
+		bufs:   make([][]byte, wire.BatchSize),
+		sizes:  make([]int, wire.BatchSize),
+		conv:   make([][]byte, wire.BatchSize),
+		convOK: make([]bool, wire.BatchSize),
+		rb:     wire.NewBatch(wire.BatchSize),
+		wb:     wire.NewBatch(wire.BatchSize),
+	}
+	// One slab: pages a small frame never touches are never made resident.
+	slab := make([]byte, wire.BatchSize*bufStride)
+	for i := range r.bufs {
+		r.bufs[i] = slab[i*bufStride : (i+1)*bufStride : (i+1)*bufStride]
+	}
+	return r
+}
+
+// readLoop moves frames from one endpoint into the switch until the endpoint closes.
+func (s *Switch) readLoop(ep *endpoint) {
+	r := newReader(s)
+	rc := ep.data.RawConn()
+	for {
+		n, err := r.rb.Recv(rc, r.bufs, r.sizes)
+		if err != nil {
+			if !ep.closed.Load() {
+				s.logf("port %d: endpoint %d: read: %v", ep.port.num, ep.id, err)
+			}
+			return
+		}
+		r.forward(ep.port, n)
+	}
+}
+
+// forward switches a batch of n frames received on src.
+func (r *reader) forward(src *Port, n int) {
+	v := r.s.view.Load()
+	var sp *fwdPort
+	if src.num < len(v.ports) {
+		sp = v.ports[src.num]
+	}
+	if sp == nil {
+		return // the port went inactive while these frames were in flight
+	}
+	now := r.s.now()
+	var inPkts, inBytes, bad uint64
+	for i := 0; i < n; i++ {
+		size := r.sizes[i]
+		if size < wire.MinFrame || size > wire.MaxFrame {
+			bad++ // zero-length goodbyes of the old libvdeplug land here too
+			continue
+		}
+		f := r.bufs[i][:size]
+		inPkts++
+		inBytes += uint64(size)
+		r.convOK[i] = false
+		if v.hub {
+			for _, dp := range v.hubPorts {
+				if dp != sp {
+					r.queue(dp, f)
+				}
+			}
+			continue
+		}
+		if !r.switchFrame(v, sp, f, i, now) {
+			bad++
+		}
+	}
+	c := &src.counters
+	c.inPkts.Add(inPkts)
+	c.inBytes.Add(inBytes)
+	if bad > 0 {
+		c.bad.Add(bad)
+	}
+	r.flush()
+}
+
+// switchFrame classifies, learns and forwards frame i; false means it was dropped as invalid.
+func (r *reader) switchFrame(v *view, sp *fwdPort, f []byte, i int, now int64) bool {
+	var vid uint16
+	tagged := binary.BigEndian.Uint16(f[12:14]) == tpid8021Q
+	if tagged {
+		if len(f) < 18 {
+			return false
+		}
+		vid = binary.BigEndian.Uint16(f[14:16]) & 0x0fff
+		if sp.untagged != vid && !sp.tagged.has(vid) {
+			return false
+		}
+	} else {
+		vid = sp.untagged
+		if vid == NoVLAN {
+			return false
+		}
+	}
+	vl := v.vlans[vid]
+	if vl == nil {
+		return false
+	}
+	if f[6]&1 == 0 {
+		r.learn(f[6:12], vid, sp.num, now)
+	}
+	if f[0]&1 == 0 {
+		if dst := r.s.macs.lookup(makeKey(f[0:6], vid)); dst >= 0 {
+			if dst == sp.num {
+				return true
+			}
+			if dst < len(v.ports) {
+				if dp := v.ports[dst]; dp != nil {
+					switch {
+					case dp.untagged == vid:
+						r.queue(dp, r.variant(i, f, tagged, false, vid))
+					case dp.tagged.has(vid):
+						r.queue(dp, r.variant(i, f, tagged, true, vid))
+					}
+					return true
+				}
+			}
+		}
+	}
+	for _, dp := range vl.untagged {
+		if dp != sp {
+			r.queue(dp, r.variant(i, f, tagged, false, vid))
+		}
+	}
+	for _, dp := range vl.tagged {
+		if dp != sp {
+			r.queue(dp, r.variant(i, f, tagged, true, vid))
+		}
+	}
+	return true
+}
+
+// variant returns frame i as it must leave a port that wants it tagged (wantTag) or not:
+// unchanged when the tag-ness matches, else a converted copy made once per frame.
+func (r *reader) variant(i int, f []byte, tagged, wantTag bool, vid uint16) []byte {
+	if tagged == wantTag {
+		return f
+	}
+	if !r.convOK[i] {
+		if r.conv[i] == nil {
+			r.conv[i] = make([]byte, wire.MaxFrame+4)
+		}
+		if wantTag {
+			r.conv[i] = insertTag(r.conv[i][:cap(r.conv[i])], f, vid)
+		} else {
+			r.conv[i] = stripTag(r.conv[i][:cap(r.conv[i])], f)
+		}
+		r.convOK[i] = true
+	}
+	return r.conv[i]
+}
+
+func (r *reader) learn(src []byte, vid uint16, port int, now int64) {
+	k := makeKey(src, vid)
+	res, old := r.s.macs.learn(k, port, now)
+	switch res {
+	case learnNew:
+		if r.s.debugSubs.Load() > 0 {
+			r.s.event(catHashAdd, hashEventText(k, port))
+		}
+	case learnMoved:
+		m := k.mac()
+		r.s.logf("MAC %02x:%02x:%02x:%02x:%02x:%02x moved from port %d to port %d", m[0], m[1], m[2], m[3], m[4], m[5], old, port)
+	}
+}
+
+func hashEventText(k macKey, port int) string {
+	m := k.mac()
+	vl := k.vlan()
+	return fmt.Sprintf("%02x:%02x:%02x:%02x:%02x:%02x VLAN %02x:%02x Port %d", m[0], m[1], m[2], m[3], m[4], m[5], vl&0xff, vl>>8, port)
+}
+
+// queue adds f to the outgoing batch of every endpoint of dp.
+func (r *reader) queue(dp *fwdPort, f []byte) {
+	c := &dp.port.counters
+	c.outPkts.Add(1)
+	c.outBytes.Add(uint64(len(f)))
+	for _, ep := range dp.eps {
+		slot := ep.slot
+		if slot >= len(r.pend) {
+			r.grow(slot + 1)
+		}
+		if len(r.pend[slot]) == 0 {
+			r.touched = append(r.touched, slot)
+			r.pendEp[slot] = ep
+		}
+		r.pend[slot] = append(r.pend[slot], f)
+	}
+}
+
+func (r *reader) grow(n int) {
+	for len(r.pend) < n {
+		r.pend = append(r.pend, make([][]byte, 0, wire.BatchSize))
+		r.pendEp = append(r.pendEp, nil)
+	}
+}
+
+// flush sends every queued batch with one sendmmsg per endpoint. A receiver whose queue is
+// full loses the rest of its batch; nobody else waits for it.
+func (r *reader) flush() {
+	for _, slot := range r.touched {
+		ep, frames := r.pendEp[slot], r.pend[slot]
+		if !ep.closed.Load() {
+			sent, err := r.wb.Send(ep.data.RawConn(), frames)
+			if sent < len(frames) {
+				ep.port.counters.drops.Add(uint64(len(frames) - sent))
+			}
+			if err != nil && !ep.closed.Load() && !ep.errLog.Swap(true) {
+				r.s.logf("send_sockaddr port %d: %s", ep.port.num, errText(err))
+			}
+		}
+		r.pend[slot] = frames[:0]
+		r.pendEp[slot] = nil
+	}
+	r.touched = r.touched[:0]
+}

@@ -1,0 +1,223 @@
+package switchcore
+
+import (
+	"sort"
+	"sync"
+	"sync/atomic"
+)
+
+// macKey packs a MAC address and a VLAN the way the C switch does (MAC bytes in memory
+// order, VLAN in bits 48..63), so hash/print can show the same bucket numbers.
+type macKey uint64
+
+func makeKey(mac []byte, vlan uint16) macKey {
+	return macKey(uint64(mac[0]) | uint64(mac[1])<<8 | uint64(mac[2])<<16 | uint64(mac[3])<<24 |
+		uint64(mac[4])<<32 | uint64(mac[5])<<40 | uint64(vlan)<<48)
+}
+
+func (k macKey) mac() (m [6]byte) {
+	for i := range m {
+		m[i] = byte(k >> (8 * i))
+	}
+	return m
+}
+
+func (k macKey) vlan() uint16 { return uint16(k >> 48) }
+
+// hash is the C switch's 64-bit finalizer; bucket = hash & (size-1).
+func (k macKey) hash() uint64 {
+	x := uint64(k)
+	x ^= x >> 33
+	x *= 0xff51afd7ed558ccd
+	x ^= x >> 33
+	x *= 0xc4ceb9fe1a85ec53
+	return x
+}
+
+// macEntry is immutable but for lastSeen: a move to another port replaces the entry, so a
+// reader always sees a key and a port that belong together.
+type macEntry struct {
+	key      macKey
+	port     int
+	lastSeen atomic.Int64
+}
+
+// macSlots is one open-addressing table generation. Readers probe it without locks; the
+// writer stores into empty slots in place and publishes a new generation for deletions.
+type macSlots struct {
+	slots []atomic.Pointer[macEntry]
+	mask  uint64
+}
+
+// macTable maps (MAC, VLAN) to a port. Lookups and refreshes of known entries take no lock;
+// inserting a new address, moving one and expiring take mu (rare compared with frames).
+type macTable struct {
+	tab atomic.Pointer[macSlots]
+
+	mu      sync.Mutex
+	count   int
+	limit   int
+	full    atomic.Uint64 // addresses not learned because the table was full
+	minPers atomic.Int64  // seconds an entry stays on its port before it may move
+}
+
+func newMACTable(limit int) *macTable {
+	t := &macTable{limit: limit}
+	t.tab.Store(newSlots(256))
+	t.minPers.Store(3)
+	return t
+}
+
+func newSlots(n int) *macSlots {
+	return &macSlots{slots: make([]atomic.Pointer[macEntry], n), mask: uint64(n - 1)}
+}
+
+func (s *macSlots) find(k macKey) (*macEntry, uint64) {
+	for i := k.hash() & s.mask; ; i = (i + 1) & s.mask {
+		e := s.slots[i].Load()
+		if e == nil || e.key == k {
+			return e, i
+		}
+	}
+}
+
+// lookup returns the port of (mac, vlan), or -1.
+func (t *macTable) lookup(k macKey) int {
+	e, _ := t.tab.Load().find(k)
+	if e == nil {
+		return -1
+	}
+	return e.port
+}
+
+// learnResult tells the caller what to log or announce.
+type learnResult int
+
+const (
+	learnKnown learnResult = iota
+	learnNew
+	learnMoved
+	learnRefused // moved too soon (min persistence) or table full
+)
+
+// learn records that k was seen on port at time now (seconds). It returns what happened
+// and, for a move, the previous port.
+func (t *macTable) learn(k macKey, port int, now int64) (learnResult, int) {
+	e, _ := t.tab.Load().find(k)
+	if e != nil && e.port == port {
+		if e.lastSeen.Load() != now {
+			e.lastSeen.Store(now)
+		}
+		return learnKnown, port
+	}
+	if e != nil && now-e.lastSeen.Load() <= t.minPers.Load() {
+		return learnRefused, e.port
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	tab := t.tab.Load()
+	cur, i := tab.find(k)
+	ne := &macEntry{key: k, port: port}
+	ne.lastSeen.Store(now)
+	if cur != nil {
+		if cur.port == port {
+			return learnKnown, port
+		}
+		tab.slots[i].Store(ne)
+		return learnMoved, cur.port
+	}
+	if t.count >= t.limit {
+		t.full.Add(1)
+		return learnRefused, -1
+	}
+	if (t.count+1)*2 > len(tab.slots) {
+		tab = t.rebuildLocked(len(tab.slots)*2, nil)
+		_, i = tab.find(k)
+	}
+	tab.slots[i].Store(ne)
+	t.count++
+	return learnNew, -1
+}
+
+// rebuildLocked publishes a new generation of size n holding the entries keep accepts
+// (all when keep is nil). Readers of the old generation finish undisturbed.
+func (t *macTable) rebuildLocked(n int, keep func(*macEntry) bool) *macSlots {
+	old := t.tab.Load()
+	for n < 256 || t.count*2 > n {
+		n *= 2
+	}
+	ns := newSlots(n)
+	count := 0
+	for i := range old.slots {
+		e := old.slots[i].Load()
+		if e == nil || (keep != nil && !keep(e)) {
+			continue
+		}
+		_, j := ns.find(e.key)
+		ns.slots[j].Store(e)
+		count++
+	}
+	t.count = count
+	t.tab.Store(ns)
+	return ns
+}
+
+// remove deletes the entries drop accepts and returns them.
+func (t *macTable) remove(drop func(*macEntry) bool) []*macEntry {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var gone []*macEntry
+	old := t.tab.Load()
+	for i := range old.slots {
+		if e := old.slots[i].Load(); e != nil && drop(e) {
+			gone = append(gone, e)
+		}
+	}
+	if len(gone) > 0 {
+		t.rebuildLocked(len(old.slots), func(e *macEntry) bool { return !drop(e) })
+	}
+	return gone
+}
+
+func (t *macTable) flushVLAN(vlan uint16) []*macEntry {
+	return t.remove(func(e *macEntry) bool { return e.key.vlan() == vlan })
+}
+
+func (t *macTable) flushPort(port int) []*macEntry {
+	return t.remove(func(e *macEntry) bool { return e.port == port })
+}
+
+func (t *macTable) flushAll() []*macEntry {
+	return t.remove(func(*macEntry) bool { return true })
+}
+
+// expire removes entries not seen for more than expire seconds.
+func (t *macTable) expire(now, expire int64) []*macEntry {
+	return t.remove(func(e *macEntry) bool { return e.lastSeen.Load()+expire < now })
+}
+
+// snapshot lists the entries ordered by the bucket the C switch would print them in.
+func (t *macTable) snapshot(buckets int) []*macEntry {
+	tab := t.tab.Load()
+	var all []*macEntry
+	for i := range tab.slots {
+		if e := tab.slots[i].Load(); e != nil {
+			all = append(all, e)
+		}
+	}
+	mask := uint64(buckets - 1)
+	sort.Slice(all, func(i, j int) bool {
+		bi, bj := all[i].key.hash()&mask, all[j].key.hash()&mask
+		if bi != bj {
+			return bi < bj
+		}
+		return all[i].key < all[j].key
+	})
+	return all
+}
+
+func (t *macTable) len() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.count
+}

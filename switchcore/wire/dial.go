@@ -1,0 +1,239 @@
+package wire
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// DialOptions says which port to ask a switch for and how to present the client.
+type DialOptions struct {
+	// Port is the port asked for; 0 means any free port.
+	Port int
+	// Port0 asks for the reserved port 0 (REQ_NEW_PORT0, vdeplug4's "[0]").
+	Port0 bool
+	// Description is the text before " user=NAME pid=PID" (vdeplug4 style); empty means "vdeplug:".
+	Description string
+	// RawDescription, when set, is sent as is instead of the vdeplug4-style text.
+	RawDescription bool
+	// Mode of the client data socket; 0 means vdeplug4's default 0700.
+	Mode uint32
+	// Group owning the client data socket, or -1 (0 is taken as "not set" only via HasGroup).
+	Group    int
+	HasGroup bool
+	// Timeout bounds the handshake (a Debian switch never answers some refusals); 0 means 5s.
+	Timeout time.Duration
+}
+
+// Conn is a client's attachment to a switch port: the control stream, whose EOF means the
+// switch let go of us, and the data socket.
+type Conn struct {
+	*Datagram
+	ctl *net.UnixConn
+	// Remote is the switch-side data socket path from the reply.
+	Remote string
+}
+
+// Dial attaches to the switch whose control directory is dir, as libvdeplug's vde:// does
+// (shared/spec/wire-protocol.md §5.1).
+func Dial(dir string, o DialOptions) (*Conn, error) {
+	real, err := filepath.EvalSymlinks(dir)
+	if err != nil {
+		return nil, fmt.Errorf("vde switch %s: %w", dir, err)
+	}
+	real, _ = filepath.Abs(real)
+	ctlPath := filepath.Join(real, "ctl")
+	ctl, err := net.DialUnix("unix", nil, &net.UnixAddr{Name: ctlPath, Net: "unix"})
+	if err != nil {
+		return nil, fmt.Errorf("vde switch %s: %w", dir, unwrapOp(err))
+	}
+	c, err := handshake(ctl, real, ctlPath, o)
+	if err != nil {
+		ctl.Close()
+		return nil, fmt.Errorf("vde switch %s: %w", dir, err)
+	}
+	return c, nil
+}
+
+func handshake(ctl *net.UnixConn, dir, ctlPath string, o DialOptions) (*Conn, error) {
+	fd, err := SocketDatagram()
+	if err != nil {
+		return nil, err
+	}
+	local, err := bindClient(fd, dir)
+	if err != nil {
+		unix.Close(fd)
+		return nil, err
+	}
+	defer os.Remove(local) // connected sockets need no names (vdeplug4 unlinks too)
+	if err := clientPerms(local, ctlPath, o); err != nil {
+		unix.Close(fd)
+		return nil, err
+	}
+	req := Request{Type: ReqNewControl, Port: o.Port, Path: local, Description: describe(o)}
+	if o.Port0 {
+		req.Type, req.Port = ReqNewPort0, 0
+	}
+	buf, err := AppendRequest(make([]byte, 0, MaxRequestSize), req)
+	if err != nil {
+		unix.Close(fd)
+		return nil, err
+	}
+	timeout := o.Timeout
+	if timeout == 0 {
+		timeout = 5 * time.Second
+	}
+	ctl.SetDeadline(time.Now().Add(timeout))
+	if _, err := ctl.Write(buf); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("send request: %w", unwrapOp(err))
+	}
+	reply := make([]byte, SockaddrSize)
+	if _, err := io.ReadFull(ctl, reply); err != nil {
+		unix.Close(fd)
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+			return nil, errors.New("switch refused the connection (closed without reply)")
+		}
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			return nil, fmt.Errorf("switch did not answer within %v (port refused?)", timeout)
+		}
+		return nil, fmt.Errorf("read reply: %w", unwrapOp(err))
+	}
+	ctl.SetDeadline(time.Time{})
+	remote, err := ParseReply(reply)
+	if err != nil {
+		unix.Close(fd)
+		return nil, err
+	}
+	if err := unix.Connect(fd, &unix.SockaddrUnix{Name: remote}); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("connect data socket %s: %w", remote, err)
+	}
+	d, err := NewDatagram(fd, local)
+	if err != nil {
+		return nil, err
+	}
+	return &Conn{Datagram: d, ctl: ctl, Remote: remote}, nil
+}
+
+// bindClient binds fd to <dir>/.PPPPP-SSSSS, falling back to the directories vdeplug4 tries.
+func bindClient(fd int, dir string) (string, error) {
+	pid := os.Getpid()
+	var lastErr error
+	for _, base := range []string{dir + "/.", "/var/run/vde.", "/var/tmp/vde.", "/tmp/vde."} {
+		for seq := 0; seq < 100000; seq++ {
+			p := fmt.Sprintf("%s%05d-%05d", base, pid, seq)
+			err := unix.Bind(fd, &unix.SockaddrUnix{Name: p})
+			if err == nil {
+				return p, nil
+			}
+			lastErr = err
+			if err != unix.EADDRINUSE {
+				break
+			}
+		}
+	}
+	return "", fmt.Errorf("bind client data socket: %w", lastErr)
+}
+
+// clientPerms applies vdeplug4's rule so that the switch can connect back to us.
+func clientPerms(local, ctlPath string, o DialOptions) error {
+	mode := o.Mode
+	if mode == 0 {
+		mode = 0700
+	}
+	if o.HasGroup {
+		if err := os.Chown(local, -1, o.Group); err != nil {
+			return fmt.Errorf("chown %s group %d: %w", local, o.Group, err)
+		}
+	} else if mode&077 == 0 {
+		var st unix.Stat_t
+		if unix.Stat(ctlPath, &st) == nil && st.Uid != 0 && int(st.Uid) != os.Geteuid() {
+			if os.Chown(local, -1, int(st.Gid)) == nil {
+				mode |= 070
+			} else {
+				mode |= 077
+			}
+		}
+	}
+	if err := os.Chmod(local, os.FileMode(mode)); err != nil {
+		return fmt.Errorf("chmod %s: %w", local, err)
+	}
+	return nil
+}
+
+func describe(o DialOptions) string {
+	if o.RawDescription {
+		return o.Description
+	}
+	d := o.Description
+	if d == "" {
+		d = "vdeplug:"
+	}
+	name := strconv.Itoa(os.Geteuid())
+	if u, err := user.LookupId(name); err == nil {
+		name = u.Username
+	}
+	s := fmt.Sprintf("%s user=%s pid=%d", d, name, os.Getpid())
+	if ssh := os.Getenv("SSH_CLIENT"); ssh != "" {
+		if i := indexSpace(ssh); i >= 0 {
+			ssh = ssh[:i]
+		}
+		s += " SSH=" + ssh
+	}
+	if len(s) > MaxDescription {
+		s = s[:MaxDescription]
+	}
+	return s
+}
+
+func indexSpace(s string) int {
+	for i := 0; i < len(s); i++ {
+		if s[i] == ' ' {
+			return i
+		}
+	}
+	return -1
+}
+
+// Ctl is the control stream; it reads EOF when the switch drops the endpoint.
+func (c *Conn) Ctl() *net.UnixConn { return c.ctl }
+
+// WaitClosed blocks until the switch closes the control stream (or it fails).
+func (c *Conn) WaitClosed() error {
+	var b [64]byte
+	for {
+		if _, err := c.ctl.Read(b[:]); err != nil {
+			return err
+		}
+	}
+}
+
+// Close detaches from the switch.
+func (c *Conn) Close() error {
+	err := c.Datagram.Close()
+	if cerr := c.ctl.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+func unwrapOp(err error) error {
+	var op *net.OpError
+	if errors.As(err, &op) {
+		var se *os.SyscallError
+		if errors.As(op.Err, &se) {
+			return se.Err
+		}
+		return op.Err
+	}
+	return err
+}
