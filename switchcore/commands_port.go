@@ -234,8 +234,12 @@ func lookupGID(name string) (string, error) {
 	return g.Gid, nil
 }
 
-func cmdPortSetuser(c *cmdCtx) error  { return c.setACL(lookupUID, func(p *Port, id int) { p.user = id }) }
-func cmdPortSetgroup(c *cmdCtx) error { return c.setACL(lookupGID, func(p *Port, id int) { p.group = id }) }
+func cmdPortSetuser(c *cmdCtx) error {
+	return c.setACL(lookupUID, func(p *Port, id int) { p.user = id })
+}
+func cmdPortSetgroup(c *cmdCtx) error {
+	return c.setACL(lookupGID, func(p *Port, id int) { p.group = id })
+}
 
 func (c *cmdCtx) setACL(lookup func(string) (string, error), set func(*Port, int)) error {
 	n, name, err := splitPortArg(c.arg)
