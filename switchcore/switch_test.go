@@ -47,27 +47,14 @@ func frame(dst, src byte, payload string) []byte {
 // recvFrame waits up to d for one frame on c; nil means none came.
 func recvFrame(t testing.TB, c *wire.Conn, d time.Duration) []byte {
 	t.Helper()
-	type res struct {
-		f   []byte
-		err error
+	bufs := [][]byte{make([]byte, wire.MaxFrame+10)}
+	sizes := []int{0}
+	c.SetReadDeadline(time.Now().Add(d))
+	defer c.SetReadDeadline(time.Time{})
+	if n, _ := c.ReadBatch(bufs, sizes); n > 0 {
+		return bufs[0][:sizes[0]]
 	}
-	ch := make(chan res, 1)
-	go func() {
-		bufs := [][]byte{make([]byte, wire.MaxFrame+10)}
-		sizes := []int{0}
-		n, err := c.ReadBatch(bufs, sizes)
-		if n > 0 {
-			ch <- res{f: bufs[0][:sizes[0]]}
-			return
-		}
-		ch <- res{err: err}
-	}()
-	select {
-	case r := <-ch:
-		return r.f
-	case <-time.After(d):
-		return nil
-	}
+	return nil
 }
 
 func runCmd(t testing.TB, s *Switch, line string) string {

@@ -16,9 +16,9 @@ func mustHex(s string) []byte {
 
 func TestTagInsertStrip(t *testing.T) {
 	tests := []struct {
-		desc            string
+		desc             string
 		untagged, tagged string
-		vid             uint16
+		vid              uint16
 	}{
 		{"broadcast ARP-ish, VLAN 10",
 			"ffffffffffff" + "020000000001" + "0806" + "0001",

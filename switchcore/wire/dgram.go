@@ -5,6 +5,7 @@ import (
 	"os"
 	"sync"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -83,6 +84,9 @@ func (d *Datagram) WriteBatch(frames [][]byte) (int, error) {
 	defer d.wmu.Unlock()
 	return d.writeBatch.Send(d.rc, frames)
 }
+
+// SetReadDeadline makes a blocked ReadBatch return os.ErrDeadlineExceeded at t.
+func (d *Datagram) SetReadDeadline(t time.Time) error { return d.file.SetReadDeadline(t) }
 
 // Close closes the socket; a blocked ReadBatch returns an error.
 func (d *Datagram) Close() error { return d.file.Close() }
