@@ -205,8 +205,8 @@ func atoi(s string) int {
 	}
 	for ; i < len(s) && s[i] >= '0' && s[i] <= '9'; i++ {
 		n = n*10 + int(s[i]-'0')
-		if n > 1<<31 {
-			n = 1 << 31
+		if n > 1<<30 {
+			n = 1 << 30
 		}
 	}
 	if neg {

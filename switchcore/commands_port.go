@@ -37,7 +37,7 @@ func cmdPortShowinfo(c *cmdCtx) error {
 
 func cmdPortSetnumports(c *cmdCtx) error {
 	n := atoi(c.arg)
-	if n <= 0 {
+	if n <= 0 || n > MaxNumPorts {
 		return unix.EINVAL
 	}
 	s := c.s

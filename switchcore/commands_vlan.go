@@ -135,31 +135,19 @@ func (c *cmdCtx) vlanPrint(all bool) error {
 		if s.hub && !all {
 			continue // no port forwards by VLAN in hub mode
 		}
-		for _, tagged := range []bool{false, true} {
-			for _, p := range s.ports {
-				if p == nil || (!all && !p.active()) {
-					continue
-				}
-				isMember := p.untagged == uint16(vid)
-				if tagged {
-					isMember = p.untagged != uint16(vid) && p.tagged.has(uint16(vid))
-				}
-				if !isMember {
-					continue
-				}
-				status := "Learning"
-				if p.active() {
-					status = "Forwarding"
-				}
-				t, a := 0, 0
-				if tagged {
-					t = 1
-				}
-				if p.active() {
-					a = 1
-				}
-				c.printf(" -- Port %04d tagged=%d active=%d status=%s\n", p.num, t, a, status)
+		// Members in port order, as the C switch lists them.
+		for _, p := range s.ports {
+			if p == nil || (!all && !p.active()) || !p.member(uint16(vid)) {
+				continue
 			}
+			t, a, status := 0, 0, "Learning"
+			if p.untagged != uint16(vid) {
+				t = 1
+			}
+			if p.active() {
+				a, status = 1, "Forwarding"
+			}
+			c.printf(" -- Port %04d tagged=%d active=%d status=%s\n", p.num, t, a, status)
 		}
 	}
 	return nil

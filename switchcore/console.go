@@ -42,8 +42,10 @@ type session struct {
 	closed chan struct{}
 	conn   net.Conn // mgmt client, closed on switch shutdown
 	subs   map[*debugCat]bool
-	once   sync.Once
-	buf    bytes.Buffer
+	// console marks the stdin console, which ignores logout.
+	console bool
+	once    sync.Once
+	buf     bytes.Buffer
 }
 
 type chunk struct {
@@ -112,10 +114,11 @@ func (ss *session) write(b []byte, isPrompt bool) {
 }
 
 // Console runs one console session reading commands from in and writing responses to out;
-// promptW (may be nil) receives the prompts. It returns io.EOF at the end of in, nil after
-// logout and ErrShutdown after shutdown.
+// promptW (may be nil) receives the prompts. It returns io.EOF at the end of in and ErrShutdown
+// after shutdown; logout is ignored there, as in the C switch.
 func (s *Switch) Console(in io.Reader, out io.Writer, promptW io.Writer) error {
 	ss := s.newSession(out, promptW, nil)
+	ss.console = true
 	defer ss.end()
 	return ss.run(in)
 }
@@ -197,6 +200,9 @@ func (s *Switch) runLine(ss *session, line string, w *bytes.Buffer) (done bool, 
 	}
 	switch {
 	case strings.HasPrefix(cmdline, "logout"):
+		if ss.console {
+			return false, nil // the stdin console cannot be logged out of (as in C)
+		}
 		w.WriteString(endSession)
 		return true, nil
 	case strings.HasPrefix(cmdline, "shutdown"):

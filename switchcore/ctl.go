@@ -3,6 +3,7 @@ package switchcore
 import (
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/user"
@@ -37,6 +38,10 @@ func (s *Switch) acceptCtl() {
 func (s *Switch) serveCtl(c *net.UnixConn) {
 	id := connFD(c)
 	raw, err := readRequest(c)
+	if err != nil && len(raw) == 0 && errors.Is(err, io.EOF) {
+		c.Close() // a liveness probe (connect, close): nothing to report
+		return
+	}
 	if err != nil {
 		s.logf("control connection %d: %v", id, err)
 		c.Close()
@@ -78,7 +83,7 @@ func readRequest(c *net.UnixConn) ([]byte, error) {
 		}
 		if err != nil {
 			if n == 0 {
-				return nil, fmt.Errorf("closed before sending a request: %v", err)
+				return nil, fmt.Errorf("closed before sending a request: %w", err)
 			}
 			return nil, fmt.Errorf("short request (%d bytes): %v", n, err)
 		}
@@ -172,15 +177,10 @@ func (s *Switch) attach(c *net.UnixConn, id int, req wire.Request) (*endpoint, e
 		return nil, err
 	}
 	reply, err := wire.AppendReply(nil, path)
-	if err == nil {
-		c.SetWriteDeadline(time.Now().Add(handshakeTimeout))
-		_, err = c.Write(reply)
-		c.SetWriteDeadline(time.Time{})
-	}
 	if err != nil {
 		os.Remove(path)
 		undo()
-		return nil, fmt.Errorf("port %d: reply: %v", p.num, err)
+		return nil, err
 	}
 	d, err := wire.NewDatagram(fd, path)
 	if err != nil {
@@ -188,6 +188,8 @@ func (s *Switch) attach(c *net.UnixConn, id int, req wire.Request) (*endpoint, e
 		undo()
 		return nil, err
 	}
+	// The endpoint forwards before the client hears the reply: clients send at once, and a
+	// frame to a port not yet in the view would be lost.
 	ep := &endpoint{id: id, port: p, module: "unix prog", descr: req.Description, ctl: c, data: d, dataPath: path, slot: s.allocSlotLocked()}
 	wasActive := p.active()
 	p.eps = append([]*endpoint{ep}, p.eps...)
@@ -199,9 +201,18 @@ func (s *Switch) attach(c *net.UnixConn, id int, req wire.Request) (*endpoint, e
 		s.flushPortVLANsLocked(p)
 	}
 	s.publishLocked()
+	go s.readLoop(ep)
+	c.SetWriteDeadline(time.Now().Add(handshakeTimeout))
+	_, err = c.Write(reply)
+	c.SetWriteDeadline(time.Time{})
+	if err != nil {
+		s.mu.Unlock()
+		s.detach(ep)
+		s.mu.Lock()
+		return nil, fmt.Errorf("port %d: reply: %v", p.num, err)
+	}
 	s.event(catEPAdd, fmt.Sprintf("Port %02d FD %2d", p.num, id))
 	s.event(catPortDescr, fmt.Sprintf("Port %02d FD %2d -> \"%s\"", p.num, id, ep.descr))
-	go s.readLoop(ep)
 	return ep, nil
 }
 

@@ -20,10 +20,12 @@ import (
 
 // Defaults of the C switch.
 const (
-	DefaultNumPorts   = 32
-	DefaultHashSize   = 128
-	DefaultPriority   = 0x8000
-	DefaultMACLimit   = 65536
+	DefaultNumPorts = 32
+	DefaultHashSize = 128
+	DefaultPriority = 0x8000
+	DefaultMACLimit = 65536
+	// MaxNumPorts bounds -n and port/setnumports: the port table is an array.
+	MaxNumPorts       = 1 << 16
 	defaultGCInterval = 2
 	defaultExpire     = 100
 )
@@ -72,6 +74,9 @@ type Switch struct {
 func New(cfg Config) (*Switch, error) {
 	if cfg.NumPorts <= 0 {
 		cfg.NumPorts = DefaultNumPorts
+	}
+	if cfg.NumPorts > MaxNumPorts {
+		return nil, fmt.Errorf("Invalid number of ports %d (at most %d)", cfg.NumPorts, MaxNumPorts)
 	}
 	if cfg.HashSize <= 0 {
 		cfg.HashSize = DefaultHashSize

@@ -1,0 +1,280 @@
+package applets
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/vde-go/vde/switchcore"
+)
+
+func init() {
+	register(Applet{Name: "switch", Aliases: vdeNames("switch"), Main: SwitchMain, Implemented: true})
+}
+
+// switchCore is what the applet uses of a running switch; tests substitute a fake.
+type switchCore interface {
+	RunRC(path string) error
+	Console(in io.Reader, out io.Writer, prompt io.Writer) error
+	Done() <-chan struct{}
+	Close() error
+}
+
+// newSwitch starts a switch. It is a variable so tests can run the applet's process
+// life (pid file, daemon, console, signals) against a fake core.
+var newSwitch = func(cfg switchcore.Config) (switchCore, error) {
+	sw, err := switchcore.New(cfg)
+	if err != nil {
+		return nil, err // not a typed nil inside the interface
+	}
+	return sw, nil
+}
+
+// systemRCFile is run when -f is not given and ~/.vde2/vde_switch.rc is not readable.
+var systemRCFile = "/etc/vde2/vde_switch.rc"
+
+// SwitchMain is vde_switch: a VDE switch with the C tool's options (spec vde_switch.md).
+func SwitchMain(ctx context.Context, args []string, stdio Stdio) error {
+	ready := takeDaemonReadyFile()
+	opts, err := parseSwitchArgs(args, osSwitchEnv())
+	if err != nil {
+		var pe *parseExit
+		if !errors.As(err, &pe) {
+			return err
+		}
+		io.WriteString(stdio.Out, pe.Stdout)
+		io.WriteString(stdio.Err, pe.Stderr)
+		if pe.Code == 0 {
+			return nil
+		}
+		return exit(pe.Code)
+	}
+	if opts.Daemon && ready == nil {
+		return spawnSwitchDaemon(args, stdio)
+	}
+	return runSwitch(ctx, opts, stdio, ready)
+}
+
+func osSwitchEnv() switchEnv {
+	cwd, _ := os.Getwd()
+	return switchEnv{Euid: os.Geteuid(), Cwd: cwd, LookupGroup: lookupGroup}
+}
+
+// lookupGroup resolves a group name, or else a number, to a gid. The C tool takes names
+// only; a number is what chown(1) also takes and is handy where no name exists.
+func lookupGroup(name string) (int, error) {
+	if g, err := user.LookupGroup(name); err == nil {
+		return strconv.Atoi(g.Gid)
+	}
+	if gid, err := strconv.Atoi(name); err == nil && gid >= 0 {
+		return gid, nil
+	}
+	return -1, fmt.Errorf("no such group %q", name)
+}
+
+// ignoredSignals are the signals the C switch ignores so that they cannot kill it.
+// SIGPROF is left out: the Go runtime already handles it (profiling).
+var ignoredSignals = []os.Signal{
+	syscall.SIGPIPE, syscall.SIGALRM, syscall.SIGUSR1, syscall.SIGUSR2,
+	syscall.SIGVTALRM, syscall.SIGIO, syscall.SIGSTKFLT, syscall.SIGPWR,
+}
+
+// runSwitch runs the switch in this process until a signal, EOF on the console, a
+// shutdown command or ctx ends it. ready is non-nil in the daemon: the pipe on which
+// the starting process waits for the switch to accept connections.
+func runSwitch(ctx context.Context, o *switchOptions, stdio Stdio, ready *os.File) error {
+	daemon := ready != nil
+	// Handlers go in before the switch exists, as in C, so that a signal during
+	// start-up still cleans up.
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	defer signal.Stop(sigs)
+	signal.Ignore(ignoredSignals...)
+
+	stderr := &lockedWriter{w: stdio.Err}
+	logf := lineLogger(stderr)
+	// report is for start-up failures: the user must see them on the terminal also
+	// in the daemon, whose stderr is the starting process's pipe until it is ready.
+	report := logf
+	if daemon {
+		logf = syslogLogger()
+		report = func(format string, args ...any) {
+			lineLogger(stderr)(format, args...)
+			logf(format, args...)
+		}
+		if err := absolutePaths(o); err != nil {
+			report("%v", err)
+			return exit(1)
+		}
+	}
+	for _, w := range o.Warnings {
+		fmt.Fprintf(stderr, "vde_switch: %s\n", w)
+	}
+
+	cfg := o.Config
+	cfg.Log = logf
+	cfg.Version = Version
+	cfg.Stdout = stdio.Out
+	sw, err := newSwitch(cfg)
+	if err != nil {
+		report("%v", err)
+		return exit(255)
+	}
+	if o.PidFile != "" {
+		if err := writePidFile(o.PidFile); err != nil {
+			report("Error in pidfile creation: %s", strerror(err))
+			closeSwitch(sw, logf)
+			return exit(1)
+		}
+		defer func() {
+			if err := removePidFile(o.PidFile); err != nil {
+				logf("Couldn't remove pidfile '%s': %s", o.PidFile, strerror(err))
+			}
+		}()
+	}
+	if rc := rcFilePath(o.RCFile, os.Getenv("HOME")); rc != "" {
+		if err := sw.RunRC(rc); err != nil {
+			logf("%v", err) // C is silent here; a missing -f file deserves a word
+		}
+	}
+	if daemon {
+		// Ready after the rc file ran, so that clients find its VLANs and ports.
+		signalReady(ready)
+		os.Chdir("/") // like daemon(3): do not keep the start directory busy
+	}
+
+	var console chan error
+	if !daemon && !o.NoStdin {
+		console = make(chan error, 1)
+		go func() { console <- runConsole(sw, stdio) }()
+	}
+	code := 0
+loop:
+	for {
+		select {
+		case err := <-console:
+			switch {
+			case errors.Is(err, io.EOF):
+				logf("EOF on stdin, cleaning up and exiting")
+			case errors.Is(err, switchcore.ErrShutdown):
+				// The core logs this for mgmt sessions; the console is ours.
+				logf("Shutdown from mgmt command")
+			default:
+				logf("Reading from stdin: %v, cleaning up and exiting", err)
+				code = 1
+			}
+			break loop
+		case sig := <-sigs:
+			if sig == syscall.SIGHUP {
+				// Debian's switch survives SIGHUP; it only raises the
+				// sig/hup debug event, which we do not have yet.
+				continue
+			}
+			logf("Caught signal %d, cleaning up and exiting", int(sig.(syscall.Signal)))
+			break loop
+		case <-sw.Done():
+			break loop
+		case <-ctx.Done():
+			break loop
+		}
+	}
+	closeSwitch(sw, logf)
+	if code != 0 {
+		return exit(code)
+	}
+	return nil
+}
+
+func closeSwitch(sw switchCore, logf func(string, ...any)) {
+	if err := sw.Close(); err != nil {
+		logf("%v", err)
+	}
+}
+
+// runConsole serves the stdin console. "logout" ends a mgmt session but does nothing on
+// the console (as in C), so a nil return starts the next session.
+func runConsole(sw switchCore, stdio Stdio) error {
+	var prompt io.Writer
+	if f, ok := stdio.In.(*os.File); ok {
+		// C writes the prompt to fd 0: it shows on a terminal and fails
+		// harmlessly when stdin is a pipe or a file.
+		prompt = ignoreErrors{f}
+	}
+	for {
+		if err := sw.Console(stdio.In, stdio.Out, prompt); err != nil {
+			return err
+		}
+	}
+}
+
+// rcFilePath picks the rc file: -f FILE, else ~/.vde2/vde_switch.rc if readable, else
+// the system one if readable, else none.
+func rcFilePath(explicit, home string) string {
+	if explicit != "" {
+		return explicit
+	}
+	if home != "" {
+		p := filepath.Join(home, ".vde2", "vde_switch.rc")
+		if unix.Access(p, unix.R_OK) == nil {
+			return p
+		}
+	}
+	if unix.Access(systemRCFile, unix.R_OK) == nil {
+		return systemRCFile
+	}
+	return ""
+}
+
+// absolutePaths makes the daemon's paths absolute before it leaves its start directory,
+// so that cleanup finds its sockets again.
+func absolutePaths(o *switchOptions) error {
+	for _, p := range []*string{&o.Config.CtlDir, &o.Config.MgmtPath, &o.RCFile} {
+		if *p == "" {
+			continue
+		}
+		abs, err := filepath.Abs(*p)
+		if err != nil {
+			return fmt.Errorf("cannot resolve %s: %w", *p, err)
+		}
+		*p = abs
+	}
+	return nil
+}
+
+// lineLogger logs "vde_switch: <message>" lines on w, as the C switch does on stderr.
+func lineLogger(w io.Writer) func(string, ...any) {
+	return func(format string, args ...any) {
+		fmt.Fprintf(w, "vde_switch: "+format+"\n", args...)
+	}
+}
+
+// lockedWriter serialises writes, so that log lines from the core's goroutines never
+// interleave (and tests can log into a bytes.Buffer).
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+// ignoreErrors is a writer that never fails.
+type ignoreErrors struct{ w io.Writer }
+
+func (i ignoreErrors) Write(p []byte) (int, error) {
+	i.w.Write(p)
+	return len(p), nil
+}

@@ -1,0 +1,288 @@
+package applets
+
+import (
+	"fmt"
+	"math"
+	"path/filepath"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/vde-go/vde/switchcore"
+)
+
+// switchFlags are vde_switch's options in the order of the C option table (global
+// options, then the datasock, consmgmt and tuntap modules); the order shows in getopt's
+// "ambiguous" message. The -h text is switchUsage, copied from the C tool, not generated.
+var switchFlags = []cli.Flag{
+	&cli.BoolFlag{Name: "help", Aliases: []string{"h"}, Usage: "Display this help and exit"},
+	&cli.BoolFlag{Name: "hub", Aliases: []string{"x"}, Usage: "Make the switch act as a hub"},
+	&cli.BoolFlag{Name: "fstp", Aliases: []string{"F"}, Usage: "Activate the fast spanning tree protocol"},
+	&cli.BoolFlag{Name: "version", Aliases: []string{"v"}, Usage: "Display informations on version and exit"},
+	&cli.StringFlag{Name: "numports", Aliases: []string{"n"}, Usage: "Number of ports"},
+	&cli.StringFlag{Name: "hashsize", Usage: "Hash table size"},
+	&cli.StringFlag{Name: "macaddr", Usage: "Set the Switch MAC address"},
+	&cli.StringFlag{Name: "priority", Usage: "Set the priority for FST (MAC extension)"},
+	&cli.StringFlag{Name: "sock", Aliases: []string{"vdesock", "unix", "s"}, Usage: "control directory pathname"},
+	&cli.StringFlag{Name: "mode", Aliases: []string{"mod", "m"}, Usage: "Permissions for the control socket (octal)"},
+	&cli.StringFlag{Name: "dirmode", Usage: "Permissions for the sockets directory (octal)"},
+	&cli.StringFlag{Name: "group", Aliases: []string{"g"}, Usage: "Group owner for comm sockets"},
+	&cli.BoolFlag{Name: "daemon", Aliases: []string{"d"}, Usage: "Daemonize vde_switch once run"},
+	&cli.StringFlag{Name: "pidfile", Aliases: []string{"p"}, Usage: "Write pid of daemon to PIDFILE"},
+	&cli.StringFlag{Name: "rcfile", Aliases: []string{"f"}, Usage: "Configuration file"},
+	&cli.StringFlag{Name: "mgmt", Aliases: []string{"M"}, Usage: "path of the management UNIX socket"},
+	&cli.StringFlag{Name: "mgmtmode", Usage: "management UNIX socket access mode (octal)"},
+	&cli.StringFlag{Name: "mgmtgroup", Usage: "management UNIX socket group name"},
+	&cli.BoolFlag{Name: "nostdin", Usage: "Allow stdin to be closed"},
+	&cli.StringFlag{Name: "debugclients", Aliases: []string{"D"}, Usage: "number of debug clients allowed"},
+	&cli.StringFlag{Name: "tap", Aliases: []string{"t"}, Usage: "Enable routing through TAP tap interface"},
+}
+
+// switchUsage is the C tool's usage text (spec §1.1) with HEAD's --nostdin line and our
+// bug address; %d is the number of ports set so far, as in C ("-n 4 -h" says 4).
+const switchUsage = `Usage: vde_switch [OPTIONS]
+Runs a VDE switch.
+(global opts)
+  -h, --help                 Display this help and exit
+  -v, --version              Display informations on version and exit
+  -n  --numports             Number of ports (default %d)
+  -x, --hub                  Make the switch act as a hub
+  -F, --fstp                 Activate the fast spanning tree protocol
+      --macaddr MAC          Set the Switch MAC address
+      --priority N           Set the priority for FST (MAC extension)
+      --hashsize N           Hash table size
+(opts from datasock module)
+  -s, --sock SOCK            control directory pathname
+  -s, --vdesock SOCK         Same as --sock SOCK
+  -s, --unix SOCK            Same as --sock SOCK
+  -m, --mode MODE            Permissions for the control socket (octal)
+      --dirmode MODE         Permissions for the sockets directory (octal)
+  -g, --group GROUP          Group owner for comm sockets
+(opts from consmgmt module)
+  -d, --daemon               Daemonize vde_switch once run
+  -p, --pidfile PIDFILE      Write pid of daemon to PIDFILE
+  -f, --rcfile               Configuration file (overrides /etc/vde2/vde_switch.rc and ~/.vderc)
+  -M, --mgmt SOCK            path of the management UNIX socket
+      --mgmtmode MODE        management UNIX socket access mode (octal)
+      --mgmtgroup GROUP      management UNIX socket group name
+      --nostdin              Allow stdin to be closed
+  -D, --debugclients #       number of debug clients allowed
+(opts from tuntap module)
+  -t, --tap TAP              Enable routing through TAP tap interface
+
+Report bugs to https://github.com/vde-go/vde/issues
+`
+
+// switchVersionText is printed by -v. The first line keeps the C tool's shape.
+func switchVersionText() string {
+	return "VDE " + Version + `
+Copyright the vde-go authors.
+A reimplementation in Go of VDE2 by Renzo Davoli and others.
+vde comes with NO WARRANTY, to the extent permitted by law.
+You may redistribute copies of vde under the terms of the
+Apache License, Version 2.0.
+For more information about these matters, see the file
+named LICENSE.
+`
+}
+
+// Messages for options we parse but cannot honour yet; failing loudly beats running a
+// switch without the TAP port or spanning tree the user asked for.
+const (
+	errTapUnsupported  = "vde_switch: -t/--tap is not supported yet (TAP ports come with vde_plug/TAP support)"
+	errFstpUnsupported = "vde_switch: -F/--fstp is not supported yet (the fast spanning tree protocol is not implemented)"
+)
+
+const (
+	defaultNumPorts = 32
+	defaultHashSize = 128
+	defaultPriority = 0x8000
+	// maxHashSize is the largest power of two a C int holds; C loops forever above it.
+	maxHashSize = 1 << 30
+)
+
+// switchEnv is what option parsing needs from the process, so that tests can fake it.
+type switchEnv struct {
+	// Euid picks the default control directory (/var/run/vde.ctl for root).
+	Euid int
+	// Cwd resolves a relative pid file; empty if unknown.
+	Cwd string
+	// LookupGroup returns the gid of a group name (or number).
+	LookupGroup func(name string) (int, error)
+}
+
+// switchOptions is a parsed vde_switch command line.
+type switchOptions struct {
+	// Config is the switch configuration; Log, Stdout and Version are left for Main.
+	Config switchcore.Config
+	// Daemon is -d.
+	Daemon bool
+	// NoStdin is --nostdin: no console on stdin in the foreground.
+	NoStdin bool
+	// PidFile is -p, made absolute against the start directory; empty for none.
+	PidFile string
+	// RCFile is -f as given; empty means the default rc files.
+	RCFile string
+	// Warnings are logged at start-up ("Hash size must be a power of 2...").
+	Warnings []string
+}
+
+// parseExit is parsing's verdict when the switch must not start: what to print on
+// standard output and standard error, and the exit status.
+type parseExit struct {
+	Code   int
+	Stdout string
+	Stderr string
+}
+
+func (e *parseExit) Error() string {
+	return fmt.Sprintf("vde_switch: exit status %d: %s", e.Code, e.Stderr)
+}
+
+// parseSwitchArgs turns vde_switch's arguments into options, or into a *parseExit.
+// Options act in command-line order, like the C tool's getopt loop: the first of -h, -v,
+// a bad value or a bad group decides the outcome.
+func parseSwitchArgs(args []string, env switchEnv) (*switchOptions, error) {
+	numports := int32(defaultNumPorts)
+	hashsize := int32(defaultHashSize)
+	priority := int32(defaultPriority)
+	mode, dirmode, mgmtmode := int32(-1), int32(-1), int32(0o600)
+	group, mgmtgroup := -1, -1
+	var mac [6]byte
+	var hub, fstp bool
+	o := &switchOptions{}
+	sock, hashArg := "", ""
+
+	usage := func(stderr string) error {
+		return &parseExit{Code: 1, Stdout: fmt.Sprintf(switchUsage, numports), Stderr: stderr}
+	}
+	fail := func(stderr string) error { return &parseExit{Code: 1, Stderr: stderr} }
+
+	res := getoptLongOnly(switchFlags, args)
+	for _, ev := range res.Opts {
+		if ev.Err != "" {
+			// The C tool only warns and carries on; a mistyped option should
+			// not start a switch with defaults, so we stop with the usage.
+			return nil, usage("vde_switch: " + ev.Err + "\n")
+		}
+		v := ev.Value
+		switch ev.Name {
+		case "help":
+			return nil, usage("")
+		case "version":
+			return nil, &parseExit{Code: 0, Stdout: switchVersionText()}
+		case "hub":
+			hub = true
+		case "fstp":
+			fstp = true
+		case "numports":
+			// vde-2 HEAD's check; Debian kept 32 for "-n abc".
+			n, ok := scanInt(v)
+			if !ok || n < 1 || n > math.MaxInt32-1 {
+				return nil, usage(fmt.Sprintf("vde_switch: Invalid number of ports %s\n", v))
+			}
+			numports = n
+		case "hashsize":
+			if n, ok := scanInt(v); ok {
+				hashsize, hashArg = n, v
+			}
+		case "priority":
+			if n, ok := scanInt(v); ok {
+				priority = n & 0xffff
+			}
+		case "macaddr":
+			m, ok := parseMAC(v)
+			if !ok {
+				return nil, usage(fmt.Sprintf("vde_switch: Invalid MAC Addr %s\n", v))
+			}
+			mac = m
+		case "sock":
+			sock = v
+		case "mode":
+			if n, ok := scanOctal(v); ok {
+				mode = n
+			}
+		case "dirmode":
+			if n, ok := scanOctal(v); ok {
+				dirmode = n
+			}
+		case "mgmtmode":
+			if n, ok := scanOctal(v); ok {
+				mgmtmode = n
+			}
+		case "group", "mgmtgroup":
+			gid, err := env.LookupGroup(v)
+			if err != nil {
+				return nil, fail(fmt.Sprintf("No such group '%s'\n", v))
+			}
+			if ev.Name == "group" {
+				group = gid
+			} else {
+				mgmtgroup = gid
+			}
+		case "daemon":
+			o.Daemon = true
+		case "pidfile":
+			o.PidFile = v
+		case "rcfile":
+			o.RCFile = v
+		case "mgmt":
+			o.Config.MgmtPath = v
+		case "nostdin":
+			o.NoStdin = true
+		case "debugclients":
+			// Listed by the C tool's usage and ignored by it.
+		case "tap":
+			return nil, fail(errTapUnsupported + "\n")
+		}
+	}
+	if len(res.Operands) > 0 {
+		return nil, usage("")
+	}
+	// -x switches FSTP off whatever the order ("-F -x" and "-x -F" both run a hub
+	// without FSTP in C), so only -F without -x needs FSTP.
+	if fstp && !hub {
+		return nil, fail(errFstpUnsupported + "\n")
+	}
+
+	switch {
+	case hashsize < 0 || hashsize > maxHashSize:
+		return nil, usage(fmt.Sprintf("vde_switch: Invalid hash size %s\n", hashArg))
+	case hashsize == 0:
+		hashsize = 1 // C: zero hash bits, one bucket, no warning
+	case hashsize&(hashsize-1) != 0:
+		r := int32(1)
+		for r < hashsize {
+			r <<= 1
+		}
+		o.Warnings = append(o.Warnings, fmt.Sprintf("Hash size must be a power of 2. %d rounded to %d", hashsize, r))
+		hashsize = r
+	}
+
+	if sock == "" {
+		sock = "/tmp/vde.ctl"
+		if env.Euid == 0 {
+			sock = "/var/run/vde.ctl"
+		}
+	}
+	if o.PidFile != "" && !filepath.IsAbs(o.PidFile) {
+		if env.Cwd == "" {
+			return nil, fail("vde_switch: getcwd: cannot resolve the pid file " + o.PidFile + "\n")
+		}
+		o.PidFile = filepath.Join(env.Cwd, o.PidFile)
+	}
+
+	c := &o.Config
+	c.NumPorts = int(numports)
+	c.Hub = hub
+	c.MAC = mac
+	c.Priority = int(priority)
+	c.HashSize = int(hashsize)
+	c.CtlDir = sock
+	// A negative value after %o (e.g. "-m -1") means "not given" in C.
+	c.Mode, c.ModeSet = uint32(max(mode, 0)), mode >= 0
+	c.DirMode, c.DirModeSet = uint32(max(dirmode, 0)), dirmode >= 0
+	c.Group = group
+	c.MgmtMode = uint32(mgmtmode)
+	c.MgmtGroup = mgmtgroup
+	return o, nil
+}

@@ -1,0 +1,292 @@
+// Command bench is the project's switch benchmark (`make bench`): it runs our vde_switch and
+// Debian's C vde_switch alternately, each fresh per round, and measures how many unicast
+// frames per second one port forwards to another over the VDE unix-socket data path.
+//
+// Per round and implementation it starts `vde_switch -s DIR/sw.ctl` with a stdin pipe it
+// keeps open, attaches ports A and B with switchcore/wire, lets the switch learn both MACs,
+// then for each frame size blasts frames from A (batched sendmmsg) while a reader counts
+// what arrives at B (batched recvmmsg). The figure is frames received at B per second.
+// It prints min/median/max per implementation, the median of the per-round ratios
+// ours/debian, the ratio of the medians, the environment and the command to reproduce.
+//
+// It is a benchmark, not a test: nothing is asserted about the numbers.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+type config struct {
+	ours, debian string
+	rounds       int
+	duration     time.Duration
+	warmup       time.Duration
+	sizes        []int
+	backoff      backoff
+	out          string
+}
+
+// impl is one implementation under test.
+type impl struct {
+	name string // "ours" or "debian"
+	path string
+}
+
+// measurement keys results by implementation, size and round.
+type measurements map[string]map[int][]result
+
+func main() {
+	os.Exit(run())
+}
+
+func run() int {
+	cfg, err := parseFlags(os.Args[1:])
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		return 2
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	defer reap.killAll()
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	go func() {
+		<-sigs
+		fmt.Fprintln(os.Stderr, "\nbench: interrupted; stopping the switch (again to kill at once)")
+		cancel()
+		<-sigs
+		reap.killAll()
+		os.Exit(130)
+	}()
+
+	impls := []impl{{"ours", cfg.ours}, {"debian", cfg.debian}}
+	for _, im := range impls {
+		if err := checkBinary(im); err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			return 1
+		}
+	}
+
+	env := environment(cfg)
+	cmdline := reproduce(cfg)
+	fmt.Println(env)
+	fmt.Println("command:", cmdline)
+	fmt.Println()
+
+	res := measurements{}
+	for _, im := range impls {
+		res[im.name] = map[int][]result{}
+	}
+	for round := 1; round <= cfg.rounds; round++ {
+		for _, im := range impls {
+			rs, err := runOne(ctx, cfg, im, round)
+			if err != nil {
+				if ctx.Err() != nil {
+					fmt.Fprintln(os.Stderr, "bench: interrupted")
+					return 130
+				}
+				fmt.Fprintf(os.Stderr, "bench: round %d, %s (%s): %v\n", round, im.name, im.path, err)
+				return 1
+			}
+			for i, size := range cfg.sizes {
+				res[im.name][size] = append(res[im.name][size], rs[i])
+			}
+		}
+	}
+
+	rows := summarize(cfg, res)
+	fmt.Println()
+	printTable(os.Stdout, rows)
+	if cfg.out != "" {
+		md := markdown(cfg, env, cmdline, rows, res)
+		if err := os.WriteFile(cfg.out, []byte(md), 0o644); err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			return 1
+		}
+		fmt.Println("\nwrote", cfg.out)
+	}
+	return 0
+}
+
+func parseFlags(args []string) (*config, error) {
+	fl := flag.NewFlagSet("bench", flag.ContinueOnError)
+	cfg := &config{}
+	fl.StringVar(&cfg.ours, "ours", "bin/vde_switch", "our `vde_switch` (built by make)")
+	fl.StringVar(&cfg.debian, "debian", "/usr/bin/vde_switch", "Debian's C `vde_switch`")
+	fl.IntVar(&cfg.rounds, "rounds", 5, "rounds; each starts a fresh switch of each implementation")
+	fl.DurationVar(&cfg.duration, "duration", 2*time.Second, "measuring time per frame size")
+	fl.DurationVar(&cfg.warmup, "warmup", 250*time.Millisecond, "traffic before each measurement starts")
+	sizes := fl.String("sizes", "64,1500,9000", "frame sizes in bytes, Ethernet header included")
+	bo := fl.String("backoff", string(backoffPoll), "what the sender does when the socket is full: poll (wait ≤1ms for POLLOUT), yield (Gosched) or sleep (20µs)")
+	fl.StringVar(&cfg.out, "out", "", "also write the results as markdown to `FILE` (e.g. BENCHMARKS.md)")
+	fl.Usage = func() {
+		fmt.Fprintln(fl.Output(), "usage: go run ./bench [flags]   (make bench)")
+		fl.PrintDefaults()
+	}
+	if err := fl.Parse(args); err != nil {
+		return nil, err
+	}
+	if fl.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected arguments: %q", fl.Args())
+	}
+	if cfg.rounds < 1 {
+		return nil, fmt.Errorf("-rounds %d: need at least 1", cfg.rounds)
+	}
+	if cfg.duration <= 0 || cfg.warmup < 0 {
+		return nil, errors.New("-duration must be positive and -warmup not negative")
+	}
+	for _, f := range strings.Split(*sizes, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 14 || n > 9234 {
+			return nil, fmt.Errorf("-sizes: %q is not a frame size in 14..9234", f)
+		}
+		cfg.sizes = append(cfg.sizes, n)
+	}
+	var err error
+	if cfg.backoff, err = parseBackoff(*bo); err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+func checkBinary(im impl) error {
+	st, err := os.Stat(im.path)
+	switch {
+	case im.name == "ours" && errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("our switch %s does not exist: build it first with `make` (or pass -ours PATH)", im.path)
+	case err != nil:
+		return fmt.Errorf("%s switch: %w", im.name, err)
+	case st.IsDir() || st.Mode().Perm()&0o111 == 0:
+		return fmt.Errorf("%s switch %s is not an executable file", im.name, im.path)
+	}
+	return nil
+}
+
+// runOne starts a fresh switch, measures every frame size on it and stops it.
+func runOne(ctx context.Context, cfg *config, im impl, round int) (rs []result, err error) {
+	sw, err := startSwitch(ctx, im.path)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if serr := sw.stop(); serr != nil && err == nil {
+			err = serr
+		}
+	}()
+	p, err := openPair(ctx, sw)
+	if err != nil {
+		return nil, err
+	}
+	defer p.close()
+	for _, size := range cfg.sizes {
+		r := p.measure(ctx, size, cfg.duration, cfg.warmup, cfg.backoff)
+		if r.err != nil && ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		fmt.Printf("round %d/%d  %-6s %5d B  %s\n", round, cfg.rounds, im.name, size, describe(r))
+		rs = append(rs, r)
+	}
+	return rs, nil
+}
+
+func describe(r result) string {
+	var b strings.Builder
+	switch {
+	case r.truncated:
+		fmt.Fprintf(&b, "truncates (frames arrive as %d B)", r.badSize)
+	default:
+		fmt.Fprintf(&b, "%9s frames/s at B, %6.2f Gbit/s  (%s/s accepted at A", thousands(r.fps), r.bitRate/1e9, thousands(r.sentFPS))
+		if r.sentFPS > 0 {
+			fmt.Fprintf(&b, ", %.1f%% delivered", 100*r.fps/r.sentFPS)
+		}
+		b.WriteString(")")
+		if r.bad > 0 {
+			fmt.Fprintf(&b, "  %d frames of a wrong size (last %d B)", r.bad, r.badSize)
+		}
+	}
+	if r.err != nil {
+		fmt.Fprintf(&b, "  error: %v", r.err)
+	}
+	return b.String()
+}
+
+// reproduce is the command line that repeats this run, every setting spelled out.
+func reproduce(cfg *config) string {
+	sizes := make([]string, len(cfg.sizes))
+	for i, s := range cfg.sizes {
+		sizes[i] = strconv.Itoa(s)
+	}
+	args := []string{"go", "run", "./bench",
+		"-ours", cfg.ours, "-debian", cfg.debian,
+		"-rounds", strconv.Itoa(cfg.rounds), "-duration", cfg.duration.String(),
+		"-warmup", cfg.warmup.String(), "-sizes", strings.Join(sizes, ","),
+		"-backoff", string(cfg.backoff)}
+	if cfg.out != "" {
+		args = append(args, "-out", cfg.out)
+	}
+	for i, a := range args {
+		args[i] = shellQuote(a)
+	}
+	return strings.Join(args, " ")
+}
+
+func shellQuote(s string) string {
+	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./,:=+@%") == "" {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// environment is the one line that says where the numbers come from.
+func environment(cfg *config) string {
+	var uts syscall.Utsname
+	kernel := "?"
+	if syscall.Uname(&uts) == nil {
+		kernel = cstr(uts.Sysname[:]) + " " + cstr(uts.Release[:]) + " " + cstr(uts.Machine[:])
+	}
+	cpu := "?"
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			if k, v, ok := strings.Cut(l, ":"); ok && strings.TrimSpace(k) == "model name" {
+				cpu = strings.TrimSpace(v)
+				break
+			}
+		}
+	}
+	qlen := "?"
+	if b, err := os.ReadFile("/proc/sys/net/unix/max_dgram_qlen"); err == nil {
+		qlen = strings.TrimSpace(string(b))
+	}
+	ours := cfg.ours
+	if r, err := filepath.EvalSymlinks(cfg.ours); err == nil && r != cfg.ours {
+		ours += " -> " + r
+	}
+	return fmt.Sprintf("environment: nproc=%d (%s), %s, kernel %s, net.unix.max_dgram_qlen=%s, ours=%s, debian=%s",
+		numCPU(), cpu, versions(), kernel, qlen, ours, cfg.debian)
+}
+
+func cstr[T int8 | uint8](b []T) string {
+	s := make([]byte, 0, len(b))
+	for _, c := range b {
+		if c == 0 {
+			break
+		}
+		s = append(s, byte(c))
+	}
+	return string(s)
+}

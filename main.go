@@ -1,0 +1,75 @@
+// Command vde is the multicall binary of the VDE tools: run as vde_switch (or
+// vde-switch, vdeswitch, vde_plug, dpipe, ...) through a link, or as `vde APPLET ARGS`.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/vde-go/vde/applets"
+)
+
+func main() {
+	os.Exit(run(context.Background(), os.Args, applets.Stdio{In: os.Stdin, Out: os.Stdout, Err: os.Stderr}))
+}
+
+const usage = `usage: vde APPLET [ARGS...]
+       vde --list | --version
+The applets also run under their own names (vde_switch, vde_plug, dpipe, ...),
+e.g. through a symbolic link to vde. "vde --list" names them all.
+`
+
+// run dispatches argv to an applet and returns the exit status.
+func run(ctx context.Context, argv []string, stdio applets.Stdio) int {
+	if len(argv) > 0 {
+		if a, ok := applets.Lookup(filepath.Base(argv[0])); ok {
+			return exitStatus(a.Main(ctx, argv[1:], stdio), stdio.Err)
+		}
+	}
+	// Any other argv[0] (vde, vde.test, a renamed copy) is the multicall front end.
+	if len(argv) < 2 {
+		io.WriteString(stdio.Err, usage)
+		return 2
+	}
+	switch argv[1] {
+	case "--list":
+		for _, a := range applets.All() {
+			fmt.Fprintln(stdio.Out, a.Name)
+		}
+		return 0
+	case "--version":
+		fmt.Fprintf(stdio.Out, "vde %s\n", applets.Version)
+		return 0
+	case "-h", "--help":
+		io.WriteString(stdio.Out, usage)
+		return 0
+	}
+	a, ok := applets.Lookup(argv[1])
+	if !ok {
+		fmt.Fprintf(stdio.Err, "vde: unknown applet '%s'\n%s", argv[1], usage)
+		return 2
+	}
+	return exitStatus(a.Main(ctx, argv[2:], stdio), stdio.Err)
+}
+
+// exitStatus is the one place where an applet's result becomes an exit status: nil is
+// 0, an *applets.ExitError carries its code (and maybe a message for us to print), and
+// any other error is printed and gives 1.
+func exitStatus(err error, stderr io.Writer) int {
+	if err == nil {
+		return 0
+	}
+	var ee *applets.ExitError
+	if errors.As(err, &ee) {
+		if ee.Err != nil {
+			fmt.Fprintf(stderr, "vde: %v\n", ee.Err)
+		}
+		return ee.Code
+	}
+	fmt.Fprintf(stderr, "vde: %v\n", err)
+	return 1
+}

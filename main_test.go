@@ -1,0 +1,123 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/vde-go/vde/applets"
+)
+
+func runArgs(argv ...string) (code int, stdout, stderr string) {
+	var out, errb bytes.Buffer
+	code = run(context.Background(), argv, applets.Stdio{In: strings.NewReader(""), Out: &out, Err: &errb})
+	return code, out.String(), errb.String()
+}
+
+func TestDispatchSwitchNames(t *testing.T) {
+	for _, argv := range [][]string{
+		{"vde_switch", "-v"},
+		{"vde-switch", "-v"},
+		{"vdeswitch", "-v"},
+		{"/usr/local/bin/vde_switch", "-v"},
+		{"vde", "switch", "-v"},
+		{"vde", "vde_switch", "-v"},
+		{"/usr/local/bin/vde", "switch", "--version"},
+	} {
+		code, out, errs := runArgs(argv...)
+		if code != 0 || !strings.HasPrefix(out, "VDE "+applets.Version+"\n") || errs != "" {
+			t.Errorf("%q: exit %d, stdout %q, stderr %q; want the switch's version banner", argv, code, out, errs)
+		}
+	}
+}
+
+func TestDispatchSwitchUsageExitsOne(t *testing.T) {
+	code, out, _ := runArgs("vde", "switch", "-h")
+	if code != 1 || !strings.HasPrefix(out, "Usage: vde_switch [OPTIONS]\n") {
+		t.Errorf("vde switch -h: exit %d, stdout %q", code, out)
+	}
+	code, _, errs := runArgs("vde_switch", "--bogus")
+	if code != 1 || errs != "vde_switch: unrecognized option '--bogus'\n" {
+		t.Errorf("vde_switch --bogus: exit %d, stderr %q", code, errs)
+	}
+}
+
+func TestDispatchNotImplemented(t *testing.T) {
+	for _, tt := range []struct {
+		argv []string
+		name string
+	}{
+		{[]string{"vde_plug"}, "plug"},
+		{[]string{"vde-plug", "/tmp/sw"}, "plug"},
+		{[]string{"vdeplug"}, "plug"},
+		{[]string{"vde", "plug"}, "plug"},
+		{[]string{"vde_plug2tap", "tap0"}, "plug2tap"},
+		{[]string{"slirpvde"}, "slirpvde"},
+		{[]string{"dpipe", "a", "=", "b"}, "dpipe"},
+		{[]string{"vdeq", "qemu-system-x86_64"}, "vdeq"},
+		{[]string{"unixterm", "/tmp/mgmt"}, "unixterm"},
+		{[]string{"vde", "ifup-hook"}, "ifup-hook"},
+	} {
+		code, out, errs := runArgs(tt.argv...)
+		want := "vde: " + tt.name + " is not implemented yet\n"
+		if code != 2 || out != "" || errs != want {
+			t.Errorf("%q: exit %d, stdout %q, stderr %q; want 2 and %q", tt.argv, code, out, errs, want)
+		}
+	}
+}
+
+func TestMulticallFrontEnd(t *testing.T) {
+	code, out, _ := runArgs("vde", "--list")
+	want := "dpipe\nifup-hook\nplug\nplug2tap\nslirpvde\nswitch\nunixterm\nvdeq\n"
+	if code != 0 || out != want {
+		t.Errorf("vde --list: exit %d, stdout %q; want %q", code, out, want)
+	}
+
+	code, out, _ = runArgs("vde", "--version")
+	if code != 0 || out != "vde "+applets.Version+"\n" {
+		t.Errorf("vde --version: exit %d, stdout %q", code, out)
+	}
+
+	code, out, errs := runArgs("vde")
+	if code != 2 || out != "" || !strings.HasPrefix(errs, "usage: vde APPLET") {
+		t.Errorf("vde: exit %d, stdout %q, stderr %q; want 2 and the usage", code, out, errs)
+	}
+
+	code, out, errs = runArgs("vde", "bogus", "-x")
+	if code != 2 || out != "" || !strings.HasPrefix(errs, "vde: unknown applet 'bogus'\nusage: vde APPLET") {
+		t.Errorf("vde bogus: exit %d, stdout %q, stderr %q", code, out, errs)
+	}
+
+	// A name the table does not know behaves as vde itself.
+	code, out, _ = runArgs("vde.renamed", "--version")
+	if code != 0 || out != "vde "+applets.Version+"\n" {
+		t.Errorf("vde.renamed --version: exit %d, stdout %q", code, out)
+	}
+
+	code, out, _ = runArgs("vde", "--help")
+	if code != 0 || !strings.HasPrefix(out, "usage: vde APPLET") {
+		t.Errorf("vde --help: exit %d, stdout %q", code, out)
+	}
+}
+
+func TestExitStatus(t *testing.T) {
+	var errb bytes.Buffer
+	cases := []struct {
+		err    error
+		code   int
+		stderr string
+	}{
+		{nil, 0, ""},
+		{&applets.ExitError{Code: 255}, 255, ""},
+		{&applets.ExitError{Code: 2, Err: errors.New("x is not implemented yet")}, 2, "vde: x is not implemented yet\n"},
+		{errors.New("boom"), 1, "vde: boom\n"},
+	}
+	for _, c := range cases {
+		errb.Reset()
+		if code := exitStatus(c.err, &errb); code != c.code || errb.String() != c.stderr {
+			t.Errorf("exitStatus(%v) = %d, stderr %q; want %d, %q", c.err, code, errb.String(), c.code, c.stderr)
+		}
+	}
+}
