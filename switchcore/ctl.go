@@ -190,7 +190,7 @@ func (s *Switch) attach(c *net.UnixConn, id int, req wire.Request) (*endpoint, e
 	}
 	// The endpoint forwards before the client hears the reply: clients send at once, and a
 	// frame to a port not yet in the view would be lost.
-	ep := &endpoint{id: id, port: p, module: "unix prog", descr: req.Description, ctl: c, data: d, dataPath: path, slot: s.allocSlotLocked()}
+	ep := &endpoint{id: id, port: p, module: "unix prog", descr: req.Description, ctl: c, data: d, dgram: d, dataPath: path, slot: s.allocSlotLocked()}
 	wasActive := p.active()
 	p.eps = append([]*endpoint{ep}, p.eps...)
 	p.curUser = uid
@@ -356,9 +356,13 @@ func (s *Switch) detach(ep *endpoint) {
 	s.freeSlot = append(s.freeSlot, ep.slot)
 	s.publishLocked()
 	s.mu.Unlock()
-	ep.ctl.Close()
+	if ep.ctl != nil {
+		ep.ctl.Close()
+	}
 	ep.data.Close()
-	os.Remove(ep.dataPath)
+	if ep.dataPath != "" {
+		os.Remove(ep.dataPath)
+	}
 	s.event(catEPDel, fmt.Sprintf("Port %02d FD %2d", p.num, ep.id))
 }
 
@@ -380,4 +384,34 @@ func (s *Switch) flushVLAN(v uint16) {
 	for _, e := range s.macs.flushVLAN(v) {
 		s.hashEvent(catHashDel, e)
 	}
+}
+
+// AttachEndpoint plugs an in-process endpoint (a TAP device, say) into the first free
+// port, as the C switch does with -t: module and descr show in port/print, id is the
+// endpoint ID port/epclose takes (the C switch uses the fd). The switch owns e from now on.
+func (s *Switch) AttachEndpoint(e wire.Endpoint, id int, module, descr string) (port int, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing.Load() {
+		return 0, errors.New("switch is shutting down")
+	}
+	p, created, err := s.allocPortLocked(wire.Request{Type: wire.ReqNewControl}, os.Geteuid())
+	if err != nil {
+		return 0, err
+	}
+	ep := &endpoint{id: id, port: p, module: module, descr: descr, data: e, slot: s.allocSlotLocked()}
+	if d, ok := e.(*wire.Datagram); ok {
+		ep.dgram = d
+	}
+	p.eps = append([]*endpoint{ep}, p.eps...)
+	p.curUser = os.Geteuid()
+	if created {
+		s.event(catPortAdd, fmt.Sprintf("%02d", p.num))
+	}
+	s.flushPortVLANsLocked(p)
+	s.publishLocked()
+	go s.readLoop(ep)
+	s.event(catEPAdd, fmt.Sprintf("Port %02d FD %2d", p.num, id))
+	s.event(catPortDescr, fmt.Sprintf("Port %02d FD %2d -> \"%s\"", p.num, id, descr))
+	return p.num, nil
 }

@@ -48,12 +48,20 @@ func newReader(s *Switch) *reader {
 // readLoop moves frames from one endpoint into the switch until the endpoint closes.
 func (s *Switch) readLoop(ep *endpoint) {
 	r := newReader(s)
-	rc := ep.data.RawConn()
 	for {
-		n, err := r.rb.Recv(rc, r.bufs, r.sizes)
+		var n int
+		var err error
+		if ep.dgram != nil {
+			n, err = r.rb.Recv(ep.dgram.RawConn(), r.bufs, r.sizes)
+		} else {
+			n, err = ep.data.ReadBatch(r.bufs, r.sizes)
+		}
 		if err != nil {
 			if !ep.closed.Load() {
 				s.logf("port %d: endpoint %d: read: %v", ep.port.num, ep.id, err)
+				if ep.ctl == nil {
+					s.detach(ep) // nobody else ends an in-process endpoint that failed
+				}
 			}
 			return
 		}
@@ -231,7 +239,13 @@ func (r *reader) flush() {
 	for _, slot := range r.touched {
 		ep, frames := r.pendEp[slot], r.pend[slot]
 		if !ep.closed.Load() {
-			sent, err := r.wb.Send(ep.data.RawConn(), frames)
+			var sent int
+			var err error
+			if ep.dgram != nil {
+				sent, err = r.wb.Send(ep.dgram.RawConn(), frames)
+			} else {
+				sent, err = ep.data.WriteBatch(frames)
+			}
 			if sent < len(frames) {
 				ep.port.counters.drops.Add(uint64(len(frames) - sent))
 			}

@@ -56,10 +56,11 @@ type endpoint struct {
 	port     *Port
 	module   string
 	descr    string
-	ctl      *net.UnixConn
-	data     *wire.Datagram
-	dataPath string // NNN.F, unlinked on close
-	slot     int    // index into readers' per-destination batches
+	ctl      *net.UnixConn  // nil for endpoints attached in-process (TAPs)
+	data     wire.Endpoint  // the frames
+	dgram    *wire.Datagram // data as a datagram socket, for batched zero-copy sends; or nil
+	dataPath string         // NNN.F, unlinked on close
+	slot     int            // index into readers' per-destination batches
 	closed   atomic.Bool
 	errLog   atomic.Bool // a send error was logged already
 }
