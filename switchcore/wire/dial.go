@@ -9,6 +9,7 @@ import (
 	"os/user"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -40,6 +41,22 @@ type Conn struct {
 	ctl *net.UnixConn
 	// Remote is the switch-side data socket path from the reply.
 	Remote string
+
+	closedOnce sync.Once
+	closed     chan struct{}
+}
+
+// Closed is closed when the switch ends the connection (EOF or anything on the control
+// stream, as vde_plug reads it) or Close is called.
+func (c *Conn) Closed() <-chan struct{} {
+	c.closedOnce.Do(func() {
+		c.closed = make(chan struct{})
+		go func() {
+			c.WaitClosed()
+			close(c.closed)
+		}()
+	})
+	return c.closed
 }
 
 // Dial attaches to the switch whose control directory is dir, as libvdeplug's vde:// does
@@ -210,11 +227,11 @@ func (c *Conn) Ctl() *net.UnixConn { return c.ctl }
 // WaitClosed blocks until the switch closes the control stream (or it fails).
 func (c *Conn) WaitClosed() error {
 	var b [64]byte
-	for {
-		if _, err := c.ctl.Read(b[:]); err != nil {
-			return err
-		}
+	_, err := c.ctl.Read(b[:]) // the switch sends nothing after the reply: any event ends us
+	if err == nil {
+		err = ErrPeerClosed
 	}
+	return err
 }
 
 // Close detaches from the switch.
