@@ -1,13 +1,308 @@
 package applets
 
-import "context"
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/syslog"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/vde-go/vde/switchcore/wire"
+)
 
 func init() {
-	register(Applet{Name: "plug", Aliases: vdeNames("plug"), Main: PlugMain})
+	register(Applet{Name: "plug", Aliases: vdeNames("plug"), Main: PlugMain, Implemented: true})
 }
 
-// PlugMain is vde_plug: it joins a switch port to stdin/stdout or to another network.
-// Not implemented yet: it exits 2.
+// plugFlags are vdeplug4's vde_plug options (optstring c:hp:dm:M:g:G:lLD:), plus the
+// classic vde2 -s/--sock/--vdesock/--unix DIR, which vdeplug4 rejects, as the URL.
+var plugFlags = []cli.Flag{
+	&cli.StringFlag{Name: "c"},
+	&cli.BoolFlag{Name: "help", Aliases: []string{"h"}},
+	&cli.StringFlag{Name: "pidfile", Aliases: []string{"p"}},
+	&cli.BoolFlag{Name: "daemon", Aliases: []string{"d"}},
+	&cli.StringFlag{Name: "mod", Aliases: []string{"m"}},
+	&cli.StringFlag{Name: "mod2", Aliases: []string{"M"}},
+	&cli.StringFlag{Name: "group", Aliases: []string{"g"}},
+	&cli.StringFlag{Name: "group2", Aliases: []string{"G"}},
+	&cli.BoolFlag{Name: "log", Aliases: []string{"l"}},
+	&cli.BoolFlag{Name: "iplog", Aliases: []string{"L"}},
+	&cli.StringFlag{Name: "descr", Aliases: []string{"D"}},
+	&cli.StringFlag{Name: "port"},
+	&cli.StringFlag{Name: "port2"},
+	&cli.StringFlag{Name: "sock", Aliases: []string{"vdesock", "unix", "s"}},
+}
+
+// plugUsage is vdeplug4's usage text.
+const plugUsage = `Usage:
+  vde_plug [ OPTIONS ] 
+  vde_plug [ OPTIONS ] vde_plug_url
+  vde_plug [ OPTIONS ] vde_plug_url vde_plug_url
+  vde_plug [ OPTIONS ] = command [args ...]
+  vde_plug [ OPTIONS ] vde_plug_url = command [args ...]
+  an omitted or empty '' vde_plug_url refer to the default vde service
+  i.e. what defined in "~/.vde2/default.switch" or
+       a standard switch defined by libvdeplug_vde.so (e.g. /var/run/vde.ctl)
+Options:
+  -d | --daemon:            daemonize the program
+  -p PIDFILE | --pidfile PIDFILE: 
+                            write pid of daemon to PIDFILE
+  -l | --log:               log START/STOP of vde_plug on syslog
+  -L | --iplog:             -l plus log the IP addresses used
+  -h | --help:              show this short summary
+  -g GROUP | -group GROUP:  set the group ownership (for vde://...)
+  -G GROUP | -group2 GROUP: like -g, for the second plug
+  -m MODE | -mod MODE:      comm socket protection mode (see chmod) (for vde://...)
+  -M MODE | -mod2 MODE:     like -m, for the second plug
+  --port PORT1, --port2 PORT2:
+                            obsolete options, set the vde switch port,
+                            use [port] suffix in the vde_plug_url instead
+  -D DESCR | --descr DESCR  set the description of this connection to DESCR
+                            (the default value is "vdeplug:"
+`
+
+const loginShellRefusal = "This is a Virtual Distributed Ethernet (vde) tunnel broker. \n" +
+	"This is not a login shell, only vde_plug can be executed\n"
+
+// plugArgs is a parsed vde_plug command line.
+type plugArgs struct {
+	urls     []string // 0, 1 or 2 URLs ("" = default switch)
+	command  []string // the "= command args" form
+	opts     [2]wire.OpenOptions
+	daemon   bool
+	pidfile  string
+	log      bool
+	loginCmd bool // -c vde_plug: run by sshd as a login shell
+}
+
+// parsePlugArgs reads vde_plug's command line. Options stop at "=": what follows is the
+// command and its own options (the C tool's getopt would take `= ssh -p 22 host` for its
+// own -p).
+func parsePlugArgs(argv0 string, args []string) (*plugArgs, error) {
+	var cmd []string
+	hasCmd := false
+	for i, a := range args {
+		if a == "=" {
+			cmd, args, hasCmd = args[i+1:], args[:i], true
+			break
+		}
+	}
+	r := getoptLongOnly(plugFlags, args)
+	pa := &plugArgs{command: cmd}
+	for i := range pa.opts {
+		pa.opts[i].Description = "vdeplug:"
+	}
+	usage := func(msg string) error {
+		return &parseExit{Code: 255, Stderr: msg + plugUsage}
+	}
+	var sock string
+	for _, ev := range r.Opts {
+		if ev.Err != "" {
+			return nil, usage("vde_plug: " + ev.Err + "\n")
+		}
+		switch ev.Name {
+		case "help":
+			return nil, usage("")
+		case "c":
+			if ev.Value != "vde_plug" {
+				return nil, &parseExit{Code: 255, Stderr: loginShellRefusal}
+			}
+			pa.loginCmd, pa.log = true, true
+		case "pidfile":
+			pa.pidfile = ev.Value
+		case "daemon":
+			pa.daemon = true
+		case "mod", "mod2":
+			m, err := strconv.ParseUint(ev.Value, 8, 32)
+			if err != nil {
+				return nil, usage(fmt.Sprintf("vde_plug: invalid mode '%s'\n", ev.Value))
+			}
+			pa.opts[plugIndex(ev.Name)].Mode = uint32(m)
+		case "group", "group2":
+			gid, err := lookupGroup(ev.Value)
+			if err != nil {
+				return nil, usage(fmt.Sprintf("vde_plug: no such group '%s'\n", ev.Value))
+			}
+			o := &pa.opts[plugIndex(ev.Name)]
+			o.Group, o.HasGroup = gid, true
+		case "log", "iplog":
+			pa.log = true
+		case "descr":
+			if ev.Value != "" {
+				pa.opts[0].Description, pa.opts[1].Description = ev.Value, ev.Value
+			}
+		case "port", "port2":
+			n, err := strconv.Atoi(ev.Value)
+			if err != nil || n <= 0 {
+				return nil, usage("")
+			}
+			pa.opts[plugIndex(ev.Name)].Port = n
+		case "sock":
+			sock = ev.Value
+		}
+	}
+	if strings.HasPrefix(argv0, "-") && !pa.loginCmd {
+		return nil, &parseExit{Code: 255, Stderr: loginShellRefusal}
+	}
+	pa.urls = r.Operands
+	if sock != "" {
+		pa.urls = append([]string{sock}, pa.urls...)
+	}
+	switch {
+	case hasCmd && len(cmd) == 0:
+		return nil, usage("")
+	case hasCmd && len(pa.urls) > 1:
+		return nil, usage("")
+	case len(pa.urls) > 2:
+		return nil, usage("")
+	}
+	return pa, nil
+}
+
+func plugIndex(name string) int {
+	if strings.HasSuffix(name, "2") {
+		return 1
+	}
+	return 0
+}
+
+// PlugMain is vde_plug: it joins a switch port to stdin/stdout, to a command's stdio, or
+// to another network.
 func PlugMain(ctx context.Context, args []string, stdio Stdio) error {
-	return notImplemented("plug")(ctx, args, stdio)
+	pa, err := parsePlugArgs(os.Args[0], args)
+	if err != nil {
+		var pe *parseExit
+		if errors.As(err, &pe) {
+			io.WriteString(stdio.Out, pe.Stdout)
+			io.WriteString(stdio.Err, pe.Stderr)
+			return exit(pe.Code)
+		}
+		return err
+	}
+	if pa.daemon && os.Getenv(plugDaemonEnv) == "" {
+		// daemon(0,0) before connecting, as the C plug does: errors go nowhere.
+		if err := spawnDetached(plugDaemonEnv); err != nil {
+			fmt.Fprintf(stdio.Err, "vde_plug: daemon: %v\n", err)
+			return exit(1)
+		}
+		return nil
+	}
+	os.Unsetenv(plugDaemonEnv)
+	if pa.pidfile != "" {
+		if err := os.WriteFile(pa.pidfile, []byte(fmt.Sprintf("%d\n", os.Getpid())), 0644); err != nil {
+			fmt.Fprintf(stdio.Err, "vde_plug: pidfile %s: %v\n", pa.pidfile, err)
+			return exit(1)
+		}
+		defer os.Remove(pa.pidfile)
+	}
+	var logw *syslog.Writer
+	if pa.log {
+		if w, err := syslog.New(syslog.LOG_INFO|syslog.LOG_USER, "vde_plug"); err == nil {
+			logw = w
+			defer w.Close()
+			w.Info(fmt.Sprintf("START %s", strings.Join(pa.urls, " ")))
+			defer w.Info(fmt.Sprintf("STOP %s", strings.Join(pa.urls, " ")))
+		}
+	}
+	_ = logw
+
+	a, err := openPlugURL(pa, 0, stdio)
+	if err != nil {
+		return err
+	}
+	var b wire.Endpoint
+	switch {
+	case len(pa.urls) == 2:
+		b, err = openPlugURL(pa, 1, stdio)
+		if err != nil {
+			a.Close()
+			return err
+		}
+	case pa.command != nil:
+		cs, err := wire.StartCommand(pa.command)
+		if err != nil {
+			a.Close()
+			fmt.Fprintf(stdio.Err, "vde_plug: %v\n", err)
+			return exit(1)
+		}
+		b = cs
+	default:
+		b = wire.NewStream(stdio.In, stdio.Out, nil)
+	}
+
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	signal.Ignore(syscall.SIGPIPE, syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGALRM)
+	done := make(chan error, 1)
+	go func() { done <- wire.Join(a, b) }()
+	select {
+	case <-sigs:
+		a.Close()
+		b.Close()
+		return nil
+	case <-ctx.Done():
+		a.Close()
+		b.Close()
+		return nil
+	case err = <-done:
+	}
+	switch {
+	case err == nil, errors.Is(err, io.EOF), errors.Is(err, wire.ErrPeerClosed), errors.Is(err, os.ErrClosed):
+		return nil
+	case errors.Is(err, wire.ErrStreamLength), errors.Is(err, io.ErrUnexpectedEOF):
+		fmt.Fprintf(stdio.Err, "vde_plug: %v\n", err)
+		return exit(1)
+	}
+	return nil // a pipe or socket that went away ends the plug, as in C
+}
+
+// plugDaemonEnv marks the re-executed vde_plug daemon.
+const plugDaemonEnv = "_VDE_PLUG_DAEMON"
+
+// spawnDetached re-executes this binary (Go cannot fork) in a new session with stdio on
+// /dev/null and the environment marker set, and does not wait for it.
+func spawnDetached(marker string) error {
+	null, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
+	if err != nil {
+		return err
+	}
+	defer null.Close()
+	cwd, _ := os.Getwd()
+	attr := &os.ProcAttr{
+		Dir:   cwd,
+		Env:   append(os.Environ(), marker+"=1"),
+		Files: []*os.File{null, null, null},
+		Sys:   &syscall.SysProcAttr{Setsid: true},
+	}
+	p, err := os.StartProcess("/proc/self/exe", append([]string{os.Args[0]}, os.Args[1:]...), attr)
+	if err != nil {
+		return err
+	}
+	return p.Release()
+}
+
+// openPlugURL opens URL i with vde_plug's message on failure.
+func openPlugURL(pa *plugArgs, i int, stdio Stdio) (wire.Endpoint, error) {
+	url := ""
+	if i < len(pa.urls) {
+		url = pa.urls[i]
+	}
+	e, err := wire.Open(url, pa.opts[i])
+	if err != nil {
+		name := url
+		if name == "" {
+			name = "default switch"
+		}
+		fmt.Fprintf(stdio.Err, "vde_open %s: %v\n", name, err)
+		return nil, exit(1)
+	}
+	return e, nil
 }

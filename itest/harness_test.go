@@ -1103,3 +1103,15 @@ func fileMode(t testing.TB, path string) (mode uint32, gid uint32) {
 	}
 	return st.Mode & 07777, st.Gid
 }
+
+// appletPath is our binary under the name of one of its applets (vde_plug, dpipe, ...):
+// a symlink next to the built vde, so that it dispatches on argv[0].
+func appletPath(t testing.TB, name string) string {
+	t.Helper()
+	switchBin(t, implOurs)
+	p := filepath.Join(ours.dir, name)
+	if err := os.Symlink("vde", p); err != nil && !errors.Is(err, os.ErrExist) {
+		t.Fatalf("link %s: %v", p, err)
+	}
+	return p
+}

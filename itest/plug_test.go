@@ -1,0 +1,192 @@
+package itest
+
+// vde_plug: ours and Debian's on both switches, in every form that joins two networks:
+// a cable between two switches, a stream over a command's stdio (so our stream framing
+// meets Debian's in both directions), cmd://, udp://, null://; and how a plug ends.
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vde-go/vde/switchcore/wire"
+)
+
+// crossTraffic checks that peers on two switches joined by some cable reach each other
+// both ways, with broadcast and unicast.
+func crossTraffic(t *testing.T, a, b *Switch) {
+	t.Helper()
+	pa := dialPeer(t, a, 11, wire.DialOptions{})
+	pb := dialPeer(t, b, 12, wire.DialOptions{})
+	// The cable may still be coming up: retry the first broadcast.
+	waitFor(t, startTimeout, "first frame across the cable", func() (bool, string) {
+		pa.send(t, ethFrame(broadcast, pa.MAC, "hello-b"))
+		_, ok := pb.tryRecv("hello-b", 200*time.Millisecond)
+		return ok, ""
+	})
+	for i := 0; i < 20; i++ {
+		tag := fmt.Sprintf("to-a-%d", i)
+		pb.send(t, ethFrame(pa.MAC, pb.MAC, tag))
+		pa.recv(t, tag)
+		tag = fmt.Sprintf("to-b-%d", i)
+		pa.send(t, ethFrame(pb.MAC, pa.MAC, tag))
+		pb.recv(t, tag)
+	}
+	big := strings.Repeat("J", 1400)
+	pa.send(t, ethFrame(pb.MAC, pa.MAC, big))
+	if f := pb.recv(t, big); len(f) != 14+len(big) {
+		t.Fatalf("1414-byte frame arrived as %d bytes", len(f))
+	}
+}
+
+func TestPlugCableBetweenSwitches(t *testing.T) {
+	t.Parallel()
+	requireRoot(t)
+	plug := appletPath(t, "vde_plug")
+	a, b := startSwitch(t, implOurs), startSwitch(t, implDebian)
+	p := startProc(t, plug, "vde://"+a.Dir, b.Dir)
+	waitPlugged(t, a, p.PID())
+	crossTraffic(t, a, b)
+	if out := a.Cmd(t, "port/print"); !strings.Contains(out, fmt.Sprintf("vdeplug: user=root pid=%d", p.PID())) {
+		t.Fatalf("description:\n%s", out)
+	}
+}
+
+// The stream form, with our plug on one end and Debian's on the other, both ways round:
+// the 2-byte framing must match byte for byte.
+func TestPlugStreamInteroperates(t *testing.T) {
+	t.Parallel()
+	requireRoot(t)
+	requireTools(t, "vde_plug")
+	plug := appletPath(t, "vde_plug")
+	for _, tc := range []struct{ name, left, right string }{
+		{"ours=debian", plug, "vde_plug"},
+		{"debian=ours", "vde_plug", plug},
+		{"ours=ours", plug, plug},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a, b := startSwitch(t, implOurs), startSwitch(t, implDebian)
+			p := startProc(t, tc.left, a.Dir, "=", tc.right, b.Dir)
+			waitPlugged(t, a, p.PID())
+			crossTraffic(t, a, b)
+		})
+	}
+}
+
+func TestPlugCmdScheme(t *testing.T) {
+	t.Parallel()
+	requireRoot(t)
+	requireTools(t, "vde_plug")
+	plug := appletPath(t, "vde_plug")
+	a, b := startSwitch(t, implOurs), startSwitch(t, implOurs)
+	p := startProc(t, plug, a.Dir, "cmd://vde_plug "+b.Dir)
+	waitPlugged(t, a, p.PID())
+	crossTraffic(t, a, b)
+}
+
+func TestPlugUDPCable(t *testing.T) {
+	t.Parallel()
+	requireRoot(t)
+	requireTools(t, "vde_plug")
+	plug := appletPath(t, "vde_plug")
+	for _, other := range []struct{ name, bin string }{{"ours", plug}, {"debian", "vde_plug"}} {
+		t.Run("other-end-"+other.name, func(t *testing.T) {
+			pa, pb := freeUDPPort(t), freeUDPPort(t)
+			a, b := startSwitch(t, implOurs), startSwitch(t, implOurs)
+			p1 := startProc(t, plug, a.Dir, fmt.Sprintf("udp://127.0.0.1:%d->127.0.0.1:%d", pa, pb))
+			p2 := startProc(t, other.bin, b.Dir, fmt.Sprintf("udp://127.0.0.1:%d->127.0.0.1:%d", pb, pa))
+			waitPlugged(t, a, p1.PID())
+			waitPlugged(t, b, p2.PID())
+			crossTraffic(t, a, b)
+		})
+	}
+}
+
+func freeUDPPort(t *testing.T) int {
+	t.Helper()
+	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	return c.LocalAddr().(*net.UDPAddr).Port
+}
+
+func TestPlugNullSinks(t *testing.T) {
+	t.Parallel()
+	requireRoot(t)
+	plug := appletPath(t, "vde_plug")
+	a := startSwitch(t, implOurs)
+	p := startProc(t, plug, a.Dir, "null://")
+	waitPlugged(t, a, p.PID())
+	pa := dialPeer(t, a, 21, wire.DialOptions{})
+	for i := 0; i < 100; i++ {
+		pa.send(t, ethFrame(broadcast, pa.MAC, "into the void"))
+	}
+	out := a.Cmd(t, "port/print")
+	if p.Exited() || !strings.Contains(out, fmt.Sprintf("pid=%d", p.PID())) {
+		t.Fatalf("null plug gone:\n%s", out)
+	}
+}
+
+// A switch that accepts but never answers (as Debian's does for a refused port): our plug
+// gives up with one line and status 1 instead of hanging.
+func TestPlugGivesUpOnSilentSwitch(t *testing.T) {
+	t.Parallel()
+	requireRoot(t)
+	plug := appletPath(t, "vde_plug")
+	dir := filepath.Join(testDir(t), "silent.ctl")
+	if err := os.Mkdir(dir, 0700); err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("unix", filepath.Join(dir, "ctl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close() // hold it open, say nothing
+		}
+	}()
+	p := startProc(t, plug, dir)
+	if err := p.Wait(15 * time.Second); p.ExitCode() != 1 {
+		t.Fatalf("exit %d (%v), want 1", p.ExitCode(), err)
+	}
+	stderr := strings.TrimSpace(p.Stderr.String())
+	if strings.Count(stderr, "\n") != 0 || !strings.HasPrefix(stderr, "vde_open "+dir+": ") {
+		t.Fatalf("stderr %q", stderr)
+	}
+}
+
+// When the switch goes away, the plug ends (status 0, like Debian's) and says nothing
+// alarming; when the plug goes away, the switch frees its port.
+func TestPlugEnds(t *testing.T) {
+	t.Parallel()
+	requireRoot(t)
+	plug := appletPath(t, "vde_plug")
+	a, b := startSwitch(t, implOurs), startSwitch(t, implOurs)
+	p := startProc(t, plug, a.Dir, b.Dir)
+	waitPlugged(t, a, p.PID())
+	b.Proc.Stop()
+	if err := p.Wait(stopTimeout); err != nil || p.ExitCode() != 0 {
+		t.Fatalf("plug after its switch died: exit %d, %v\n%s", p.ExitCode(), err, p.Stderr.String())
+	}
+	a.WaitCmd(t, "port/allprint", "INACTIVE")
+
+	q := startProc(t, plug, a.Dir, "=", "cat")
+	waitPlugged(t, a, q.PID())
+	q.Stop()
+	waitFor(t, stopTimeout, "port freed after the plug was killed", func() (bool, string) {
+		out := a.Cmd(t, "port/print")
+		return !strings.Contains(out, fmt.Sprintf("pid=%d", q.PID())), out
+	})
+}
