@@ -191,6 +191,7 @@ func (s *Switch) attach(c *net.UnixConn, id int, req wire.Request) (*endpoint, e
 	// The endpoint forwards before the client hears the reply: clients send at once, and a
 	// frame to a port not yet in the view would be lost.
 	ep := &endpoint{id: id, port: p, module: "unix prog", descr: req.Description, ctl: c, data: d, dgram: d, dataPath: path, slot: s.allocSlotLocked()}
+	ep.queue = newOutQueue(ep)
 	wasActive := p.active()
 	p.eps = append([]*endpoint{ep}, p.eps...)
 	p.curUser = uid
@@ -359,6 +360,9 @@ func (s *Switch) detach(ep *endpoint) {
 	if ep.ctl != nil {
 		ep.ctl.Close()
 	}
+	if ep.queue != nil {
+		ep.queue.stop()
+	}
 	ep.data.Close()
 	if ep.dataPath != "" {
 		os.Remove(ep.dataPath)
@@ -402,6 +406,7 @@ func (s *Switch) AttachEndpoint(e wire.Endpoint, id int, module, descr string) (
 	ep := &endpoint{id: id, port: p, module: module, descr: descr, data: e, slot: s.allocSlotLocked()}
 	if d, ok := e.(*wire.Datagram); ok {
 		ep.dgram = d
+		ep.queue = newOutQueue(ep)
 	}
 	p.eps = append([]*endpoint{ep}, p.eps...)
 	p.curUser = os.Geteuid()

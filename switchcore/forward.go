@@ -233,28 +233,41 @@ func (r *reader) grow(n int) {
 	}
 }
 
-// flush sends every queued batch with one sendmmsg per endpoint. A receiver whose queue is
-// full loses the rest of its batch; nobody else waits for it.
+// flush sends every queued batch with one sendmmsg per endpoint. What a full receiver
+// cannot take now waits in its bounded queue; nobody else waits for it.
 func (r *reader) flush() {
 	for _, slot := range r.touched {
 		ep, frames := r.pendEp[slot], r.pend[slot]
 		if !ep.closed.Load() {
-			var sent int
-			var err error
-			if ep.dgram != nil {
-				sent, err = r.wb.Send(ep.dgram.RawConn(), frames)
-			} else {
-				sent, err = ep.data.WriteBatch(frames)
-			}
-			if sent < len(frames) {
-				ep.port.counters.drops.Add(uint64(len(frames) - sent))
-			}
-			if err != nil && !ep.closed.Load() && !ep.errLog.Swap(true) {
-				r.s.logf("send_sockaddr port %d: %s", ep.port.num, errText(err))
-			}
+			r.send(ep, frames)
 		}
 		r.pend[slot] = frames[:0]
 		r.pendEp[slot] = nil
 	}
 	r.touched = r.touched[:0]
+}
+
+func (r *reader) send(ep *endpoint, frames [][]byte) {
+	var sent, dropped int
+	var err error
+	switch {
+	case ep.queue != nil && ep.queue.pending.Load() > 0:
+		dropped = ep.queue.push(frames) // behind the frames already waiting
+	case ep.dgram != nil:
+		sent, err = r.wb.Send(ep.dgram.RawConn(), frames)
+		if err == nil && sent < len(frames) {
+			dropped = ep.queue.push(frames[sent:])
+		} else {
+			dropped = len(frames) - sent
+		}
+	default:
+		sent, err = ep.data.WriteBatch(frames)
+		dropped = len(frames) - sent
+	}
+	if dropped > 0 {
+		ep.port.counters.drops.Add(uint64(dropped))
+	}
+	if err != nil && !ep.closed.Load() && !ep.errLog.Swap(true) {
+		r.s.logf("send_sockaddr port %d: %s", ep.port.num, errText(err))
+	}
 }

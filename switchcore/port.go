@@ -60,6 +60,7 @@ type endpoint struct {
 	data     wire.Endpoint  // the frames
 	dgram    *wire.Datagram // data as a datagram socket, for batched zero-copy sends; or nil
 	dataPath string         // NNN.F, unlinked on close
+	queue    *outQueue      // frames waiting for a full dgram socket; nil for others
 	slot     int            // index into readers' per-destination batches
 	closed   atomic.Bool
 	errLog   atomic.Bool // a send error was logged already

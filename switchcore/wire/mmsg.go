@@ -15,10 +15,10 @@ type Batch struct {
 	iovs []unix.Iovec
 
 	// The closures handed to syscall.RawConn are built once, so a call allocates nothing.
-	readFn, writeFn func(fd uintptr) bool
-	cnt, n          int
-	errno           syscall.Errno
-	truncated       int
+	readFn, writeFn, writeWaitFn func(fd uintptr) bool
+	cnt, n                       int
+	errno                        syscall.Errno
+	truncated                    int
 }
 
 // NewBatch returns scratch for batches of up to size frames.
@@ -31,6 +31,10 @@ func NewBatch(size int) *Batch {
 	b.writeFn = func(fd uintptr) bool {
 		b.n, b.errno = sendmmsg(fd, b.hdrs[:b.cnt], unix.MSG_DONTWAIT|unix.MSG_NOSIGNAL)
 		return true
+	}
+	b.writeWaitFn = func(fd uintptr) bool {
+		b.n, b.errno = sendmmsg(fd, b.hdrs[:b.cnt], unix.MSG_DONTWAIT|unix.MSG_NOSIGNAL)
+		return b.errno != unix.EAGAIN
 	}
 	return b
 }
@@ -96,6 +100,19 @@ func (b *Batch) Send(rc syscall.RawConn, frames [][]byte) (int, error) {
 		}
 	}
 	return sent, nil
+}
+
+// SendWait sends at least one of frames, waiting (through the runtime poller) while the
+// peer's queue is full; it returns how many were sent. Closing the socket ends the wait.
+func (b *Batch) SendWait(rc syscall.RawConn, frames [][]byte) (int, error) {
+	b.setup(frames)
+	if err := rc.Write(b.writeWaitFn); err != nil {
+		return 0, err
+	}
+	if b.errno != 0 {
+		return 0, b.errno
+	}
+	return b.n, nil
 }
 
 func recvmmsg(fd uintptr, hdrs []unix.Mmsghdr, flags int) (int, syscall.Errno) {
