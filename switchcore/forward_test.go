@@ -181,3 +181,30 @@ func waitFor(t *testing.T, cond func() bool) {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+// A receiver that is slow for a moment loses nothing of a burst the switch can hold: the
+// kernel queues only 10 datagrams per socket, the endpoint's queue the rest.
+func TestBurstToSlowReceiverIsQueued(t *testing.T) {
+	s := newTestSwitch(t, Config{})
+	a, b := dial(t, s, 1), dial(t, s, 2)
+	b.WriteBatch([][]byte{frame(0xff, 2, "learn b")})
+	recvFrame(t, a, 2*time.Second)
+	const burst = 100
+	for i := 0; i < burst; {
+		n, err := a.WriteBatch([][]byte{frame(2, 1, "burst " + strconv.Itoa(i))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n == 0 {
+			time.Sleep(time.Millisecond) // the switch's socket for A is full for a moment
+		}
+		i += n
+	}
+	time.Sleep(200 * time.Millisecond) // B reads nothing meanwhile
+	for i := 0; i < burst; i++ {
+		want := frame(2, 1, "burst "+strconv.Itoa(i))
+		if got := recvFrame(t, b, 2*time.Second); !bytes.Equal(got, want) {
+			t.Fatalf("frame %d: got %q, want %q", i, got, want)
+		}
+	}
+}
