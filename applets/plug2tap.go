@@ -1,13 +1,297 @@
 package applets
 
-import "context"
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"math"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/vde-go/vde/switchcore/wire"
+	"github.com/vde-go/vde/tap"
+)
 
 func init() {
-	register(Applet{Name: "plug2tap", Aliases: vdeNames("plug2tap"), Main: Plug2TapMain})
+	register(Applet{Name: "plug2tap", Aliases: vdeNames("plug2tap"), Main: Plug2TapMain, Implemented: true})
 }
 
-// Plug2TapMain is vde_plug2tap: it joins a switch port to a TAP interface.
-// Not implemented yet: it exits 2.
+// plug2tapFlags are vde_plug2tap's options in the order of the C tool's long option table
+// (sock, port, help, mod, group, daemon, pidfile), parsed with getopt_long_only as C does:
+// -sock and --sock, -pid for --pidfile. The long form of -m is --mod, although the usage
+// text says --mode (which C rejects, and so do we).
+var plug2tapFlags = []cli.Flag{
+	&cli.StringFlag{Name: "sock", Aliases: []string{"s"}},
+	&cli.StringFlag{Name: "port", Aliases: []string{"p"}},
+	&cli.BoolFlag{Name: "help", Aliases: []string{"h"}},
+	&cli.StringFlag{Name: "mod", Aliases: []string{"m"}},
+	&cli.StringFlag{Name: "group", Aliases: []string{"g"}},
+	&cli.BoolFlag{Name: "daemon", Aliases: []string{"d"}},
+	&cli.StringFlag{Name: "pidfile", Aliases: []string{"P"}},
+}
+
+// plug2tapUsage is the C tool's usage text, on standard error with exit status 255.
+const plug2tapUsage = `Usage: vde_plug2tap [OPTION]... tap_name
+
+  -p, --port=portnum          Port number in the VDE switch
+  -g, --group=group           Group for the socket
+  -m, --mode=mode             Octal mode for the socket
+  -s, --sock=socket           VDE switch control socket or dir
+  -d, --daemon                Launch in background
+  -P, --pidfile=pidfile       Create pidfile with our PID
+  -h, --help                  This help
+`
+
+// plug2tapDaemon is how vde_plug2tap -d daemonizes (daemon.go): it is ready once the TAP
+// is open and the switch has given it a port.
+var plug2tapDaemon = daemonSpec{Name: "vde_plug2tap", ReadyEnv: "_VDE_PLUG2TAP_DAEMON_READY_FD"}
+
+// plug2tapOptions is a parsed vde_plug2tap command line.
+type plug2tapOptions struct {
+	// Tap is the interface name (the first operand; C ignores any others).
+	Tap string
+	// Sock is -s: a switch directory or URL, "-" for a stream on stdin/stdout, empty
+	// for the default switch.
+	Sock string
+	// Open holds -p, -m and -g for the switch connection; the description is
+	// "vde_plug2tap:", as Debian's sends it.
+	Open wire.OpenOptions
+	// Daemon is -d.
+	Daemon bool
+	// PidFile is -P, made absolute against the start directory; empty for none.
+	PidFile string
+	// Warnings are printed before the plug starts.
+	Warnings []string
+}
+
+// parsePlug2TapArgs parses vde_plug2tap's arguments; on a usage error it returns a
+// *parseExit with the text and status of the C tool.
+func parsePlug2TapArgs(args []string, cwd string) (*plug2tapOptions, error) {
+	usage := func(msg string) error {
+		return &parseExit{Code: 255, Stderr: msg + plug2tapUsage}
+	}
+	o := &plug2tapOptions{Open: wire.OpenOptions{Description: "vde_plug2tap:", Mode: 0o700}}
+	res := getoptLongOnly(plug2tapFlags, args)
+	for _, ev := range res.Opts {
+		if ev.Err != "" {
+			return nil, usage("vde_plug2tap: " + ev.Err + "\n")
+		}
+		v := ev.Value
+		switch ev.Name {
+		case "help":
+			return nil, usage("")
+		case "port":
+			p := atoi(v)
+			if p <= 0 {
+				return nil, usage("")
+			}
+			o.Open.Port = int(p)
+		case "sock":
+			o.Sock = v
+		case "mod":
+			// sscanf("%o"): no digits keep the default 0700.
+			if m, ok := scanOctal(v); ok {
+				o.Open.Mode = uint32(m)
+			}
+		case "group":
+			// libvdeplug ignores a group it cannot find; we say so.
+			if gid, err := lookupGroup(v); err == nil {
+				o.Open.Group, o.Open.HasGroup = gid, true
+			} else {
+				o.Warnings = append(o.Warnings, fmt.Sprintf("group %s: no such group, ignored", v))
+			}
+		case "daemon":
+			o.Daemon = true
+		case "pidfile":
+			o.PidFile = v
+		}
+	}
+	if len(res.Operands) == 0 {
+		return nil, usage("")
+	}
+	o.Tap = res.Operands[0]
+	if o.PidFile != "" && !filepath.IsAbs(o.PidFile) {
+		if cwd == "" {
+			return nil, &parseExit{Code: 1, Stderr: "vde_plug2tap: getcwd: cannot resolve the pid file " + o.PidFile + "\n"}
+		}
+		o.PidFile = filepath.Join(cwd, o.PidFile)
+	}
+	return o, nil
+}
+
+// atoi is C's atoi: optional blanks and sign, decimal digits up to the first other
+// character, 0 if there are none; values beyond a C long saturate, then keep their low
+// 32 bits as the int conversion does.
+func atoi(s string) int32 {
+	s = strings.TrimLeft(s, " \t\n\v\f\r")
+	neg := false
+	if s != "" && (s[0] == '+' || s[0] == '-') {
+		neg, s = s[0] == '-', s[1:]
+	}
+	var v int64
+	for i := 0; i < len(s) && s[i] >= '0' && s[i] <= '9'; i++ {
+		d := int64(s[i] - '0')
+		if v > (math.MaxInt64-d)/10 {
+			if neg {
+				return 0 // the low 32 bits of LONG_MIN
+			}
+			return -1 // the low 32 bits of LONG_MAX
+		}
+		v = v*10 + d
+	}
+	if neg {
+		v = -v
+	}
+	return int32(v)
+}
+
+// Plug2TapMain is vde_plug2tap: it joins a switch port (or, with -s -, a vde_plug stream
+// on stdin/stdout) to a TAP interface, until either side ends.
 func Plug2TapMain(ctx context.Context, args []string, stdio Stdio) error {
-	return notImplemented("plug2tap")(ctx, args, stdio)
+	ready := plug2tapDaemon.takeReadyFile()
+	cwd, _ := os.Getwd()
+	o, err := parsePlug2TapArgs(args, cwd)
+	if err != nil {
+		var pe *parseExit
+		if !errors.As(err, &pe) {
+			return err
+		}
+		io.WriteString(stdio.Out, pe.Stdout)
+		io.WriteString(stdio.Err, pe.Stderr)
+		return exit(pe.Code)
+	}
+	if o.Daemon && ready == nil {
+		return plug2tapDaemon.spawn(args, stdio)
+	}
+	return runPlug2Tap(ctx, o, stdio, ready)
+}
+
+// runPlug2Tap runs the plug in this process. ready is non-nil in the daemon.
+func runPlug2Tap(ctx context.Context, o *plug2tapOptions, stdio Stdio, ready *os.File) error {
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	defer signal.Stop(sigs)
+	signal.Ignore(ignoredSignals...)
+
+	stderr := &lockedWriter{w: stdio.Err}
+	logf := func(format string, args ...any) {
+		fmt.Fprintf(stderr, "vde_plug2tap: "+format+"\n", args...)
+	}
+	report := logf
+	if ready != nil {
+		syslogf := syslogLogger("vde_plug2tap", "VDE_PLUG2TAP started")
+		report = func(format string, args ...any) {
+			logf(format, args...)
+			syslogf(format, args...)
+		}
+		logf = syslogf
+	}
+	for _, w := range o.Warnings {
+		report("%s", w)
+	}
+
+	if o.PidFile != "" {
+		if err := writePidFile(o.PidFile); err != nil {
+			report("Error in pidfile creation: %s", strerror(err))
+			return exit(1)
+		}
+		defer func() {
+			if err := removePidFile(o.PidFile); err != nil {
+				logf("Couldn't remove pidfile '%s': %s", o.PidFile, strerror(err))
+			}
+		}()
+	}
+
+	dev, err := tap.Open(o.Tap)
+	if err != nil {
+		report("%s", tapErrorText(err))
+		return exit(1)
+	}
+	var sw wire.Endpoint
+	stream := o.Sock == "-"
+	if stream {
+		sw = wire.NewStream(stdio.In, stdio.Out, nil)
+	} else {
+		sw, err = wire.Open(o.Sock, o.Open)
+		if err != nil {
+			dev.Close()
+			name := o.Sock
+			if name == "" {
+				name = "DEF_SWITCH"
+			}
+			report("vde_open %s: %s", name, openErrorText(err))
+			return exit(1)
+		}
+	}
+	if ready != nil {
+		signalReady(ready)
+		os.Chdir("/") // like daemon(3): do not keep the start directory busy
+	}
+
+	joined := make(chan error, 1)
+	go func() { joined <- wire.Join(dev, sw) }()
+	select {
+	case err = <-joined:
+	case <-sigs:
+		dev.Close()
+		sw.Close()
+		return nil
+	case <-ctx.Done():
+		dev.Close()
+		sw.Close()
+		return nil
+	}
+	var te *tap.Error
+	switch {
+	case errors.As(err, &te):
+		logf("%v", err)
+		return exit(1)
+	case stream && errors.Is(err, io.EOF):
+		return nil // the far end of the stream hung up: C exits quietly
+	case stream:
+		logf("stream: %v", err)
+		return exit(1)
+	case errors.Is(err, wire.ErrPeerClosed) || errors.Is(err, io.EOF):
+		logf("switch closed the connection")
+	default:
+		logf("switch connection: %v", err)
+	}
+	// C exits 0 whenever the switch side ends.
+	return nil
+}
+
+// tapErrorText is the C tools' message for a TAP that would not open ("TUNSETIFF failed
+// Device or resource busy"), or our error where C has none (a name too long).
+func tapErrorText(err error) string {
+	var te *tap.Error
+	if !errors.As(err, &te) {
+		return err.Error()
+	}
+	switch {
+	case te.Op == "TUNSETIFF":
+		return "TUNSETIFF failed " + strerror(te.Err)
+	case strings.HasPrefix(te.Op, "open "):
+		return "Failed to open " + strings.TrimPrefix(te.Op, "open ") + " " + strerror(te.Err)
+	}
+	return err.Error()
+}
+
+// openErrorText is strerror of what made vde_open fail, or our full error when no errno
+// tells it.
+func openErrorText(err error) string {
+	var errno syscall.Errno
+	switch {
+	case errors.As(err, &errno):
+		return strerror(err)
+	case errors.Is(err, fs.ErrNotExist):
+		return "No such file or directory"
+	}
+	return err.Error()
 }

@@ -16,6 +16,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/vde-go/vde/switchcore"
+	"github.com/vde-go/vde/switchcore/wire"
+	"github.com/vde-go/vde/tap"
 )
 
 func init() {
@@ -28,6 +30,22 @@ type switchCore interface {
 	Console(in io.Reader, out io.Writer, prompt io.Writer) error
 	Done() <-chan struct{}
 	Close() error
+	AttachEndpoint(e wire.Endpoint, id int, module, descr string) (port int, err error)
+}
+
+// tapPort is what the switch needs of an open TAP device.
+type tapPort interface {
+	wire.Endpoint
+	FD() int
+}
+
+// openTap opens a -t interface; tests substitute a fake.
+var openTap = func(name string) (tapPort, error) {
+	d, err := tap.Open(name)
+	if err != nil {
+		return nil, err // not a typed nil inside the interface
+	}
+	return d, nil
 }
 
 // newSwitch starts a switch. It is a variable so tests can run the applet's process
@@ -107,7 +125,7 @@ func runSwitch(ctx context.Context, o *switchOptions, stdio Stdio, ready *os.Fil
 	// in the daemon, whose stderr is the starting process's pipe until it is ready.
 	report := logf
 	if daemon {
-		logf = syslogLogger()
+		logf = syslogLogger("vde_switch", "VDE_SWITCH started")
 		report = func(format string, args ...any) {
 			lineLogger(stderr)(format, args...)
 			logf(format, args...)
@@ -142,6 +160,9 @@ func runSwitch(ctx context.Context, o *switchOptions, stdio Stdio, ready *os.Fil
 			}
 		}()
 	}
+	// TAPs come after the pid file and before the rc file, as the C switch's tuntap
+	// module initialises after consmgmt; each takes the next free port.
+	attachTaps(sw, o.Taps, report)
 	if rc := rcFilePath(o.RCFile, os.Getenv("HOME")); rc != "" {
 		if err := sw.RunRC(rc); err != nil {
 			logf("%v", err) // C is silent here; a missing -f file deserves a word
@@ -193,6 +214,24 @@ loop:
 		return exit(code)
 	}
 	return nil
+}
+
+// attachTaps opens each -t interface and plugs it into the next free port as a "tuntap"
+// endpoint described by the interface name. A TAP that fails is logged and skipped, as in
+// C; the switch runs without it. The port closes the TAP when the switch does.
+func attachTaps(sw switchCore, names []string, logf func(string, ...any)) {
+	for _, name := range names {
+		d, err := openTap(name)
+		if err == nil {
+			if _, err = sw.AttachEndpoint(d, d.FD(), "tuntap", name); err != nil {
+				d.Close()
+			}
+		}
+		if err != nil {
+			logf("%s", tapErrorText(err))
+			logf("ERROR OPENING tap interface: %s", name)
+		}
+	}
 }
 
 func closeSwitch(sw switchCore, logf func(string, ...any)) {

@@ -85,12 +85,9 @@ named LICENSE.
 `
 }
 
-// Messages for options we parse but cannot honour yet; failing loudly beats running a
-// switch without the TAP port or spanning tree the user asked for.
-const (
-	errTapUnsupported  = "vde_switch: -t/--tap is not supported yet (TAP ports come with vde_plug/TAP support)"
-	errFstpUnsupported = "vde_switch: -F/--fstp is not supported yet (the fast spanning tree protocol is not implemented)"
-)
+// Message for an option we parse but cannot honour yet; failing loudly beats running a
+// switch without the spanning tree the user asked for.
+const errFstpUnsupported = "vde_switch: -F/--fstp is not supported yet (the fast spanning tree protocol is not implemented)"
 
 const (
 	defaultNumPorts = 32
@@ -122,6 +119,9 @@ type switchOptions struct {
 	PidFile string
 	// RCFile is -f as given; empty means the default rc files.
 	RCFile string
+	// Taps are the -t interfaces, one port each, in command-line order. As in C, a
+	// value is one name: commas do not split it (the man page says they do).
+	Taps []string
 	// Warnings are logged at start-up ("Hash size must be a power of 2...").
 	Warnings []string
 }
@@ -232,7 +232,7 @@ func parseSwitchArgs(args []string, env switchEnv) (*switchOptions, error) {
 		case "debugclients":
 			// Listed by the C tool's usage and ignored by it.
 		case "tap":
-			return nil, fail(errTapUnsupported + "\n")
+			o.Taps = append(o.Taps, v)
 		}
 	}
 	if len(res.Operands) > 0 {

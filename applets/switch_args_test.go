@@ -149,6 +149,12 @@ func TestParseSwitchArgsOptions(t *testing.T) {
 		{"--nostdin", []string{"--nostdin"}, func(o *switchOptions) { o.NoStdin = true }},
 		{"-nostdin", []string{"-nostdin"}, func(o *switchOptions) { o.NoStdin = true }},
 
+		{"-t", []string{"-t", "tap0"}, func(o *switchOptions) { o.Taps = []string{"tap0"} }},
+		{"-t repeated, in order", []string{"-t", "tap1", "--tap", "tap0", "-tap=vde3", "-tvde4"}, func(o *switchOptions) {
+			o.Taps = []string{"tap1", "tap0", "vde3", "vde4"}
+		}},
+		{"-t does not split on commas", []string{"-t", "tap0,tap1"}, func(o *switchOptions) { o.Taps = []string{"tap0,tap1"} }},
+
 		{"-D ignored", []string{"-D", "3"}, func(o *switchOptions) {}},
 		{"--debugclients= ignored", []string{"--debugclients=3"}, func(o *switchOptions) {}},
 
@@ -233,9 +239,7 @@ func TestParseSwitchArgsExits(t *testing.T) {
 		{"--mgmtgroup unknown", []string{"--mgmtgroup", "nosuch"}, 1, "", "No such group 'nosuch'\n"},
 		{"-mgmtgroup unknown", []string{"-mgmtgroup", "-1"}, 1, "", "No such group '-1'\n"},
 
-		{"-t", []string{"-t", "tap0"}, 1, "", errTapUnsupported + "\n"},
-		{"--tap", []string{"--tap", "tap0"}, 1, "", errTapUnsupported + "\n"},
-		{"-tap", []string{"-tap", "tap0"}, 1, "", errTapUnsupported + "\n"},
+		{"-t without a value", []string{"-t"}, 1, usage, "vde_switch: option requires an argument -- 't'\n"},
 		{"-F", []string{"-F"}, 1, "", errFstpUnsupported + "\n"},
 		{"--fstp", []string{"--fstp"}, 1, "", errFstpUnsupported + "\n"},
 		{"-fstp", []string{"-fstp"}, 1, "", errFstpUnsupported + "\n"},

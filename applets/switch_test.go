@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/vde-go/vde/switchcore"
+	"github.com/vde-go/vde/switchcore/wire"
+	"github.com/vde-go/vde/tap"
 )
 
 // fakeCoreEnv selects the fake core of a re-executed daemon: "ok" or "fail".
@@ -57,9 +59,22 @@ type fakeSwitch struct {
 	consoleErr []error // returned by successive Console calls; io.EOF when used up
 	done       chan struct{}
 	onConsole  func()
+	attached   []string // "module descr id" of each AttachEndpoint
+	freePorts  int      // AttachEndpoint fails when none are left
 }
 
-func newFakeSwitch() *fakeSwitch { return &fakeSwitch{done: make(chan struct{})} }
+func newFakeSwitch() *fakeSwitch { return &fakeSwitch{done: make(chan struct{}), freePorts: 31} }
+
+func (f *fakeSwitch) AttachEndpoint(e wire.Endpoint, id int, module, descr string) (int, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.freePorts == 0 {
+		return 0, errors.New("no free port")
+	}
+	f.freePorts--
+	f.attached = append(f.attached, fmt.Sprintf("%s %s %d", module, descr, id))
+	return len(f.attached), nil
+}
 
 func (f *fakeSwitch) RunRC(path string) error {
 	f.mu.Lock()
@@ -419,8 +434,63 @@ func TestSwitchDaemonPidFileExists(t *testing.T) {
 
 func TestSwitchDaemonParseErrorsStayInFront(t *testing.T) {
 	// Option errors are reported by the starting process; no daemon is started.
-	r := runSwitchMain(context.Background(), []string{"-d", "-t", "tap0"}, strings.NewReader(""))
-	if code := exitCodeOf(r.err); code != 1 || r.stderr != errTapUnsupported+"\n" {
+	r := runSwitchMain(context.Background(), []string{"-d", "-g", "nosuch"}, strings.NewReader(""))
+	if code := exitCodeOf(r.err); code != 1 || r.stderr != "No such group 'nosuch'\n" {
 		t.Errorf("exit status %d, stderr %q", code, r.stderr)
+	}
+}
+
+// fakeTap is a TAP for the -t tests: no device, just a name and a descriptor number.
+type fakeTap struct {
+	fd     int
+	closed bool
+}
+
+func (f *fakeTap) ReadBatch([][]byte, []int) (int, error) { return 0, errors.New("fake") }
+func (f *fakeTap) WriteBatch(fr [][]byte) (int, error)    { return len(fr), nil }
+func (f *fakeTap) Close() error                           { f.closed = true; return nil }
+func (f *fakeTap) FD() int                                { return f.fd }
+
+func TestSwitchTaps(t *testing.T) {
+	sw := newFakeSwitch()
+	sw.freePorts = 2
+	withFakeCore(t, sw, nil)
+	opened := map[string]*fakeTap{}
+	old := openTap
+	t.Cleanup(func() { openTap = old })
+	openTap = func(name string) (tapPort, error) {
+		switch name {
+		case "busy0":
+			return nil, &tap.Error{Name: name, Op: "TUNSETIFF", Err: syscall.EBUSY}
+		case "nodev":
+			return nil, &tap.Error{Name: name, Op: "open /dev/net/tun", Err: syscall.ENOENT}
+		}
+		f := &fakeTap{fd: 10 + len(opened)}
+		opened[name] = f
+		return f, nil
+	}
+	r := runSwitchMain(context.Background(), []string{"-t", "tap1", "-t", "busy0", "-t", "nodev", "--tap", "tap0,x", "-t", "tap2"}, strings.NewReader(""))
+	if r.err != nil {
+		t.Fatalf("SwitchMain: %v (stderr %q)", r.err, r.stderr)
+	}
+	// One port per -t, in order; failures are logged and skipped, as in C.
+	if want := []string{"tuntap tap1 10", "tuntap tap0,x 11"}; fmt.Sprint(sw.attached) != fmt.Sprint(want) {
+		t.Errorf("attached %q, want %q", sw.attached, want)
+	}
+	want := "vde_switch: TUNSETIFF failed Device or resource busy\n" +
+		"vde_switch: ERROR OPENING tap interface: busy0\n" +
+		"vde_switch: Failed to open /dev/net/tun No such file or directory\n" +
+		"vde_switch: ERROR OPENING tap interface: nodev\n" +
+		"vde_switch: no free port\n" +
+		"vde_switch: ERROR OPENING tap interface: tap2\n" +
+		"vde_switch: EOF on stdin, cleaning up and exiting\n"
+	if r.stderr != want {
+		t.Errorf("stderr:\n%s\nwant:\n%s", r.stderr, want)
+	}
+	if f := opened["tap2"]; f == nil || !f.closed {
+		t.Error("a TAP that found no port was not closed")
+	}
+	if opened["tap1"].closed {
+		t.Error("the switch's TAP was closed by the applet")
 	}
 }

@@ -35,6 +35,7 @@ type config struct {
 	sizes        []int
 	backoff      backoff
 	out          string
+	tap          bool
 }
 
 // impl is one implementation under test.
@@ -112,8 +113,27 @@ func run() int {
 	rows := summarize(cfg, res)
 	fmt.Println()
 	printTable(os.Stdout, rows)
+
+	// TCP through TAPs: iperf3 between a namespace on the switch's -t TAP and one on
+	// vde_plug2tap's TAP.
+	tapLine := ""
+	if cfg.tap {
+		sums, err := runTapBench(ctx,
+			tapPair{"ours", cfg.ours, filepath.Join(filepath.Dir(cfg.ours), "vde_plug2tap")},
+			tapPair{"debian", cfg.debian, "/usr/bin/vde_plug2tap"}, cfg.rounds, 5*time.Second, os.Stdout)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "bench: tap:", err)
+			return 1
+		}
+		tapLine = sums.String()
+		fmt.Println()
+		fmt.Println(tapLine)
+	}
 	if cfg.out != "" {
 		md := markdown(cfg, env, cmdline, rows, res)
+		if tapLine != "" {
+			md += "\n" + tapLine + "\n"
+		}
 		if err := os.WriteFile(cfg.out, []byte(md), 0o644); err != nil {
 			fmt.Fprintln(os.Stderr, "bench:", err)
 			return 1
@@ -133,6 +153,7 @@ func parseFlags(args []string) (*config, error) {
 	fl.DurationVar(&cfg.warmup, "warmup", 250*time.Millisecond, "traffic before each measurement starts")
 	sizes := fl.String("sizes", "64,1500,9000", "frame sizes in bytes, Ethernet header included")
 	bo := fl.String("backoff", string(backoffPoll), "what the sender does when the socket is full: poll (wait ≤1ms for POLLOUT), yield (Gosched) or sleep (20µs)")
+	fl.BoolVar(&cfg.tap, "tap", true, "also run iperf3 over TAPs (-t and vde_plug2tap) of each switch; needs root and iperf3")
 	fl.StringVar(&cfg.out, "out", "", "also write the results as markdown to `FILE` (e.g. BENCHMARKS.md)")
 	fl.Usage = func() {
 		fmt.Fprintln(fl.Output(), "usage: go run ./bench [flags]   (make bench)")

@@ -256,7 +256,7 @@ func startSender(c *wire.Conn, frame []byte, how backoff) *sender {
 	go func() {
 		defer close(s.done)
 		for !s.stop.Load() {
-			n, err := c.WriteBatch(batch)
+			n, err := c.Datagram.WriteBatch(batch) // never waits: the backoff below decides
 			s.sent.Add(int64(n))
 			if err != nil {
 				s.err = err

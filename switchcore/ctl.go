@@ -409,7 +409,7 @@ func (s *Switch) AttachEndpoint(e wire.Endpoint, id int, module, descr string) (
 		ep.queue = newOutQueue(ep)
 	}
 	p.eps = append([]*endpoint{ep}, p.eps...)
-	p.curUser = os.Geteuid()
+	p.curUser = -1 // the C switch attaches TAPs with no user: port/print says NONE
 	if created {
 		s.event(catPortAdd, fmt.Sprintf("%02d", p.num))
 	}

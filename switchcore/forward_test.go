@@ -191,7 +191,7 @@ func TestBurstToSlowReceiverIsQueued(t *testing.T) {
 	recvFrame(t, a, 2*time.Second)
 	const burst = 100
 	for i := 0; i < burst; {
-		n, err := a.WriteBatch([][]byte{frame(2, 1, "burst " + strconv.Itoa(i))})
+		n, err := a.WriteBatch([][]byte{frame(2, 1, "burst "+strconv.Itoa(i))})
 		if err != nil {
 			t.Fatal(err)
 		}

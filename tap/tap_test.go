@@ -1,0 +1,380 @@
+package tap
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"net"
+	"net/netip"
+	"os"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+
+	"github.com/vde-go/vde/switchcore/wire"
+)
+
+// inNewNetns moves the test's goroutine, locked to its thread, into a network namespace of
+// its own, so that the test's TAPs, addresses and traffic stay there. Only this goroutine
+// is in the namespace (netlink calls must happen here); reads and writes on a TAP's
+// descriptor work from any goroutine. Cleanup puts the thread back. Subtests run on other
+// goroutines: each must call inNewNetns itself.
+func inNewNetns(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: network namespaces and TAP devices")
+	}
+	if _, err := os.Stat(CloneDevice); err != nil {
+		t.Skipf("needs %s: %v", CloneDevice, err)
+	}
+	runtime.LockOSThread()
+	orig, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		runtime.UnlockOSThread()
+		t.Fatalf("open own netns: %v", err)
+	}
+	if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
+		unix.Close(orig)
+		runtime.UnlockOSThread()
+		t.Skipf("needs network namespaces: unshare(CLONE_NEWNET): %v", err)
+	}
+	t.Cleanup(func() {
+		defer unix.Close(orig)
+		if err := unix.Setns(orig, unix.CLONE_NEWNET); err != nil {
+			// Stay locked: the thread dies with the goroutine instead of
+			// serving others from the wrong namespace.
+			t.Errorf("setns back: %v", err)
+			return
+		}
+		runtime.UnlockOSThread()
+	})
+}
+
+func mustOpen(t *testing.T, c Config) *Device {
+	t.Helper()
+	d, err := OpenConfig(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	return d
+}
+
+func TestOpenLeavesLinkAsTheCToolsDo(t *testing.T) {
+	inNewNetns(t)
+	d := mustOpen(t, Config{Name: "vt0"})
+	if d.Name() != "vt0" {
+		t.Errorf("Name() = %q", d.Name())
+	}
+	info, err := LinkInfo("vt0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Info{Name: "vt0", Index: info.Index, MTU: 1500, HardwareAddr: info.HardwareAddr, IsTunTap: true, Owner: -1, Group: -1}
+	if !infoEqual(info, want) {
+		t.Errorf("LinkInfo = %+v, want %+v (down, not persistent, no owner)", info, want)
+	}
+	if as, err := Addrs("vt0"); err != nil || len(as) != 0 {
+		t.Errorf("Addrs = %v, %v; want none", as, err)
+	}
+	d.Close()
+	if _, err := LinkInfo("vt0"); !errors.Is(err, unix.ENODEV) {
+		t.Errorf("after Close: LinkInfo err %v, want ENODEV (device gone)", err)
+	}
+}
+
+func infoEqual(a, b Info) bool {
+	return a.Name == b.Name && a.Index == b.Index && a.Up == b.Up && a.MTU == b.MTU &&
+		bytes.Equal(a.HardwareAddr, b.HardwareAddr) && a.IsTunTap == b.IsTunTap && a.TUN == b.TUN &&
+		a.Persist == b.Persist && a.Owner == b.Owner && a.Group == b.Group
+}
+
+func TestKernelPicksName(t *testing.T) {
+	inNewNetns(t)
+	d := mustOpen(t, Config{})
+	if !strings.HasPrefix(d.Name(), "tap") {
+		t.Errorf("Name() = %q, want tapN", d.Name())
+	}
+	d2 := mustOpen(t, Config{Name: "vde%d", TUN: true})
+	if d2.Name() != "vde0" {
+		t.Errorf("Name() = %q, want vde0", d2.Name())
+	}
+	if info, err := LinkInfo("vde0"); err != nil || !info.TUN {
+		t.Errorf("LinkInfo(vde0) = %+v, %v; want a TUN", info, err)
+	}
+}
+
+func TestOpenErrors(t *testing.T) {
+	inNewNetns(t)
+	tests := []struct {
+		desc, name string
+		op         string
+		err        error
+	}{
+		{"name too long", "abcdefghijklmnop", "name", ErrNameTooLong},
+		{"not a tun device", "lo", "TUNSETIFF", unix.EINVAL},
+		{"busy", "vt1", "TUNSETIFF", unix.EBUSY},
+	}
+	mustOpen(t, Config{Name: "vt1"})
+	for _, tc := range tests {
+		_, err := Open(tc.name)
+		var te *Error
+		if !errors.As(err, &te) || te.Op != tc.op || !errors.Is(err, tc.err) {
+			t.Errorf("%s: Open(%q) err %v, want %s: %v", tc.desc, tc.name, err, tc.op, tc.err)
+			continue
+		}
+		if !strings.Contains(err.Error(), tc.name) || !strings.Contains(err.Error(), tc.op) {
+			t.Errorf("%s: error %q does not name the interface and the step", tc.desc, err)
+		}
+	}
+	_, err := OpenConfig(Config{Name: "vt2", Clone: "/nonexistent/tun"})
+	if !errors.Is(err, unix.ENOENT) || !strings.Contains(err.Error(), "open /nonexistent/tun") {
+		t.Errorf("missing clone device: err %v", err)
+	}
+}
+
+func TestPersistOwnerGroup(t *testing.T) {
+	inNewNetns(t)
+	name, err := Create(Config{Name: "vt3", Owner: 65534, HasOwner: true, Group: 65533, HasGroup: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if name != "vt3" {
+		t.Errorf("Create returned %q", name)
+	}
+	info, err := LinkInfo("vt3")
+	if err != nil {
+		t.Fatalf("persistent device gone after Close: %v", err)
+	}
+	if !info.Persist || info.Owner != 65534 || info.Group != 65533 {
+		t.Errorf("LinkInfo = %+v, want persistent, owner 65534, group 65533", info)
+	}
+	// Root may attach whatever the owner; the device keeps its settings.
+	d := mustOpen(t, Config{Name: "vt3"})
+	if err := d.SetOwner(0); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.SetOwner(-1); !errors.Is(err, unix.EINVAL) {
+		t.Errorf("SetOwner(-1): %v, want EINVAL (the kernel cannot unset an owner)", err)
+	}
+	d.Close()
+	if info, _ := LinkInfo("vt3"); info.Owner != 0 || info.Group != 65533 || !info.Persist {
+		t.Errorf("after SetOwner(0): %+v", info)
+	}
+	if err := Release("vt3", Config{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LinkInfo("vt3"); !errors.Is(err, unix.ENODEV) {
+		t.Errorf("after Release: LinkInfo err %v, want ENODEV", err)
+	}
+}
+
+func TestAddrsAndLinkState(t *testing.T) {
+	inNewNetns(t)
+	mustOpen(t, Config{Name: "vt4"})
+	v4, v6 := netip.MustParsePrefix("10.9.1.1/24"), netip.MustParsePrefix("fd00:9::1/64")
+	for _, p := range []netip.Prefix{v4, v6} {
+		if err := AddAddr("vt4", p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := SetMTU("vt4", 9000); err != nil {
+		t.Fatal(err)
+	}
+	mac := net.HardwareAddr{2, 0, 0, 0, 9, 4}
+	if err := SetHardwareAddr("vt4", mac); err != nil {
+		t.Fatal(err)
+	}
+	if err := SetUp("vt4"); err != nil {
+		t.Fatal(err)
+	}
+	info, err := LinkInfo("vt4")
+	if err != nil || !info.Up || info.MTU != 9000 || !bytes.Equal(info.HardwareAddr, mac) {
+		t.Errorf("LinkInfo = %+v, %v; want up, mtu 9000, %v", info, err, mac)
+	}
+	as, err := Addrs("vt4")
+	if err != nil {
+		t.Fatal(err)
+	}
+	has := map[netip.Prefix]bool{}
+	for _, a := range as {
+		has[a] = true
+	}
+	if !has[v4] || !has[v6] {
+		t.Errorf("Addrs = %v, want %v and %v among them", as, v4, v6)
+	}
+	if err := DelAddr("vt4", v4); err != nil {
+		t.Fatal(err)
+	}
+	if err := SetDown("vt4"); err != nil {
+		t.Fatal(err)
+	}
+	if info, _ := LinkInfo("vt4"); info.Up {
+		t.Error("still up after SetDown")
+	}
+	as, _ = Addrs("vt4")
+	for _, a := range as {
+		if a == v4 {
+			t.Errorf("%v still there after DelAddr", v4)
+		}
+	}
+	err = SetUp("nosuch0")
+	if !errors.Is(err, unix.ENODEV) || !strings.Contains(err.Error(), "tap nosuch0: link up") {
+		t.Errorf("SetUp(nosuch0) err %v", err)
+	}
+}
+
+// arpRequest asks who has target, from mac/sender.
+func arpRequest(mac net.HardwareAddr, sender, target netip.Addr) []byte {
+	f := make([]byte, 0, 42)
+	f = append(f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff)
+	f = append(f, mac...)
+	f = append(f, 0x08, 0x06)                   // ARP
+	f = append(f, 0, 1, 0x08, 0x00, 6, 4, 0, 1) // Ethernet/IPv4, request
+	f = append(f, mac...)                       // sender MAC
+	f = append(f, sender.AsSlice()...)          // sender IP
+	f = append(f, 0, 0, 0, 0, 0, 0)             // target MAC
+	return append(f, target.AsSlice()...)       // target IP
+}
+
+// isARPReplyTo reports whether f is an ARP reply to mac about ip.
+func isARPReplyTo(f []byte, mac net.HardwareAddr, ip netip.Addr) bool {
+	return len(f) >= 42 && bytes.Equal(f[0:6], mac) && binary.BigEndian.Uint16(f[12:]) == 0x0806 &&
+		binary.BigEndian.Uint16(f[20:]) == 2 && bytes.Equal(f[28:32], ip.AsSlice())
+}
+
+func TestFramesBothWays(t *testing.T) {
+	inNewNetns(t)
+	d := mustOpen(t, Config{Name: "vt5"})
+	mac := net.HardwareAddr{2, 0, 0, 0, 5, 1}
+	host := netip.MustParseAddr("10.9.5.1")
+	peers := []netip.Addr{netip.MustParseAddr("10.9.5.2"), netip.MustParseAddr("10.9.5.3"), netip.MustParseAddr("10.9.5.4")}
+
+	// While the link is down the kernel refuses frames (EIO): dropped, not an error.
+	n, err := d.WriteBatch([][]byte{arpRequest(mac, peers[0], host)})
+	if n != 0 || err != nil || d.Dropped() != 1 {
+		t.Errorf("write while down: n %d err %v dropped %d; want 0, nil, 1", n, err, d.Dropped())
+	}
+
+	if err := AddAddr("vt5", netip.PrefixFrom(host, 24)); err != nil {
+		t.Fatal(err)
+	}
+	if err := SetUp("vt5"); err != nil {
+		t.Fatal(err)
+	}
+	var reqs [][]byte
+	for _, p := range peers {
+		reqs = append(reqs, arpRequest(mac, p, host))
+	}
+	reqs = append(reqs, make([]byte, 5)) // a runt the device refuses
+	n, err = d.WriteBatch(reqs)
+	if n != len(peers) || err != nil {
+		t.Fatalf("WriteBatch = %d, %v; want %d, nil", n, err, len(peers))
+	}
+
+	got := map[netip.Addr]bool{}
+	frames := make([][]byte, wire.BatchSize)
+	for i := range frames {
+		frames[i] = make([]byte, wire.MaxFrame)
+	}
+	sizes := make([]int, len(frames))
+	timer := time.AfterFunc(5*time.Second, func() { d.Close() })
+	defer timer.Stop()
+	for len(got) < len(peers) {
+		n, err := d.ReadBatch(frames, sizes)
+		if err != nil {
+			t.Fatalf("ReadBatch: %v (replies so far: %v)", err, got)
+		}
+		for i := 0; i < n; i++ {
+			for _, p := range peers {
+				if isARPReplyTo(frames[i][:sizes[i]], mac, host) && bytes.Equal(frames[i][38:42], p.AsSlice()) {
+					got[p] = true
+				}
+			}
+		}
+	}
+}
+
+func TestCloseEndsRead(t *testing.T) {
+	inNewNetns(t)
+	d := mustOpen(t, Config{Name: "vt6"})
+	done := make(chan error, 1)
+	go func() {
+		_, err := d.ReadBatch([][]byte{make([]byte, 2000)}, []int{0})
+		done <- err
+	}()
+	time.Sleep(50 * time.Millisecond)
+	d.Close()
+	select {
+	case err := <-done:
+		var te *Error
+		if !errors.As(err, &te) || te.Op != "read" {
+			t.Errorf("ReadBatch after Close: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("ReadBatch still blocked after Close")
+	}
+	if _, err := d.WriteBatch([][]byte{make([]byte, 60)}); err == nil {
+		t.Error("WriteBatch after Close: no error")
+	}
+}
+
+func TestDeletedInterfaceEndsRead(t *testing.T) {
+	inNewNetns(t)
+	name, err := Create(Config{Name: "vt7"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := mustOpen(t, Config{Name: name})
+	done := make(chan error, 1)
+	go func() {
+		_, err := d.ReadBatch([][]byte{make([]byte, 2000)}, []int{0})
+		done <- err
+	}()
+	time.Sleep(50 * time.Millisecond)
+	if err := Release(name, Config{}); !errors.Is(err, unix.EBUSY) {
+		t.Errorf("Release of a device in use: %v, want EBUSY", err)
+	}
+	if err := d.SetPersist(false); err != nil {
+		t.Fatal(err)
+	}
+	// Deleting the interface under an open descriptor (ip link del).
+	l, err := link(name, "delete")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := netlink.LinkDel(l); err != nil {
+		t.Fatalf("delete %s: %v", name, err)
+	}
+	select {
+	case err := <-done:
+		if !errors.Is(err, unix.EBADFD) {
+			t.Errorf("ReadBatch after delete: %v, want EBADFD", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("ReadBatch still blocked after the interface was deleted")
+	}
+}
+
+func TestScheme(t *testing.T) {
+	inNewNetns(t)
+	e, err := wire.Open("tap://vt8", wire.OpenOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	d, ok := e.(*Device)
+	if !ok || d.Name() != "vt8" {
+		t.Fatalf("tap://vt8 opened %T %v", e, e)
+	}
+	if info, err := LinkInfo("vt8"); err != nil || info.Up {
+		t.Errorf("tap://vt8: %+v, %v; want an existing, down TAP", info, err)
+	}
+	if _, err := wire.Open("tap://abcdefghijklmnop", wire.OpenOptions{}); !errors.Is(err, ErrNameTooLong) {
+		t.Errorf("long name: %v", err)
+	}
+}
