@@ -8,6 +8,7 @@ import (
 	"log/syslog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -176,6 +177,7 @@ func plugIndex(name string) int {
 // PlugMain is vde_plug: it joins a switch port to stdin/stdout, to a command's stdio, or
 // to another network.
 func PlugMain(ctx context.Context, args []string, stdio Stdio) error {
+	ready := plugDaemon.takeReadyFile()
 	pa, err := parsePlugArgs(os.Args[0], args)
 	if err != nil {
 		var pe *parseExit
@@ -186,16 +188,15 @@ func PlugMain(ctx context.Context, args []string, stdio Stdio) error {
 		}
 		return err
 	}
-	if pa.daemon && os.Getenv(plugDaemonEnv) == "" {
-		// daemon(0,0) before connecting, as the C plug does: errors go nowhere.
-		if err := spawnDetached(plugDaemonEnv); err != nil {
-			fmt.Fprintf(stdio.Err, "vde_plug: daemon: %v\n", err)
-			return exit(1)
-		}
-		return nil
+	if pa.daemon && ready == nil {
+		// Unlike the C plug, which daemonizes before connecting and so loses its errors,
+		// the starter returns once the daemon is connected, or shows why it is not.
+		return plugDaemon.spawn(args, stdio)
 	}
-	os.Unsetenv(plugDaemonEnv)
 	if pa.pidfile != "" {
+		if abs, err := filepath.Abs(pa.pidfile); err == nil {
+			pa.pidfile = abs // still found after the daemon leaves its start directory
+		}
 		if err := os.WriteFile(pa.pidfile, []byte(fmt.Sprintf("%d\n", os.Getpid())), 0644); err != nil {
 			fmt.Fprintf(stdio.Err, "vde_plug: pidfile %s: %v\n", pa.pidfile, err)
 			return exit(1)
@@ -237,6 +238,10 @@ func PlugMain(ctx context.Context, args []string, stdio Stdio) error {
 		b = wire.NewStream(stdio.In, stdio.Out, nil)
 	}
 
+	if ready != nil {
+		signalReady(ready)
+		os.Chdir("/") // like daemon(3): do not keep the start directory busy
+	}
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGINT, syscall.SIGTERM)
 	defer signal.Stop(sigs)
@@ -264,30 +269,8 @@ func PlugMain(ctx context.Context, args []string, stdio Stdio) error {
 	return nil // a pipe or socket that went away ends the plug, as in C
 }
 
-// plugDaemonEnv marks the re-executed vde_plug daemon.
-const plugDaemonEnv = "_VDE_PLUG_DAEMON"
-
-// spawnDetached re-executes this binary (Go cannot fork) in a new session with stdio on
-// /dev/null and the environment marker set, and does not wait for it.
-func spawnDetached(marker string) error {
-	null, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
-	if err != nil {
-		return err
-	}
-	defer null.Close()
-	cwd, _ := os.Getwd()
-	attr := &os.ProcAttr{
-		Dir:   cwd,
-		Env:   append(os.Environ(), marker+"=1"),
-		Files: []*os.File{null, null, null},
-		Sys:   &syscall.SysProcAttr{Setsid: true},
-	}
-	p, err := os.StartProcess("/proc/self/exe", append([]string{os.Args[0]}, os.Args[1:]...), attr)
-	if err != nil {
-		return err
-	}
-	return p.Release()
-}
+// plugDaemon is how vde_plug -d daemonizes (daemon.go).
+var plugDaemon = daemonSpec{Name: "vde_plug", ReadyEnv: "_VDE_PLUG_DAEMON_READY_FD"}
 
 // openPlugURL opens URL i with vde_plug's message on failure.
 func openPlugURL(pa *plugArgs, i int, stdio Stdio) (wire.Endpoint, error) {

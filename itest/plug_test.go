@@ -9,7 +9,9 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -188,5 +190,34 @@ func TestPlugEnds(t *testing.T) {
 	waitFor(t, stopTimeout, "port freed after the plug was killed", func() (bool, string) {
 		out := a.Cmd(t, "port/print")
 		return !strings.Contains(out, fmt.Sprintf("pid=%d", q.PID())), out
+	})
+}
+
+// vde_plug -d returns once the daemon is attached; -p names it and goes with it.
+func TestPlugDaemon(t *testing.T) {
+	t.Parallel()
+	requireRoot(t)
+	plug := appletPath(t, "vde_plug")
+	a, b := startSwitch(t, implOurs), startSwitch(t, implDebian)
+	pidfile := filepath.Join(testDir(t), "plug.pid")
+	run(t, plug, "-d", "-p", pidfile, a.Dir, b.Dir)
+	data, err := os.ReadFile(pidfile)
+	if err != nil {
+		t.Fatalf("pid file after -d returned: %v", err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(data)))
+	if err != nil {
+		t.Fatalf("pid file %q", data)
+	}
+	proc, _ := os.FindProcess(pid)
+	t.Cleanup(func() { proc.Kill() })
+	if out := a.Cmd(t, "port/print"); !strings.Contains(out, fmt.Sprintf("pid=%d", pid)) {
+		t.Fatalf("daemon %d not attached when -d returned:\n%s", pid, out)
+	}
+	crossTraffic(t, a, b)
+	proc.Signal(syscall.SIGTERM)
+	waitFor(t, stopTimeout, "pid file removed", func() (bool, string) {
+		_, err := os.Stat(pidfile)
+		return os.IsNotExist(err), ""
 	})
 }
