@@ -699,14 +699,20 @@ type tapHost struct {
 // sets it on the TAP and brings the link up.
 func plugTap(t testing.TB, sw *Switch, port int, cidr string) *tapHost {
 	t.Helper()
-	requireTun(t)
 	requireTools(t, "vde_plug")
+	return plugTapWith(t, "vde_plug", sw, port, cidr)
+}
+
+// plugTapWith is plugTap with another vde_plug binary (ours, say).
+func plugTapWith(t testing.TB, plug string, sw *Switch, port int, cidr string) *tapHost {
+	t.Helper()
+	requireTun(t)
 	h := &tapHost{NS: newNetns(t), Tap: tapName()}
 	url := "vde://" + sw.Dir
 	if port > 0 {
 		url += fmt.Sprintf("[%d]", port)
 	}
-	h.Plug = startProc(t, "ip", "netns", "exec", h.NS, "vde_plug", url, "tap://"+h.Tap)
+	h.Plug = startProc(t, "ip", "netns", "exec", h.NS, plug, url, "tap://"+h.Tap)
 	h.Plug.Name = "vde_plug(" + h.Tap + ")"
 	waitFor(t, startTimeout, "TAP "+h.Tap+" in "+h.NS, func() (bool, string) {
 		if h.Plug.Exited() {

@@ -221,3 +221,19 @@ func TestPlugDaemon(t *testing.T) {
 		return os.IsNotExist(err), ""
 	})
 }
+
+// Our vde_plug on Debian's switch and Debian's on ours: TAP hosts ping and move 20 MB.
+func TestPlugTAPHosts(t *testing.T) {
+	t.Parallel()
+	requireTools(t, "socat", "ping", "vde_plug")
+	plug := appletPath(t, "vde_plug")
+	for i, sw := range []*Switch{startSwitch(t, implDebian), startSwitch(t, implOurs)} {
+		net := fmt.Sprintf("10.214.%d.", i+1)
+		ours := plugTapWith(t, plug, sw, 0, net+"1/24")
+		theirs := plugTap(t, sw, 0, net+"2/24")
+		waitPing(t, ours.NS, theirs.Addr)
+		waitPing(t, theirs.NS, ours.Addr)
+		moveFile(t, ours, theirs, 20<<20)
+		moveFile(t, theirs, ours, 20<<20)
+	}
+}

@@ -30,24 +30,7 @@ func TestTAPPingAndTCP(t *testing.T) {
 	nsRun(t, b.NS, "ping", "-n", "-c", "3", "-i", "0.2", "-W", "2", a.Addr)
 
 	const size = 20 << 20
-	tmp := testDir(t)
-	src, dst := filepath.Join(tmp, "src"), filepath.Join(tmp, "dst")
-	data := make([]byte, size)
-	rng := rand.New(rand.NewPCG(1, 2))
-	for i := 0; i < len(data); i += 8 {
-		binary.LittleEndian.PutUint64(data[i:], rng.Uint64())
-	}
-	if err := os.WriteFile(src, data, 0600); err != nil {
-		t.Fatal(err)
-	}
-	transferTCP(t, b, a, src, dst)
-	got, err := os.ReadFile(dst)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(got, data) {
-		t.Fatalf("received %d bytes (equal prefix %d), want the %d bytes sent", len(got), commonPrefix(got, data), size)
-	}
+	moveFile(t, b, a, size)
 
 	res := runIperf3(t, a, b, "-n", fmt.Sprint(size))
 	if res.End.SumSent.Bytes < size {
@@ -250,5 +233,29 @@ func TestShortFrames(t *testing.T) {
 	hdr := ethFrame(broadcast, peerMAC(0x42), "")[:14]
 	if g := seen[0]; !bytes.HasPrefix(g, hdr) || (len(g) != 14 && len(g) != 60) || bytes.ContainsFunc(g[14:], func(r rune) bool { return r != 0 }) {
 		t.Errorf("14-byte frame arrived as % x, want it as sent or zero-padded to 60", g)
+	}
+}
+
+// moveFile sends size seeded random bytes by TCP from one TAP host to another (socat) and
+// checks that every byte arrived.
+func moveFile(t *testing.T, from, to *tapHost, size int) {
+	t.Helper()
+	tmp := testDir(t)
+	src, dst := filepath.Join(tmp, "src"), filepath.Join(tmp, "dst")
+	data := make([]byte, size)
+	rng := rand.New(rand.NewPCG(1, 2))
+	for i := 0; i < len(data); i += 8 {
+		binary.LittleEndian.PutUint64(data[i:], rng.Uint64())
+	}
+	if err := os.WriteFile(src, data, 0600); err != nil {
+		t.Fatal(err)
+	}
+	transferTCP(t, from, to, src, dst)
+	got, err := os.ReadFile(dst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, data) {
+		t.Fatalf("received %d bytes (equal prefix %d), want the %d bytes sent", len(got), commonPrefix(got, data), size)
 	}
 }
