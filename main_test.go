@@ -50,7 +50,6 @@ func TestDispatchNotImplemented(t *testing.T) {
 		name string
 	}{
 		{[]string{"slirpvde"}, "slirpvde"},
-		{[]string{"dpipe", "a", "=", "b"}, "dpipe"},
 		{[]string{"vdeq", "qemu-system-x86_64"}, "vdeq"},
 		{[]string{"unixterm", "/tmp/mgmt"}, "unixterm"},
 		{[]string{"vde", "ifup-hook"}, "ifup-hook"},
