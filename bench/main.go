@@ -36,6 +36,7 @@ type config struct {
 	backoff      backoff
 	out          string
 	tap          bool
+	cable        bool
 }
 
 // impl is one implementation under test.
@@ -114,6 +115,23 @@ func run() int {
 	fmt.Println()
 	printTable(os.Stdout, rows)
 
+	// A cable of two plugs under dpipe between two switches.
+	var cableLines []string
+	if cfg.cable {
+		for _, size := range []int{64, 1500} {
+			sum, err := runCableBench(ctx, cfg, cableImpls(cfg), size, os.Stdout)
+			if err != nil {
+				fmt.Fprintln(os.Stderr, "bench: cable:", err)
+				return 1
+			}
+			cableLines = append(cableLines, sum.String())
+		}
+		fmt.Println()
+		for _, l := range cableLines {
+			fmt.Println(l)
+		}
+	}
+
 	// TCP through TAPs: iperf3 between a namespace on the switch's -t TAP and one on
 	// vde_plug2tap's TAP.
 	tapLine := ""
@@ -131,6 +149,9 @@ func run() int {
 	}
 	if cfg.out != "" {
 		md := markdown(cfg, env, cmdline, rows, res)
+		for _, l := range cableLines {
+			md += "\n" + l + "\n"
+		}
 		if tapLine != "" {
 			md += "\n" + tapLine + "\n"
 		}
@@ -153,6 +174,7 @@ func parseFlags(args []string) (*config, error) {
 	fl.DurationVar(&cfg.warmup, "warmup", 250*time.Millisecond, "traffic before each measurement starts")
 	sizes := fl.String("sizes", "64,1500,9000", "frame sizes in bytes, Ethernet header included")
 	bo := fl.String("backoff", string(backoffPoll), "what the sender does when the socket is full: poll (wait ≤1ms for POLLOUT), yield (Gosched) or sleep (20µs)")
+	fl.BoolVar(&cfg.cable, "cable", true, "also measure a dpipe'd vde_plug cable between two switches of each implementation")
 	fl.BoolVar(&cfg.tap, "tap", true, "also run iperf3 over TAPs (-t and vde_plug2tap) of each switch; needs root and iperf3")
 	fl.StringVar(&cfg.out, "out", "", "also write the results as markdown to `FILE` (e.g. BENCHMARKS.md)")
 	fl.Usage = func() {

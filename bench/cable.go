@@ -1,0 +1,130 @@
+package main
+
+// The cable row: two switches of one implementation joined by that implementation's
+// `dpipe vde_plug A = vde_plug B` (the seed's tunnel without ssh), frames A→B across it.
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/vde-go/vde/switchcore/wire"
+)
+
+// cableImpl is the switch, dpipe and vde_plug of one implementation.
+type cableImpl struct {
+	name, sw, dpipe, plug string
+}
+
+// cableSummary holds frames/s and bit/s per round of each implementation.
+type cableSummary struct {
+	size                 int
+	oursFPS, debianFPS   []float64
+	oursBits, debianBits []float64
+}
+
+func (s cableSummary) String() string {
+	mo, md := median(s.oursFPS), median(s.debianFPS)
+	r := "n/a"
+	if md > 0 {
+		r = fmt.Sprintf("%.2f", mo/md)
+	}
+	return fmt.Sprintf("dpipe'd vde_plug cable between two switches, %d B frames: ours median %s frames/s (%.0f Mbit/s), debian median %s frames/s (%.0f Mbit/s), ours/debian %s (%d rounds)",
+		s.size, thousands(mo), median(s.oursBits)/1e6, thousands(md), median(s.debianBits)/1e6, r, len(s.oursFPS))
+}
+
+func runCableBench(ctx context.Context, cfg *config, impls [2]cableImpl, size int, w io.Writer) (cableSummary, error) {
+	sum := cableSummary{size: size}
+	for round := 1; round <= cfg.rounds; round++ {
+		for _, im := range impls {
+			r, err := cableOnce(ctx, cfg, im, size)
+			if err != nil {
+				return sum, fmt.Errorf("round %d, %s: %w", round, im.name, err)
+			}
+			fmt.Fprintf(w, "round %d/%d  %-6s cable  %s frames/s, %.0f Mbit/s\n", round, cfg.rounds, im.name, thousands(r.fps), r.bitRate/1e6)
+			if im.name == "ours" {
+				sum.oursFPS, sum.oursBits = append(sum.oursFPS, r.fps), append(sum.oursBits, r.bitRate)
+			} else {
+				sum.debianFPS, sum.debianBits = append(sum.debianFPS, r.fps), append(sum.debianBits, r.bitRate)
+			}
+		}
+	}
+	return sum, nil
+}
+
+func cableOnce(ctx context.Context, cfg *config, im cableImpl, size int) (result, error) {
+	swA, err := startSwitch(ctx, im.sw)
+	if err != nil {
+		return result{}, err
+	}
+	defer swA.stop()
+	swB, err := startSwitch(ctx, im.sw)
+	if err != nil {
+		return result{}, err
+	}
+	defer swB.stop()
+	cmd := exec.Command(im.dpipe, im.plug, swA.ctlDir, "=", im.plug, swB.ctlDir)
+	// Its own group, so that stopping it reaches both plugs; Pdeathsig if we die first.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		return result{}, fmt.Errorf("start %s: %w", im.dpipe, err)
+	}
+	reap.addProc(cmd.Process)
+	defer func() {
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			<-done
+		}
+		reap.delProc(cmd.Process)
+	}()
+	p, err := openCablePair(ctx, swA, swB)
+	if err != nil {
+		return result{}, err
+	}
+	defer p.close()
+	r := p.measure(ctx, size, cfg.duration, cfg.warmup, cfg.backoff)
+	return r, r.err
+}
+
+// openCablePair dials A on one switch and B on the other and waits (up to 10 s) until
+// the cable between them carries the learning frames.
+func openCablePair(ctx context.Context, swA, swB *switchProc) (*pair, error) {
+	p := &pair{sw: swA}
+	var err error
+	if p.a, err = wire.Dial(swA.ctlDir, wire.DialOptions{Description: "bench-A"}); err != nil {
+		return nil, fmt.Errorf("dial A: %w", err)
+	}
+	if p.b, err = wire.Dial(swB.ctlDir, wire.DialOptions{Description: "bench-B"}); err != nil {
+		p.a.Close()
+		return nil, fmt.Errorf("dial B: %w", err)
+	}
+	p.rxA, p.rxB = startCounter(p.a), startCounter(p.b)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		err := p.learn(ctx)
+		if err == nil {
+			return p, nil
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			p.close()
+			return nil, fmt.Errorf("cable: %w", err)
+		}
+	}
+}
+
+func cableImpls(cfg *config) [2]cableImpl {
+	dir := filepath.Dir(cfg.ours)
+	return [2]cableImpl{
+		{"ours", cfg.ours, filepath.Join(dir, "dpipe"), filepath.Join(dir, "vde_plug")},
+		{"debian", cfg.debian, "/usr/bin/dpipe", "/usr/bin/vde_plug"},
+	}
+}
