@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math/rand/v2"
 	"net"
 	"os"
@@ -17,6 +18,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -937,6 +939,33 @@ func (p *peer) tryRecv(tag string, timeout time.Duration) ([]byte, bool) {
 			}
 		case <-timer.C:
 			return nil, false
+		}
+	}
+}
+
+// recvAll waits for one frame with each tag, in any order: frames from different source
+// ports may overtake each other (each port has its own reader), even a reply its cause.
+func (p *peer) recvAll(t testing.TB, tags ...string) {
+	t.Helper()
+	want := map[string]bool{}
+	for _, tag := range tags {
+		want[tag] = true
+	}
+	timer := time.NewTimer(recvTimeout)
+	defer timer.Stop()
+	for len(want) > 0 {
+		select {
+		case f, ok := <-p.rx:
+			if !ok {
+				t.Fatalf("%s: connection closed, still waiting for %q", p.Name, slices.Collect(maps.Keys(want)))
+			}
+			for tag := range want {
+				if bytes.Contains(f, []byte(tag)) {
+					delete(want, tag)
+				}
+			}
+		case <-timer.C:
+			t.Fatalf("%s: no frames with %q within %v", p.Name, slices.Collect(maps.Keys(want)), recvTimeout)
 		}
 	}
 }

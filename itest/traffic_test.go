@@ -149,16 +149,14 @@ func TestHubMode(t *testing.T) {
 			b := dialPeer(t, sw, 2, wire.DialOptions{})
 			c := dialPeer(t, sw, 3, wire.DialOptions{})
 			exchange(t, a, b, "learn")
-			c.recv(t, "learn-a2b") // broadcasts reach everyone either way
-			c.recv(t, "learn-b2a")
+			c.recvAll(t, "learn-a2b", "learn-b2a") // broadcasts reach everyone either way
 
 			a.send(t, ethFrame(b.MAC, a.MAC, "a-to-b"))
 			b.recv(t, "a-to-b")
 			b.send(t, ethFrame(a.MAC, b.MAC, "b-to-a"))
 			a.recv(t, "b-to-a")
 			if hub {
-				c.recv(t, "a-to-b")
-				c.recv(t, "b-to-a")
+				c.recvAll(t, "a-to-b", "b-to-a")
 			} else {
 				c.recvNone(t, "a-to-b")
 				c.recvNone(t, "b-to-a")
