@@ -80,6 +80,7 @@ type plugArgs struct {
 	daemon   bool
 	pidfile  string
 	log      bool
+	iplog    bool
 	loginCmd bool // -c vde_plug: run by sshd as a login shell
 }
 
@@ -116,6 +117,7 @@ func parsePlugArgs(argv0 string, args []string) (*plugArgs, error) {
 				return nil, &parseExit{Code: 255, Stderr: loginShellRefusal}
 			}
 			pa.loginCmd, pa.log = true, true
+			pa.iplog = inGroup("vdeplug_iplog")
 		case "pidfile":
 			pa.pidfile = ev.Value
 		case "daemon":
@@ -133,8 +135,10 @@ func parsePlugArgs(argv0 string, args []string) (*plugArgs, error) {
 			}
 			o := &pa.opts[plugIndex(ev.Name)]
 			o.Group, o.HasGroup = gid, true
-		case "log", "iplog":
+		case "log":
 			pa.log = true
+		case "iplog":
+			pa.log, pa.iplog = true, true
 		case "descr":
 			if ev.Value != "" {
 				pa.opts[0].Description, pa.opts[1].Description = ev.Value, ev.Value
@@ -203,16 +207,15 @@ func PlugMain(ctx context.Context, args []string, stdio Stdio) error {
 		}
 		defer os.Remove(pa.pidfile)
 	}
-	var logw *syslog.Writer
+	logInfo := func(string, ...any) {}
 	if pa.log {
 		if w, err := syslog.New(syslog.LOG_INFO|syslog.LOG_USER, "vde_plug"); err == nil {
-			logw = w
 			defer w.Close()
-			w.Info(fmt.Sprintf("START %s", strings.Join(pa.urls, " ")))
-			defer w.Info(fmt.Sprintf("STOP %s", strings.Join(pa.urls, " ")))
+			logInfo = func(format string, args ...any) { w.Info(fmt.Sprintf(format, args...)) }
 		}
+		logInfo("START user %s %s", currentUserName(), strings.Join(pa.urls, " "))
+		defer logInfo("STOP user %s %s", currentUserName(), strings.Join(pa.urls, " "))
 	}
-	_ = logw
 
 	a, err := openPlugURL(pa, 0, stdio)
 	if err != nil {
@@ -241,6 +244,9 @@ func PlugMain(ctx context.Context, args []string, stdio Stdio) error {
 	if ready != nil {
 		signalReady(ready)
 		os.Chdir("/") // like daemon(3): do not keep the start directory busy
+	}
+	if pa.iplog {
+		b = newIPLogger(b, logInfo, currentUserName())
 	}
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGINT, syscall.SIGTERM)
