@@ -291,15 +291,7 @@ func TestSwitchPidFileOfLiveProcess(t *testing.T) {
 	other := fmt.Sprintf("%d\n", os.Getppid()) // alive: it runs us
 	os.WriteFile(pid, []byte(other), 0o644)
 	r := runSwitchMain(context.Background(), []string{"-p", pid}, strings.NewReader(""))
-	if code := exitCodeOf(r.err); code != 1 {
-		t.Errorf("exit status %d, want 1", code)
-	}
-	if r.stderr != "vde_switch: Error in pidfile creation: File exists\n" {
-		t.Errorf("stderr %q", r.stderr)
-	}
-	if b, _ := os.ReadFile(pid); string(b) != other {
-		t.Errorf("someone else's pid file now holds %q", b)
-	}
+	wantPidFileRefused(t, r, pid, other)
 	if !sw.closed {
 		t.Error("switch left running")
 	}
@@ -421,14 +413,22 @@ func TestSwitchDaemonPidFileExists(t *testing.T) {
 	mine := fmt.Sprintf("%d\n", os.Getpid())
 	os.WriteFile(pid, []byte(mine), 0o644)
 	r := runSwitchMain(context.Background(), []string{"-d", "-p", pid}, strings.NewReader(""))
+	wantPidFileRefused(t, r, pid, mine)
+}
+
+// wantPidFileRefused checks how a switch ends when its pid file names a live process, in
+// the foreground or with -d: status 1, the C switch's message, and the file untouched
+// (still holding was).
+func wantPidFileRefused(t *testing.T, r runResult, pid, was string) {
+	t.Helper()
 	if code := exitCodeOf(r.err); code != 1 {
 		t.Errorf("exit status %d, want 1", code)
 	}
 	if r.stderr != "vde_switch: Error in pidfile creation: File exists\n" {
 		t.Errorf("stderr %q", r.stderr)
 	}
-	if b, _ := os.ReadFile(pid); string(b) != mine {
-		t.Errorf("pid file of a live process changed to %q", b)
+	if b, _ := os.ReadFile(pid); string(b) != was {
+		t.Errorf("pid file of a live process now holds %q, was %q", b, was)
 	}
 }
 

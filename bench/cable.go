@@ -29,10 +29,7 @@ type cableSummary struct {
 
 func (s cableSummary) String() string {
 	mo, md := median(s.oursFPS), median(s.debianFPS)
-	r := "n/a"
-	if md > 0 {
-		r = fmt.Sprintf("%.2f", mo/md)
-	}
+	r := medianRatio(mo, md)
 	return fmt.Sprintf("dpipe'd vde_plug cable between two switches, %d B frames: ours median %s frames/s (%.0f Mbit/s), debian median %s frames/s (%.0f Mbit/s), ours/debian %s (%d rounds)",
 		s.size, thousands(mo), median(s.oursBits)/1e6, thousands(md), median(s.debianBits)/1e6, r, len(s.oursFPS))
 }

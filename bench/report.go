@@ -92,6 +92,15 @@ func median(v []float64) float64 {
 	return (v[n/2-1] + v[n/2]) / 2
 }
 
+// medianRatio is ours/debian of two medians for the one-line summaries (cable, TAP), or
+// "n/a" when Debian's median is zero (no rounds, or nothing got through).
+func medianRatio(ours, debian float64) string {
+	if debian > 0 {
+		return fmt.Sprintf("%.2f", ours/debian)
+	}
+	return "n/a"
+}
+
 func ratio(x float64) string {
 	if math.IsNaN(x) {
 		return "—"

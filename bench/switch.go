@@ -101,6 +101,14 @@ type switchProc struct {
 // startSwitch runs `bin -s DIR/sw.ctl` with a stdin pipe and waits until DIR/sw.ctl/ctl
 // accepts connections.
 func startSwitch(ctx context.Context, bin string) (*switchProc, error) {
+	return startSwitchCmd(ctx, bin, nil)
+}
+
+// startSwitchCmd runs `wrap... ABS(bin) -s DIR/sw.ctl extra...` in a fresh temp dir with a
+// stdin pipe kept open, reaped on exit, and waits for its ctl socket. wrap is a command the
+// switch runs under (e.g. `ip netns exec NS`), nil for none; startSwitch and
+// startNetnsSwitch share it so both switches start and are cleaned up the same way.
+func startSwitchCmd(ctx context.Context, bin string, wrap []string, extra ...string) (*switchProc, error) {
 	dir, err := os.MkdirTemp("", "vde-bench-")
 	if err != nil {
 		return nil, fmt.Errorf("temp dir: %w", err)
@@ -114,7 +122,8 @@ func startSwitch(ctx context.Context, bin string) (*switchProc, error) {
 		s.removeDir()
 		return nil, fmt.Errorf("%s: %w", bin, err)
 	}
-	cmd := exec.Command(abs, "-s", s.ctlDir)
+	argv := append(append(append([]string{}, wrap...), abs, "-s", s.ctlDir), extra...)
+	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Dir = dir
 	cmd.Stdout = s.out
 	cmd.Stderr = s.out

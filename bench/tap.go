@@ -25,7 +25,6 @@ import (
 	"math/rand/v2"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -52,10 +51,7 @@ type tapSummary struct {
 
 func (s tapSummary) String() string {
 	mo, md := median(s.ours), median(s.debian)
-	r := "n/a"
-	if md > 0 {
-		r = fmt.Sprintf("%.2f", mo/md)
-	}
+	r := medianRatio(mo, md)
 	return fmt.Sprintf("iperf3 TCP over TAPs of one switch (-t + vde_plug2tap): ours median %.0f Mbit/s (%d rounds), debian median %.0f Mbit/s (%d rounds), ours/debian %s",
 		mo/1e6, len(s.ours), md/1e6, len(s.debian), r)
 }
@@ -172,44 +168,7 @@ func tapRound(ctx context.Context, p tapPair, round int, dur time.Duration) (res
 // startNetnsSwitch runs `ip netns exec ns bin -s DIR/sw.ctl -t tap` as startSwitch runs a
 // switch (temp dir, stdin pipe kept open, reaped on exit) and waits for its ctl socket.
 func startNetnsSwitch(ctx context.Context, bin, ns, tap string) (*switchProc, error) {
-	dir, err := os.MkdirTemp("", "vde-bench-")
-	if err != nil {
-		return nil, fmt.Errorf("temp dir: %w", err)
-	}
-	reap.addDir(dir)
-	s := &switchProc{bin: bin, dir: dir, ctlDir: filepath.Join(dir, "sw.ctl"), out: &tailBuffer{}, done: make(chan struct{})}
-	abs, err := filepath.Abs(bin)
-	if err != nil {
-		s.removeDir()
-		return nil, fmt.Errorf("%s: %w", bin, err)
-	}
-	cmd := exec.Command("ip", "netns", "exec", ns, abs, "-s", s.ctlDir, "-t", tap)
-	cmd.Dir = dir
-	cmd.Stdout = s.out
-	cmd.Stderr = s.out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		s.removeDir()
-		return nil, fmt.Errorf("%s: stdin pipe: %w", bin, err)
-	}
-	s.stdin = stdin
-	if err := cmd.Start(); err != nil {
-		s.removeDir()
-		return nil, fmt.Errorf("start %s: %w", bin, err)
-	}
-	s.cmd = cmd
-	reap.addProc(cmd.Process)
-	go func() {
-		s.err = cmd.Wait()
-		reap.delProc(cmd.Process)
-		close(s.done)
-	}()
-	if err := s.waitReady(ctx, 10*time.Second); err != nil {
-		s.stop()
-		return nil, err
-	}
-	return s, nil
+	return startSwitchCmd(ctx, bin, []string{"ip", "netns", "exec", ns}, "-t", tap)
 }
 
 // bgProc is a helper process (vde_plug2tap, iperf3 server) stopped by PID.

@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 const debianDpipe = "/usr/bin/dpipe"
@@ -152,6 +154,18 @@ type procStat struct {
 
 // liveProcs lists the processes that are not zombies.
 func liveProcs() []procStat {
+	var out []procStat
+	for _, p := range allProcs() {
+		if p.state != "Z" && p.state != "X" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// allProcs parses /proc/PID/stat of every process, zombies included: liveProcs and
+// childrenOf (which wants those too) share the parsing.
+func allProcs() []procStat {
 	ents, _ := os.ReadDir("/proc")
 	var out []procStat
 	for _, e := range ents {
@@ -168,8 +182,8 @@ func liveProcs() []procStat {
 		if i < 0 {
 			continue
 		}
-		f := strings.Fields(s[i+1:])
-		if len(f) < 4 || f[0] == "Z" || f[0] == "X" {
+		f := strings.Fields(s[i+1:]) // state ppid pgrp session ...
+		if len(f) < 4 {
 			continue
 		}
 		ppid, _ := strconv.Atoi(f[1])
@@ -403,7 +417,15 @@ func TestDpipeSIGTERM(t *testing.T) {
 // killing dpipe ends the chain.
 func TestDpipeSIGTERMEndsChain(t *testing.T) {
 	oursOnly(t, "Debian's dpipe leaves commands that ignore EOF running")
-	d := dpipeImpls(t)[0]
+	signalSleepChain(t, dpipeImpls(t)[0], syscall.SIGTERM, "exit 0", "exit 0")
+}
+
+// signalSleepChain starts `dpipe -p PIDFILE sleep 30 = sleep 31`, checks the pid file,
+// sends sig and checks that dpipe ends as want (p.wait's words; wantText says it in the
+// error), that its group empties and that the pid file goes: the SIGTERM and SIGINT tests
+// differ only in the signal and the ending.
+func signalSleepChain(t *testing.T, d dpipeImpl, sig syscall.Signal, want, wantText string) {
+	t.Helper()
 	dir := t.TempDir()
 	pidf := filepath.Join(dir, "pid")
 	p := startDpipe(t, d, dir, "-p", pidf, "sleep", "30", "=", "sleep", "31")
@@ -412,9 +434,9 @@ func TestDpipeSIGTERMEndsChain(t *testing.T) {
 	if got := readFile(t, pidf); got != fmt.Sprintf("%d\n", pid) {
 		t.Errorf("pid file: %q, want %d", got, pid)
 	}
-	p.cmd.Process.Signal(syscall.SIGTERM)
-	if got := p.wait(t, stopTimeout); got != "exit 0" {
-		t.Errorf("dpipe after SIGTERM: %s, want exit 0", got)
+	p.cmd.Process.Signal(sig)
+	if got := p.wait(t, stopTimeout); got != want {
+		t.Errorf("dpipe after %s: %s, want %s", unix.SignalName(sig), got, wantText)
 	}
 	waitGroupEmpty(t, pid, stopTimeout)
 	if _, err := os.Stat(pidf); !errors.Is(err, os.ErrNotExist) {
@@ -428,22 +450,7 @@ func TestDpipeSIGINT(t *testing.T) {
 	impls := dpipeImpls(t)
 	for _, d := range impls {
 		t.Run(d.name, func(t *testing.T) {
-			dir := t.TempDir()
-			pidf := filepath.Join(dir, "pid")
-			p := startDpipe(t, d, dir, "-p", pidf, "sleep", "30", "=", "sleep", "31")
-			pid := p.cmd.Process.Pid
-			p.waitStarted(t, 3)
-			if got := readFile(t, pidf); got != fmt.Sprintf("%d\n", pid) {
-				t.Errorf("pid file: %q, want %d", got, pid)
-			}
-			p.cmd.Process.Signal(syscall.SIGINT)
-			if got := p.wait(t, stopTimeout); got != "signal interrupt" {
-				t.Errorf("dpipe after SIGINT: %s, want death by SIGINT", got)
-			}
-			waitGroupEmpty(t, pid, stopTimeout)
-			if _, err := os.Stat(pidf); !errors.Is(err, os.ErrNotExist) {
-				t.Errorf("pid file still there: %v", err)
-			}
+			signalSleepChain(t, d, syscall.SIGINT, "signal interrupt", "death by SIGINT")
 		})
 	}
 }

@@ -435,9 +435,17 @@ func startSwitch(t testing.TB, which string, extra ...string) *Switch {
 func startSwitchArgs(t testing.TB, which, tmp, dir, mgmt string, args []string) *Switch {
 	t.Helper()
 	requireRoot(t)
-	bin := switchBin(t, which)
+	return runSwitch(t, which, tmp, dir, mgmt, switchBin(t, which), args)
+}
+
+// runSwitch starts `name args...` as a switch of implementation which, waits for its
+// sockets as startSwitchArgs says, and closes its management session at cleanup. name is
+// the switch binary, or a wrapper such as ip for startSwitchInNetns: both share the
+// start-up checks.
+func runSwitch(t testing.TB, which, tmp, dir, mgmt, name string, args []string) *Switch {
+	t.Helper()
 	sw := &Switch{Impl: which, Dir: dir, Mgmt: mgmt, Tmp: tmp}
-	sw.Proc = startProc(t, bin, args...)
+	sw.Proc = startProc(t, name, args...)
 	sw.Proc.Name = "vde_switch(" + which + ")"
 	waitFor(t, startTimeout, sw.Proc.Name+" to accept connections", func() (bool, string) {
 		if sw.Proc.Exited() {

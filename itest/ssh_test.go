@@ -206,25 +206,10 @@ func (h *procHandle) stop() {
 
 // childrenOf lists the pids whose parent is ppid.
 func childrenOf(ppid int) []int {
-	ents, _ := os.ReadDir("/proc")
 	var out []int
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
-		if err != nil {
-			continue
-		}
-		s := string(b)
-		i := strings.LastIndexByte(s, ')')
-		if i < 0 {
-			continue
-		}
-		f := strings.Fields(s[i+1:]) // state ppid ...
-		if len(f) > 1 && f[1] == strconv.Itoa(ppid) {
-			out = append(out, pid)
+	for _, p := range allProcs() {
+		if p.ppid == ppid {
+			out = append(out, p.pid)
 		}
 	}
 	return out

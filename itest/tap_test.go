@@ -60,30 +60,8 @@ func startSwitchInNetns(t testing.TB, which, ns string, extra ...string) *Switch
 	requireTun(t)
 	tmp := testDir(t)
 	dir, mgmt := filepath.Join(tmp, "sw"), filepath.Join(tmp, "mgmt")
-	sw := &Switch{Impl: which, Dir: dir, Mgmt: mgmt, Tmp: tmp}
 	args := append([]string{"netns", "exec", ns, switchBin(t, which), "-s", dir, "-M", mgmt}, extra...)
-	sw.Proc = startProc(t, "ip", args...)
-	sw.Proc.Name = "vde_switch(" + which + ")"
-	waitFor(t, startTimeout, sw.Proc.Name+" to accept connections", func() (bool, string) {
-		if sw.Proc.Exited() {
-			sw.Proc.log(t)
-			t.Fatalf("%s exited during start-up: %v", sw.Proc.Name, sw.Proc.waitErr)
-		}
-		for _, p := range []string{filepath.Join(dir, "ctl"), mgmt} {
-			if err := probeSocket(p); err != nil {
-				return false, err.Error()
-			}
-		}
-		return true, ""
-	})
-	t.Cleanup(func() {
-		sw.mu.Lock()
-		if sw.session != nil {
-			sw.session.Close()
-		}
-		sw.mu.Unlock()
-	})
-	return sw
+	return runSwitch(t, which, tmp, dir, mgmt, "ip", args)
 }
 
 // waitTap waits until the interface exists in ns, failing early if proc (which is to
@@ -224,6 +202,15 @@ func TestSwitchTapPing(t *testing.T) {
 	}
 }
 
+// tunInNetns creates a TUN in ns and returns its name: opening a TAP of that name fails
+// with TUNSETIFF's EINVAL, the failure the open-failure tests provoke.
+func tunInNetns(t testing.TB, ns string) string {
+	t.Helper()
+	name := tapName()
+	run(t, "ip", "-n", ns, "tuntap", "add", "dev", name, "mode", "tun")
+	return name
+}
+
 // TestSwitchTapOpenFailure: a -t interface that cannot be opened (here a TUN of that
 // name) is logged with the C switch's two lines and skipped; the switch runs, and the
 // next -t still gets a port.
@@ -233,8 +220,7 @@ func TestSwitchTapOpenFailure(t *testing.T) {
 		t.Run(which, func(t *testing.T) {
 			t.Parallel()
 			ns := newNetns(t)
-			bad, good := tapName(), tapName()
-			run(t, "ip", "-n", ns, "tuntap", "add", "dev", bad, "mode", "tun")
+			bad, good := tunInNetns(t, ns), tapName()
 			sw := startSwitchInNetns(t, which, ns, "-t", bad, "-t", good)
 			waitTap(t, ns, good, sw.Proc)
 			want := "vde_switch: TUNSETIFF failed Invalid argument\n" +
@@ -263,8 +249,7 @@ func TestPlug2TapOpenFailure(t *testing.T) {
 			requireTun(t)
 			sw := startSwitch(t, impl)
 			ns := newNetns(t)
-			bad := tapName()
-			run(t, "ip", "-n", ns, "tuntap", "add", "dev", bad, "mode", "tun")
+			bad := tunInNetns(t, ns)
 			out, err := tryRun("ip", "netns", "exec", ns, plug2tapBin(t, which), "-s", sw.Dir, bad)
 			if code := exitCode(err); code != 1 || withoutProgDir(out) != "vde_plug2tap: TUNSETIFF failed Invalid argument\n" {
 				t.Errorf("exit status %d, output %q; want 1 and the TUNSETIFF line", code, out)
