@@ -104,6 +104,13 @@ func TestPlugUDPCable(t *testing.T) {
 			waitPlugged(t, a, p1.PID())
 			waitPlugged(t, b, p2.PID())
 			crossTraffic(t, a, b)
+			// And hosts ping across the cable.
+			requireTools(t, "ping")
+			subnet := map[string]string{"ours": "10.216.1.", "debian": "10.216.2."}[other.name]
+			ha := plugTapWith(t, plug, a, 0, subnet+"1/24")
+			hb := plugTap(t, b, 0, subnet+"2/24")
+			waitPing(t, ha.NS, hb.Addr)
+			waitPing(t, hb.NS, ha.Addr)
 		})
 	}
 }
