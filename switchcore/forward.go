@@ -25,6 +25,9 @@ type reader struct {
 	pend    [][][]byte  // frames queued for the endpoint in each slot
 	pendEp  []*endpoint // the endpoint of each slot with queued frames
 	touched []int       // slots with queued frames, in first-use order
+	// OUT counters of the port, summed per batch on the slot of its first endpoint, so
+	// that a frame costs no shared atomic add.
+	outPkts, outBytes []uint64
 }
 
 func newReader(s *Switch) *reader {
@@ -210,10 +213,7 @@ func hashEventText(k macKey, port int) string {
 
 // queue adds f to the outgoing batch of every endpoint of dp.
 func (r *reader) queue(dp *fwdPort, f []byte) {
-	c := &dp.port.counters
-	c.outPkts.Add(1)
-	c.outBytes.Add(uint64(len(f)))
-	for _, ep := range dp.eps {
+	for i, ep := range dp.eps {
 		slot := ep.slot
 		if slot >= len(r.pend) {
 			r.grow(slot + 1)
@@ -223,6 +223,10 @@ func (r *reader) queue(dp *fwdPort, f []byte) {
 			r.pendEp[slot] = ep
 		}
 		r.pend[slot] = append(r.pend[slot], f)
+		if i == 0 { // counted once per port, however many endpoints it has
+			r.outPkts[slot]++
+			r.outBytes[slot] += uint64(len(f))
+		}
 	}
 }
 
@@ -230,6 +234,8 @@ func (r *reader) grow(n int) {
 	for len(r.pend) < n {
 		r.pend = append(r.pend, make([][]byte, 0, wire.BatchSize))
 		r.pendEp = append(r.pendEp, nil)
+		r.outPkts = append(r.outPkts, 0)
+		r.outBytes = append(r.outBytes, 0)
 	}
 }
 
@@ -238,6 +244,12 @@ func (r *reader) grow(n int) {
 func (r *reader) flush() {
 	for _, slot := range r.touched {
 		ep, frames := r.pendEp[slot], r.pend[slot]
+		if n := r.outPkts[slot]; n > 0 {
+			c := &ep.port.counters
+			c.outPkts.Add(n)
+			c.outBytes.Add(r.outBytes[slot])
+			r.outPkts[slot], r.outBytes[slot] = 0, 0
+		}
 		if !ep.closed.Load() {
 			r.send(ep, frames)
 		}
