@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // VDEArg is a parsed vde:// argument: path[param/param...] (shared/spec/wire-protocol.md §9.2).
@@ -226,7 +227,10 @@ func openVDE(arg string, o OpenOptions) (Endpoint, error) {
 }
 
 // nullEndpoint sinks every frame and never produces one.
-type nullEndpoint struct{ done chan struct{} }
+type nullEndpoint struct {
+	done chan struct{}
+	once sync.Once
+}
 
 func (n *nullEndpoint) ReadBatch([][]byte, []int) (int, error) {
 	<-n.done
@@ -234,11 +238,7 @@ func (n *nullEndpoint) ReadBatch([][]byte, []int) (int, error) {
 }
 func (n *nullEndpoint) WriteBatch(f [][]byte) (int, error) { return len(f), nil }
 func (n *nullEndpoint) Close() error {
-	select {
-	case <-n.done:
-	default:
-		close(n.done)
-	}
+	n.once.Do(func() { close(n.done) })
 	return nil
 }
 
