@@ -7,9 +7,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"os/user"
 	"path/filepath"
-	"strconv"
 	"sync"
 	"syscall"
 
@@ -88,17 +86,8 @@ func osSwitchEnv() switchEnv {
 	return switchEnv{Euid: os.Geteuid(), Cwd: cwd, LookupGroup: lookupGroup}
 }
 
-// lookupGroup resolves a group name, or else a number, to a gid. The C tool takes names
-// only; a number is what chown(1) also takes and is handy where no name exists.
-func lookupGroup(name string) (int, error) {
-	if g, err := user.LookupGroup(name); err == nil {
-		return strconv.Atoi(g.Gid)
-	}
-	if gid, err := strconv.Atoi(name); err == nil && gid >= 0 {
-		return gid, nil
-	}
-	return -1, fmt.Errorf("no such group %q", name)
-}
+// lookupGroup resolves a group name, or else a number, to a gid.
+var lookupGroup = wire.LookupGroup
 
 // ignoredSignals are the signals the C switch ignores so that they cannot kill it.
 // SIGPROF is left out: the Go runtime already handles it (profiling).

@@ -207,9 +207,10 @@ func (s *Switch) attach(c *net.UnixConn, id int, req wire.Request) (*endpoint, e
 	_, err = c.Write(reply)
 	c.SetWriteDeadline(time.Time{})
 	if err != nil {
-		s.mu.Unlock()
-		s.detach(ep)
-		s.mu.Lock()
+		// Never announced, so undone without a port/ep/- event.
+		ep.closed.Store(true)
+		s.unplugLocked(ep)
+		s.release(ep)
 		return nil, fmt.Errorf("port %d: reply: %v", p.num, err)
 	}
 	s.event(catEPAdd, fmt.Sprintf("Port %02d FD %2d", p.num, id))
@@ -340,6 +341,14 @@ func (s *Switch) detach(ep *endpoint) {
 		return
 	}
 	s.mu.Lock()
+	s.unplugLocked(ep)
+	s.mu.Unlock()
+	s.release(ep)
+	s.event(catEPDel, fmt.Sprintf("Port %02d FD %2d", ep.port.num, ep.id))
+}
+
+// unplugLocked takes ep out of its port and the forwarding view.
+func (s *Switch) unplugLocked(ep *endpoint) {
 	p := ep.port
 	for i, e := range p.eps {
 		if e == ep {
@@ -356,7 +365,10 @@ func (s *Switch) detach(ep *endpoint) {
 	}
 	s.freeSlot = append(s.freeSlot, ep.slot)
 	s.publishLocked()
-	s.mu.Unlock()
+}
+
+// release closes ep's sockets (the client sees EOF) and removes its data socket name.
+func (s *Switch) release(ep *endpoint) {
 	if ep.ctl != nil {
 		ep.ctl.Close()
 	}
@@ -367,7 +379,6 @@ func (s *Switch) detach(ep *endpoint) {
 	if ep.dataPath != "" {
 		os.Remove(ep.dataPath)
 	}
-	s.event(catEPDel, fmt.Sprintf("Port %02d FD %2d", p.num, ep.id))
 }
 
 // flushPortVLANsLocked forgets the addresses of every VLAN p belongs to: a port joining or

@@ -6,18 +6,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// glibcText holds glibc's strerror texts where Go's differ by more than the capital letter.
-var glibcText = map[unix.Errno]string{
-	unix.ENOSYS: "Function not implemented",
-	unix.ENOMEM: "Cannot allocate memory",
-	unix.EPERM:  "Operation not permitted",
-}
-
-// strerror is glibc's text for errno, as the C switch prints it in status lines.
+// strerror is glibc's text for errno, as the C switch prints it in status lines: Go's
+// table has glibc's words with a lower-case first letter.
 func strerror(e unix.Errno) string {
-	if s, ok := glibcText[e]; ok {
-		return s
-	}
 	s := e.Error()
 	if s == "" {
 		return s

@@ -153,16 +153,16 @@ func isHex(c byte) bool {
 	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')
 }
 
-// LookupGroup resolves a group name or number to a gid.
+// LookupGroup resolves a group name, or else a number, to a gid, as chown(1) does. The C
+// tools take names only (vdeplug4 also numbers); a number is handy where no name exists.
 func LookupGroup(name string) (int, error) {
-	if n, err := strconv.Atoi(name); err == nil && n >= 0 {
-		return n, nil
+	if g, err := user.LookupGroup(name); err == nil {
+		return strconv.Atoi(g.Gid)
 	}
-	g, err := user.LookupGroup(name)
-	if err != nil {
-		return 0, fmt.Errorf("group %s: no such group", name)
+	if gid, err := strconv.Atoi(name); err == nil && gid >= 0 {
+		return gid, nil
 	}
-	return strconv.Atoi(g.Gid)
+	return -1, fmt.Errorf("no such group %q", name)
 }
 
 // DefaultSwitch finds the switch an empty URL means, as vdeplug4 does (§9.3): the user's
