@@ -38,7 +38,15 @@ type getoptResult struct {
 type optSpec struct {
 	primary string
 	hasArg  bool
+	// optArg: the long form takes an optional "=value" (getopt's "::"), never the next
+	// word; the short form takes none (slirpvde's -D / --dhcp[=ADDR]).
+	optArg bool
 }
+
+// optionalArgFlag declares such an option.
+type optionalArgFlag struct{ cli.BoolFlag }
+
+func (optionalArgFlag) optionalArg() bool { return true }
 
 type longName struct {
 	name string
@@ -60,6 +68,9 @@ func newGetoptTable(flags []cli.Flag) *getoptTable {
 		spec := &optSpec{primary: names[0]}
 		if tv, ok := f.(interface{ TakesValue() bool }); ok {
 			spec.hasArg = tv.TakesValue()
+		}
+		if oa, ok := f.(interface{ optionalArg() bool }); ok {
+			spec.optArg = oa.optionalArg()
 		}
 		for _, n := range names {
 			if len(n) == 1 {
@@ -149,6 +160,8 @@ func (t *getoptTable) longOption(prefix, body string, args []string, i int) (ev 
 		}
 	}
 	switch {
+	case hasValue && match.spec.optArg:
+		return optEvent{Name: match.spec.primary, Value: value}, i, true
 	case hasValue && !match.spec.hasArg:
 		return optEvent{Err: fmt.Sprintf("option '%s%s' doesn't allow an argument", prefix, match.name)}, i, true
 	case hasValue:

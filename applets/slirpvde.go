@@ -1,13 +1,381 @@
 package applets
 
-import "context"
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/vde-go/vde/slirp"
+	"github.com/vde-go/vde/switchcore/wire"
+)
 
 func init() {
-	register(Applet{Name: "slirpvde", Main: SlirpvdeMain})
+	register(Applet{Name: "slirpvde", Aliases: []string{"slirp"}, Main: SlirpvdeMain, Implemented: true})
 }
 
-// SlirpvdeMain is slirpvde: a user-mode NAT router with DHCP and DNS on a switch port.
-// Not implemented yet: it exits 2.
+// slirpvdeFlags are Debian slirpvde's options (optstring Ds:n:H:p:g:m:L:U:X:x:t:N:dqh,
+// shared/spec/slirpvde.md §1), then ours: --netaddr (which Debian's README promises),
+// -6/--ipv6[=PREFIX], --no-host-loopback, --bootfile.
+var slirpvdeFlags = []cli.Flag{
+	&cli.StringFlag{Name: "socket", Aliases: []string{"sock", "vdesock", "unix", "s"}},
+	&cli.StringFlag{Name: "pidfile", Aliases: []string{"p"}},
+	&cli.BoolFlag{Name: "daemon", Aliases: []string{"d"}},
+	&optionalArgFlag{cli.BoolFlag{Name: "dhcp", Aliases: []string{"D"}}},
+	&cli.StringFlag{Name: "host", Aliases: []string{"H"}},
+	&cli.StringFlag{Name: "network", Aliases: []string{"n"}},
+	&cli.StringFlag{Name: "dns", Aliases: []string{"nameserver", "N"}},
+	&cli.StringFlag{Name: "mod", Aliases: []string{"m"}},
+	&cli.StringFlag{Name: "group", Aliases: []string{"g"}},
+	&cli.StringFlag{Name: "port"},
+	&cli.StringFlag{Name: "L"},
+	&cli.StringFlag{Name: "U"},
+	&cli.StringFlag{Name: "X"},
+	&cli.StringFlag{Name: "x"},
+	&cli.StringFlag{Name: "tftp", Aliases: []string{"t"}},
+	&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}},
+	&cli.BoolFlag{Name: "help", Aliases: []string{"h"}},
+	&cli.StringFlag{Name: "netaddr"},
+	&optionalArgFlag{cli.BoolFlag{Name: "ipv6", Aliases: []string{"6"}}},
+	&cli.BoolFlag{Name: "no-host-loopback"},
+	&cli.StringFlag{Name: "bootfile"},
+}
+
+// slirpvdeUsage is Debian slirpvde's usage text (spec §1), then our additions.
+const slirpvdeUsage = "Usage:\n" +
+	" slirpvde [-socket vdesock] [-dhcp] [-daemon] [-network netaddr] \n" +
+	"\t [-L host_port:guest_addr:guest_port] [-X guest_addr[:display[.screen]]] \n" +
+	"\t [-x portno:unix_socket_path]\n" +
+	" slirpvde [-s vdesock] [-D] [-d] [-n netaddr]\n" +
+	"\t [-L host_port:guest_addr:guest_port] [-X guest_addr[:display[.screen]]] \n" +
+	"\t [-x portno:unix_socket_path]\n" +
+	"This tool includes software developed by Danny Gasparovski.\n" +
+	"\n" +
+	"More options of this slirpvde:\n" +
+	"  -s -                      frames on stdin/stdout (dpipe vde_plug = ssh host slirpvde -)\n" +
+	"  --dhcp[=ADDR]             DHCP server, leases from ADDR (default network+15)\n" +
+	"  -H|--host|--netaddr ADDR[/LEN]  router address; a network address means network+2\n" +
+	"  -N|--dns ADDR             DNS address given by DHCP (default network+3)\n" +
+	"  -L [BIND:]HPORT:GUEST:GPORT, -U ...  TCP/UDP port forwarding (BIND default 0.0.0.0)\n" +
+	"  -t|--tftp DIR             read-only TFTP server at the router address\n" +
+	"  --bootfile FILE           boot file named by DHCP (with -t)\n" +
+	"  -6|--ipv6[=PREFIX/64]     IPv6 router on PREFIX (default fd00::/64)\n" +
+	"  --no-host-loopback        guests cannot reach the host's loopback at the router\n" +
+	"  -p FILE, -d, -m MODE, -g GROUP, --port N, -q\n"
+
+// slirpvdeArgs is a parsed slirpvde command line.
+type slirpvdeArgs struct {
+	cfg     slirp.Config
+	sock    string
+	pidfile string
+	daemon  bool
+	quiet   bool
+	open    wire.OpenOptions
+	x11     []string
+	// badForwards are -L/-U/-x specs that did not parse: the C tool says so and goes on.
+	badForwards []string
+}
+
+// parseSlirpvdeArgs parses args; a usage error is a *parseExit with status 255.
+func parseSlirpvdeArgs(args []string) (*slirpvdeArgs, error) {
+	usage := func(msg string) error {
+		return &parseExit{Code: 255, Stderr: msg + slirpvdeUsage}
+	}
+	a := &slirpvdeArgs{cfg: slirp.DefaultConfig(), open: wire.OpenOptions{Description: "slirpvde:"}}
+	r := getoptLongOnly(slirpvdeFlags, args)
+	var host, dns, dhcpStart, ipv6 string
+	for _, ev := range r.Opts {
+		if ev.Err != "" {
+			return nil, usage("slirpvde: " + ev.Err + "\n")
+		}
+		switch ev.Name {
+		case "socket":
+			a.sock = ev.Value
+		case "pidfile":
+			a.pidfile = ev.Value
+		case "daemon":
+			a.daemon = true
+		case "dhcp":
+			a.cfg.DHCP = true
+			if ev.Value != "" {
+				dhcpStart = ev.Value
+			}
+		case "host", "network", "netaddr":
+			host = ev.Value
+		case "dns":
+			dns = ev.Value
+		case "mod":
+			m, err := strconv.ParseUint(ev.Value, 8, 32)
+			if err != nil {
+				return nil, usage(fmt.Sprintf("slirpvde: invalid mode '%s'\n", ev.Value))
+			}
+			a.open.Mode = uint32(m)
+		case "group":
+			gid, err := wire.LookupGroup(ev.Value)
+			if err != nil {
+				return nil, usage(fmt.Sprintf("slirpvde: no such group '%s'\n", ev.Value))
+			}
+			a.open.Group, a.open.HasGroup = gid, true
+		case "port":
+			n, err := strconv.Atoi(ev.Value)
+			if err != nil || n < 0 {
+				return nil, usage(fmt.Sprintf("slirpvde: invalid port '%s'\n", ev.Value))
+			}
+			a.open.Port = n
+		case "L", "U":
+			f, err := slirp.ParseForward(ev.Value, ev.Name == "U")
+			if err != nil {
+				proto := "TCP"
+				if ev.Name == "U" {
+					proto = "UDP"
+				}
+				a.badForwards = append(a.badForwards, fmt.Sprintf("redir %s syntax error: %v", proto, err))
+				continue
+			}
+			a.cfg.Forwards = append(a.cfg.Forwards, f)
+		case "x":
+			u, err := slirp.ParseUnixForward(ev.Value)
+			if err != nil {
+				a.badForwards = append(a.badForwards, "Error: tcp2unix redirection sytax error -x port:path e.g. -x 6000:/tmp/.X11-unix/X0")
+				continue
+			}
+			a.cfg.UnixForwards = append(a.cfg.UnixForwards, u)
+		case "X":
+			if _, _, _, err := slirp.ParseX11(ev.Value); err != nil {
+				a.badForwards = append(a.badForwards, fmt.Sprintf("redir X syntax error: %v", err))
+				continue
+			}
+			a.x11 = append(a.x11, ev.Value)
+		case "tftp":
+			a.cfg.TFTPDir = ev.Value
+		case "bootfile":
+			a.cfg.BootFile = ev.Value
+		case "quiet":
+			a.quiet = true
+		case "help":
+			return nil, usage("")
+		case "ipv6":
+			a.cfg.IPv6 = true
+			ipv6 = ev.Value
+		case "no-host-loopback":
+			a.cfg.NoHostLoopback = true
+		}
+	}
+	switch len(r.Operands) {
+	case 0:
+	case 1:
+		a.sock = r.Operands[0]
+	default:
+		return nil, usage("")
+	}
+	if host != "" {
+		if err := a.cfg.SetHost(host, dns != "", dhcpStart != ""); err != nil {
+			return nil, usage(fmt.Sprintf("slirpvde: -H %v\n", err))
+		}
+	}
+	if dns != "" {
+		ip, err := slirp.ParseAddr(dns)
+		if err != nil || !ip.Is4() {
+			return nil, usage(fmt.Sprintf("slirpvde: -N %s: not an IPv4 address\n", dns))
+		}
+		a.cfg.DNS = ip
+	}
+	if dhcpStart != "" {
+		ip, err := slirp.ParseAddr(dhcpStart)
+		if err != nil || !ip.Is4() {
+			return nil, usage(fmt.Sprintf("slirpvde: --dhcp=%s: not an IPv4 address\n", dhcpStart))
+		}
+		a.cfg.DHCPStart = ip
+	}
+	if ipv6 != "" {
+		if err := a.cfg.SetHost6(ipv6); err != nil {
+			return nil, usage(fmt.Sprintf("slirpvde: --ipv6: %v\n", err))
+		}
+	}
+	if a.cfg.TFTPDir != "" {
+		if abs, err := filepath.Abs(a.cfg.TFTPDir); err == nil {
+			a.cfg.TFTPDir = abs // the daemon leaves its start directory
+		}
+	}
+	if a.pidfile != "" {
+		if abs, err := filepath.Abs(a.pidfile); err == nil {
+			a.pidfile = abs
+		}
+	}
+	if a.sock == "-" {
+		a.quiet = true
+	}
+	return a, nil
+}
+
+// slirpvdeDaemon is how slirpvde -d daemonizes (daemon.go).
+var slirpvdeDaemon = daemonSpec{Name: "slirpvde", ReadyEnv: "_VDE_SLIRPVDE_DAEMON_READY_FD"}
+
+// SlirpvdeMain is slirpvde: a user-mode router with DHCP, DNS and NAT on one switch port.
 func SlirpvdeMain(ctx context.Context, args []string, stdio Stdio) error {
-	return notImplemented("slirpvde")(ctx, args, stdio)
+	ready := slirpvdeDaemon.takeReadyFile()
+	a, err := parseSlirpvdeArgs(args)
+	if err != nil {
+		var pe *parseExit
+		if errors.As(err, &pe) {
+			io.WriteString(stdio.Out, pe.Stdout)
+			io.WriteString(stdio.Err, pe.Stderr)
+			return exit(pe.Code)
+		}
+		return err
+	}
+	if a.daemon && ready == nil {
+		return slirpvdeDaemon.spawn(args, stdio)
+	}
+	logf := func(format string, args ...any) {
+		fmt.Fprintf(stdio.Err, "slirpvde: "+format+"\n", args...)
+	}
+	for _, msg := range a.badForwards {
+		fmt.Fprintln(stdio.Err, msg)
+	}
+
+	var ep wire.Endpoint
+	if a.sock == "-" {
+		ep = wire.NewStream(stdio.In, stdio.Out, nil)
+	} else {
+		ep, err = wire.Open(a.sock, a.open)
+		if err != nil {
+			fmt.Fprintf(stdio.Err, "slirpvde: Could not connect to the VDE switch at '%s': %s\n", a.sockName(), connectError(err))
+			return exit(1)
+		}
+	}
+	a.cfg.Logf = logf
+	router, err := slirp.New(a.cfg)
+	if err != nil {
+		ep.Close()
+		fmt.Fprintf(stdio.Err, "slirpvde: %v\n", err)
+		return exit(1)
+	}
+	defer router.Close()
+	forwards, errs := router.StartForwards()
+	for _, err := range errs {
+		fmt.Fprintf(stdio.Err, "slirpvde: %v\n", err)
+	}
+	x11 := a.startX11(router, stdio)
+	if !a.quiet {
+		a.banner(stdio.Err, forwards, x11)
+	}
+	if a.pidfile != "" {
+		if err := writePidFile(a.pidfile); err != nil {
+			fmt.Fprintf(stdio.Err, "slirpvde: pidfile %s: %s\n", a.pidfile, strerror(err))
+			ep.Close()
+			return exit(1)
+		}
+		defer removePidFile(a.pidfile)
+	}
+	if ready != nil {
+		syslog := syslogLogger("slirpvde", "slirpvde started")
+		a.cfg.Logf = syslog
+		signalReady(ready)
+		os.Chdir("/")
+	}
+
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	defer signal.Stop(sigs)
+	signal.Ignore(syscall.SIGPIPE)
+	done := make(chan error, 1)
+	go func() { done <- router.Run(ep) }()
+	select {
+	case err = <-done:
+	case <-sigs:
+		router.Close()
+		<-done
+		return nil
+	case <-ctx.Done():
+		router.Close()
+		<-done
+		return nil
+	}
+	if err != nil && a.sock == "-" && (errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)) {
+		return nil // stream mode ends at EOF on stdin
+	}
+	if err != nil {
+		fmt.Fprintf(stdio.Err, "slirpvde: %v\n", err)
+		return exit(1)
+	}
+	return nil
+}
+
+// sockName is the switch as the messages name it.
+func (a *slirpvdeArgs) sockName() string {
+	if a.sock == "" {
+		return "*DEFAULT*"
+	}
+	return a.sock
+}
+
+// connectError is the reason a connection failed, as strerror words when it is an errno.
+func connectError(err error) string {
+	var errno syscall.Errno
+	if errors.As(err, &errno) {
+		return strerror(errno)
+	}
+	return err.Error()
+}
+
+// startX11 forwards the first free host port from 6000 on to each -X guest's display.
+func (a *slirpvdeArgs) startX11(r *slirp.Router, stdio Stdio) []string {
+	var lines []string
+	for _, spec := range a.x11 {
+		guest, display, screen, _ := slirp.ParseX11(spec)
+		ok := false
+		for port := 6000; port <= 6100 && !ok; port++ {
+			f := slirp.Forward{HostPort: uint16(port), Guest: guest, GuestPort: uint16(6000 + display)}
+			if r.AddForward(f) == nil {
+				ok = true
+				lines = append(lines, fmt.Sprintf("%s:%d.%d (host display :%d)", guest, display, screen, port-6000))
+			}
+		}
+		if !ok {
+			fmt.Fprintf(stdio.Err, "slirpvde: -X %s: no free port in 6000-6100\n", spec)
+		}
+	}
+	return lines
+}
+
+// banner prints the C tool's start-up lines (spec §1.2).
+func (a *slirpvdeArgs) banner(w io.Writer, forwards []slirp.Forward, x11 []string) {
+	const pad = "                   "
+	var b strings.Builder
+	fmt.Fprintf(&b, "Starting slirpvde: virtual_host=%s\n", a.cfg.Host)
+	fmt.Fprintf(&b, "%sDNS         =%s\n", pad, a.cfg.DNS)
+	if a.cfg.DHCP {
+		fmt.Fprintf(&b, "%sdhcp_start  =%s\n", pad, a.cfg.DHCPStart)
+	}
+	if a.cfg.TFTPDir != "" {
+		fmt.Fprintf(&b, "%stftp prefix =%s\n", pad, a.cfg.TFTPDir)
+	}
+	if a.cfg.IPv6 {
+		fmt.Fprintf(&b, "%sIPv6 host   =%s\n", pad, a.cfg.Host6)
+		fmt.Fprintf(&b, "%sIPv6 DNS    =%s\n", pad, a.cfg.DNS6)
+	}
+	fmt.Fprintf(&b, "%svde switch  =%s\n", pad, a.sockName())
+	for _, f := range forwards {
+		proto := "TCP"
+		if f.UDP {
+			proto = "UDP"
+		}
+		fmt.Fprintf(&b, "%sredir %s   =%s\n", pad, proto, f)
+	}
+	for _, u := range a.cfg.UnixForwards {
+		fmt.Fprintf(&b, "%sredir unix  =%d:%s\n", pad, u.Port, u.Path)
+	}
+	for _, x := range x11 {
+		fmt.Fprintf(&b, "%sredir X     =%s\n", pad, x)
+	}
+	io.WriteString(w, b.String())
 }

@@ -1,0 +1,149 @@
+package slirp
+
+import (
+	"encoding/binary"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"gvisor.dev/gvisor/pkg/tcpip"
+	"gvisor.dev/gvisor/pkg/tcpip/header"
+	"gvisor.dev/gvisor/pkg/tcpip/stack"
+
+	"github.com/vde-go/vde/switchcore/wire"
+)
+
+// link is the netstack's NIC. It carries bare IP packets: the router's own Ethernet
+// layer (ingress.go) strips headers on the way in and this side puts them back on the
+// way out, choosing the destination MAC from the neighbour table and the source MAC
+// from the source address (each emulated host has its own MAC, spec §3.1). gVisor has
+// no say in ARP or neighbour discovery, so it cannot answer for addresses that are not
+// the router's.
+type link struct {
+	r          *Router
+	mtu        uint32
+	dispatcher atomic.Pointer[stack.NetworkDispatcher]
+
+	mu     sync.Mutex // guards bufs and frames, shared by the netstack's writers
+	bufs   [][]byte
+	frames [][]byte
+}
+
+func newLink(r *Router, mtu int) *link {
+	l := &link{r: r, mtu: uint32(mtu), bufs: make([][]byte, wire.BatchSize), frames: make([][]byte, 0, wire.BatchSize)}
+	for i := range l.bufs {
+		l.bufs[i] = make([]byte, header.EthernetMinimumSize+mtu)
+	}
+	return l
+}
+
+func (l *link) MTU() uint32                      { return l.mtu }
+func (l *link) SetMTU(mtu uint32)                {}
+func (l *link) MaxHeaderLength() uint16          { return 0 }
+func (l *link) LinkAddress() tcpip.LinkAddress   { return "" }
+func (l *link) SetLinkAddress(tcpip.LinkAddress) {}
+
+// Capabilities: frames arrive over a unix socket from a switch, so checksums of what
+// guests send are not verified again (the kernel of each guest computed them).
+func (l *link) Capabilities() stack.LinkEndpointCapabilities {
+	return stack.CapabilityRXChecksumOffload
+}
+
+func (l *link) Attach(d stack.NetworkDispatcher) {
+	if d == nil {
+		l.dispatcher.Store(nil)
+		return
+	}
+	l.dispatcher.Store(&d)
+}
+
+func (l *link) IsAttached() bool                        { return l.dispatcher.Load() != nil }
+func (l *link) Wait()                                   {}
+func (l *link) ARPHardwareType() header.ARPHardwareType { return header.ARPHardwareNone }
+func (l *link) AddHeader(*stack.PacketBuffer)           {}
+func (l *link) ParseHeader(*stack.PacketBuffer) bool    { return true }
+func (l *link) Close()                                  {}
+func (l *link) SetOnCloseAction(func())                 {}
+
+// deliver hands an IP packet (no Ethernet header) to the netstack, which copies it.
+func (l *link) deliver(proto tcpip.NetworkProtocolNumber, packet []byte) {
+	d := l.dispatcher.Load()
+	if d == nil {
+		return
+	}
+	pkt := stack.NewPacketBuffer(stack.PacketBufferOptions{Payload: bufferFrom(packet)})
+	(*d).DeliverNetworkPacket(proto, pkt)
+	pkt.DecRef()
+}
+
+// WritePackets puts Ethernet headers on the netstack's packets and sends them in
+// batches. Packets for a guest whose MAC is not known yet wait for its answer.
+func (l *link) WritePackets(pkts stack.PacketBufferList) (int, tcpip.Error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	frames := l.frames[:0]
+	n := 0
+	for _, pkt := range pkts.AsSlice() {
+		n++
+		size := pkt.Size()
+		if size > int(l.mtu) {
+			continue
+		}
+		buf := l.bufs[len(frames)][:header.EthernetMinimumSize+size]
+		off := header.EthernetMinimumSize
+		for _, s := range pkt.AsSlices() {
+			off += copy(buf[off:], s)
+		}
+		if !l.r.address(buf) {
+			continue // queued until the guest answers, or dropped
+		}
+		frames = append(frames, buf)
+		if len(frames) == len(l.bufs) {
+			l.r.emit(frames)
+			frames = frames[:0]
+		}
+	}
+	if len(frames) > 0 {
+		l.r.emit(frames)
+	}
+	return n, nil
+}
+
+// address fills in the Ethernet header of frame, whose IP packet starts at byte 14. It
+// returns false when the destination's MAC is unknown: the frame is then held and the
+// guest asked (ARP or neighbour solicitation).
+func (r *Router) address(frame []byte) bool {
+	ip := frame[header.EthernetMinimumSize:]
+	var srcAddr, dstAddr netip.Addr
+	var etherType uint16
+	switch header.IPVersion(ip) {
+	case header.IPv4Version:
+		h := header.IPv4(ip)
+		if len(ip) < header.IPv4MinimumSize {
+			return false
+		}
+		etherType = uint16(header.IPv4ProtocolNumber)
+		srcAddr, dstAddr = addrOf(h.SourceAddressSlice()), addrOf(h.DestinationAddressSlice())
+	case header.IPv6Version:
+		h := header.IPv6(ip)
+		if len(ip) < header.IPv6MinimumSize {
+			return false
+		}
+		etherType = uint16(header.IPv6ProtocolNumber)
+		srcAddr, dstAddr = addrOf(h.SourceAddressSlice()), addrOf(h.DestinationAddressSlice())
+	default:
+		return false
+	}
+	mac, ok := r.macOf(dstAddr)
+	if !ok {
+		if r.neigh.hold(dstAddr, frame, time.Now()) {
+			r.solicit(dstAddr)
+		}
+		return false
+	}
+	copy(frame[0:6], mac[:])
+	copy(frame[6:12], r.ownMAC(srcAddr))
+	binary.BigEndian.PutUint16(frame[12:14], etherType)
+	return true
+}
