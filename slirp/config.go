@@ -30,8 +30,13 @@ type Config struct {
 	// proxy address in that prefix (fd00::3).
 	Host6 netip.Prefix
 	DNS6  netip.Addr
+	// NoIPv4 turns IPv4 off (slirp:// v6 alone): no ARP, DHCP or IPv4 NAT.
+	NoIPv4 bool
 	// NoHostLoopback stops guests from reaching the host's loopback at the router address.
 	NoHostLoopback bool
+	// Restricted isolates the guests from the outside: only the router's own services
+	// (host loopback, DNS, TFTP, forwards) answer.
+	Restricted bool
 	// Forwards are host ports forwarded into the guests (-L, -U).
 	Forwards []Forward
 	// UnixForwards connect guest TCP to a router port with a host unix socket (-x).
@@ -40,6 +45,8 @@ type Config struct {
 	TFTPDir string
 	// BootFile is the file DHCP names for network boots (with TFTPDir).
 	BootFile string
+	// DNSSearch is the domain search list DHCP gives (option 119).
+	DNSSearch []string
 	// MTU of the virtual link; 0 means 1500.
 	MTU int
 	// ResolvConf is the file naming the host's nameservers; empty means /etc/resolv.conf.

@@ -40,9 +40,13 @@ func (r *Router) input(frame []byte) {
 	payload := frame[header.EthernetMinimumSize:]
 	switch binary.BigEndian.Uint16(frame[12:14]) {
 	case etherTypeARP:
-		r.arpInput(src, payload)
+		if !r.cfg.NoIPv4 {
+			r.arpInput(src, payload)
+		}
 	case etherTypeIPv4:
-		r.ipv4Input(src, payload)
+		if !r.cfg.NoIPv4 {
+			r.ipv4Input(src, payload)
+		}
 	case etherTypeIPv6:
 		if r.cfg.IPv6 {
 			r.ipv6Input(src, payload)
@@ -184,7 +188,7 @@ func (r *Router) echo4(from, to netip.Addr, ttl uint8, icmp []byte) {
 		header.ICMPv4(reply).SetChecksum(0)
 		header.ICMPv4(reply).SetChecksum(^checksum.Checksum(reply, 0))
 		r.sendIP(buildIPv4(to, from, uint8(header.ICMPv4ProtocolNumber), 64, reply))
-	case r.forUs(to):
+	case r.forUs(to) && !r.cfg.Restricted:
 		r.ping.send(from, to, ttl, icmp)
 	}
 }

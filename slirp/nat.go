@@ -55,7 +55,7 @@ func (r *Router) target(udpFlow bool, dst netip.Addr, port uint16) (network, add
 			lo = "::1"
 		}
 		return network, net.JoinHostPort(lo, strconv.Itoa(int(port))), nil
-	case !r.forUs(dst) || r.isOwn(dst):
+	case !r.forUs(dst) || r.isOwn(dst) || r.cfg.Restricted:
 		return "", "", errRefused
 	}
 	return network, net.JoinHostPort(dst.String(), strconv.Itoa(int(port))), nil

@@ -72,16 +72,17 @@ func New(cfg Config) (*Router, error) {
 		r.linkLocal6 = netip.MustParseAddr("fe80::2")
 	}
 	r.ping = newPinger(r)
-	if cfg.DHCP {
+	if cfg.DHCP && !cfg.NoIPv4 {
 		mask := net.CIDRMask(cfg.Host.Bits(), 32)
 		srv, err := dhcp.New(dhcp.Config{
-			ServerIP:  r.router,
-			Netmask:   netip.AddrFrom4([4]byte(mask)),
-			DNS:       []netip.Addr{cfg.DNS},
-			PoolStart: cfg.DHCPStart,
-			PoolSize:  16,
-			LeaseTime: 24 * time.Hour,
-			BootFile:  cfg.BootFile,
+			ServerIP:     r.router,
+			Netmask:      netip.AddrFrom4([4]byte(mask)),
+			DNS:          []netip.Addr{cfg.DNS},
+			PoolStart:    cfg.DHCPStart,
+			PoolSize:     16,
+			LeaseTime:    24 * time.Hour,
+			BootFile:     cfg.BootFile,
+			DomainSearch: cfg.DNSSearch,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("slirp: dhcp: %w", err)
