@@ -29,11 +29,18 @@ func ParseURLOptions(arg string) (Config, bool, error) {
 	c.DHCP = true
 	var v4, v6, verbose bool
 	var host, dhcpStart, dns, dns6, host6 string
-	for _, opt := range strings.Split(arg, "/") {
+	opts := strings.Split(arg, "/")
+	for i := 0; i < len(opts); i++ {
+		opt := opts[i]
 		if opt == "" {
 			continue
 		}
 		key, val, _ := strings.Cut(opt, "=")
+		// "/" separates options and also starts a prefix length: host=10.1.0.0/16.
+		if (key == "addr" || key == "host" || key == "addr6" || key == "host6") && i+1 < len(opts) && isNumber(opts[i+1]) {
+			val += "/" + opts[i+1]
+			i++
+		}
 		var err error
 		switch key {
 		case "v4":
@@ -108,12 +115,14 @@ func ParseURLOptions(arg string) (Config, bool, error) {
 			}
 		}
 	}
-	if host6 != "" || dns6 != "" {
-		v6 = true
-	}
-	c.IPv6 = v6
+	c.IPv6 = v6 || host6 != "" || dns6 != ""
 	c.NoIPv4 = v6 && !v4
 	return c, verbose, nil
+}
+
+func isNumber(s string) bool {
+	_, err := strconv.ParseUint(s, 10, 8)
+	return err == nil
 }
 
 // openURL starts a router on one end of a socket pair and returns the other end.
