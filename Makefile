@@ -33,9 +33,14 @@ bench: build
 	$(GO) test -run '^$$' -bench . -benchmem ./switchcore/...
 	$(GO) run ./bench -ours bin/vde_switch -debian /usr/bin/vde_switch -rounds 5 -out BENCHMARKS.md
 
-# A switch in the foreground with its console on this terminal; "shutdown" or ^D ends it.
+# The default LAN: a switch on /tmp/vde.ctl (vdeplug's default switch, so `vde_plug` and
+# `qemu -netdev vde,id=n0` need no path) with a slirp router on it: DHCP from 10.0.2.15,
+# gateway and host loopback at 10.0.2.2, DNS at 10.0.2.3. ^C stops both.
 run: build
-	bin/vde_switch -s /tmp/vde.ctl -M /tmp/vde.mgmt
+	@trap 'trap - EXIT; kill $$(cat /tmp/vde.pid 2>/dev/null) 2>/dev/null; exit 0' EXIT INT TERM; \
+	bin/vde_switch -d -s /tmp/vde.ctl -M /tmp/vde.mgmt -p /tmp/vde.pid && \
+	echo "switch: /tmp/vde.ctl, console /tmp/vde.mgmt; ^C stops the LAN" && \
+	bin/slirpvde -s /tmp/vde.ctl -dhcp
 
 install: build
 	install -d $(BINDIR)
