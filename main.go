@@ -9,12 +9,39 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 
 	"github.com/vde-go/vde/applets"
 )
 
 func main() {
-	os.Exit(run(context.Background(), os.Args, applets.Stdio{In: os.Stdin, Out: os.Stdout, Err: os.Stderr}))
+	stop := startProfile(os.Getenv("VDE_CPUPROFILE"))
+	code := run(context.Background(), os.Args, applets.Stdio{In: os.Stdin, Out: os.Stdout, Err: os.Stderr})
+	stop()
+	os.Exit(code)
+}
+
+// startProfile writes a CPU profile of this run to path (VDE_CPUPROFILE=FILE), for
+// profiling a tool under real load; an applet that ends normally (a signal it handles,
+// EOF) completes the profile.
+func startProfile(path string) (stop func()) {
+	if path == "" {
+		return func() {}
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "vde: VDE_CPUPROFILE: %v\n", err)
+		return func() {}
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		fmt.Fprintf(os.Stderr, "vde: VDE_CPUPROFILE: %v\n", err)
+		f.Close()
+		return func() {}
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}
 }
 
 const usage = `usage: vde APPLET [ARGS...]

@@ -168,6 +168,9 @@ func addrFromNet(a net.Addr) netip.Addr {
 	case *net.UDPAddr:
 		ip, _ := netip.AddrFromSlice(a.IP)
 		return ip.Unmap()
+	case *net.TCPAddr:
+		ip, _ := netip.AddrFromSlice(a.IP)
+		return ip.Unmap()
 	}
 	return netip.Addr{}
 }

@@ -178,13 +178,26 @@ func (r *Router) Run(ep wire.Endpoint) error {
 	if r.cfg.IPv6 {
 		r.advertise(netip.Addr{}) // tell the LAN at once; then every few minutes
 	}
-	bufs := make([][]byte, wire.BatchSize)
-	for i := range bufs {
-		bufs[i] = make([]byte, wire.MaxFrame+1)
+	// The reader only empties the socket (whose queue holds 10 datagrams) into batches;
+	// another goroutine runs them through the netstack. A burst then waits here instead
+	// of overflowing the switch's queue, which would cost the guests' TCP a retransmit.
+	free := make(chan *inBatch, inBatches)
+	full := make(chan *inBatch, inBatches)
+	for i := 0; i < inBatches; i++ {
+		free <- newInBatch()
 	}
-	sizes := make([]int, wire.BatchSize)
+	go func() {
+		for b := range full {
+			for i := 0; i < b.n; i++ {
+				r.input(b.bufs[i][:b.sizes[i]])
+			}
+			free <- b
+		}
+	}()
+	defer close(full)
 	for {
-		n, err := ep.ReadBatch(bufs, sizes)
+		b := <-free
+		n, err := ep.ReadBatch(b.bufs, b.sizes)
 		if err != nil {
 			select {
 			case <-r.closed:
@@ -200,10 +213,27 @@ func (r *Router) Run(ep wire.Endpoint) error {
 			}
 			return err
 		}
-		for i := 0; i < n; i++ {
-			r.input(bufs[i][:sizes[i]])
-		}
+		b.n = n
+		full <- b
 	}
+}
+
+// inBatches is how many read batches may wait for the netstack (wire.BatchSize each).
+const inBatches = 16
+
+// inBatch is one read from the LAN.
+type inBatch struct {
+	bufs  [][]byte
+	sizes []int
+	n     int
+}
+
+func newInBatch() *inBatch {
+	b := &inBatch{bufs: make([][]byte, wire.BatchSize), sizes: make([]int, wire.BatchSize)}
+	for i := range b.bufs {
+		b.bufs[i] = make([]byte, wire.MaxFrame+1)
+	}
+	return b
 }
 
 // Close stops the router: forwarded ports, flows and the LAN endpoint.
