@@ -135,6 +135,17 @@ func (r *Router) handleUDP(req *udp.ForwarderRequest) bool {
 	if id.LocalPort == 53 {
 		idle = dnsUDPIdle
 	}
+	var check func([]byte) error
+	if id.LocalPort == 53 && r.isOwn(dst) {
+		from := fromTCPAddr(id.RemoteAddress)
+		check = func(b []byte) error {
+			err := checkDNSQuery(b)
+			if err != nil {
+				r.cfg.Logf("dns from %s: dropped: %v", from, err)
+			}
+			return err
+		}
+	}
 	go func() {
 		host, err := net.Dial(network, address)
 		if err != nil {
@@ -142,17 +153,18 @@ func (r *Router) handleUDP(req *udp.ForwarderRequest) bool {
 			guest.Close()
 			return
 		}
-		relayUDP(guest, host, idle)
+		relayUDP(guest, host, idle, check)
 	}()
 	return true
 }
 
-// relayUDP copies datagrams both ways until neither side has sent for idle.
-func relayUDP(a, b net.Conn, idle time.Duration) {
+// relayUDP copies datagrams both ways until neither side has sent for idle; check, when
+// not nil, vets what a sends (the DNS proxy's queries) and drops what it refuses.
+func relayUDP(a, b net.Conn, idle time.Duration, check func([]byte) error) {
 	var last atomic.Int64
 	last.Store(time.Now().UnixNano())
 	done := make(chan struct{}, 2)
-	pipe := func(dst, src net.Conn) {
+	pipe := func(dst, src net.Conn, check func([]byte) error) {
 		defer func() { done <- struct{}{} }()
 		buf := make([]byte, 65536)
 		for {
@@ -166,19 +178,16 @@ func relayUDP(a, b net.Conn, idle time.Duration) {
 				return
 			}
 			last.Store(time.Now().UnixNano())
-			if _, err := dst.Write(buf[:n]); err != nil {
-				var ne net.Error
-				if errors.As(err, &ne) && ne.Timeout() {
-					continue
-				}
-				// ICMP errors (port unreachable) surface as write or read errors on a
-				// connected socket; the flow lives on until it idles.
+			if check != nil && check(buf[:n]) != nil {
 				continue
 			}
+			// A write error (an ICMP error reported on a connected socket) loses this
+			// datagram only; the flow lives on until it idles.
+			dst.Write(buf[:n])
 		}
 	}
-	go pipe(a, b)
-	go pipe(b, a)
+	go pipe(b, a, check)
+	go pipe(a, b, nil)
 	<-done
 	a.Close()
 	b.Close()

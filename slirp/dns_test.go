@@ -1,0 +1,69 @@
+package slirp
+
+import (
+	"errors"
+	"testing"
+)
+
+// query is a DNS query for name (labels) of type A, id 0x1234, RD set.
+func query(labels ...string) []byte {
+	b := []byte{0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0}
+	for _, l := range labels {
+		b = append(b, byte(len(l)))
+		b = append(b, l...)
+	}
+	return append(b, 0, 0, 1, 0, 1)
+}
+
+func TestCheckDNSQuery(t *testing.T) {
+	long := string(make([]byte, 64))
+	for _, tc := range []struct {
+		desc string
+		in   []byte
+		ok   bool
+	}{
+		{desc: "A query", in: query("slirp-test", "example"), ok: true},
+		{desc: "root", in: query(), ok: true},
+		{desc: "short", in: []byte{1, 2, 3}},
+		{desc: "a response", in: func() []byte { b := query("x"); b[2] |= 0x80; return b }()},
+		{desc: "no question", in: func() []byte { b := query("x"); b[5] = 0; return b }()},
+		{desc: "label too long", in: query(long)},
+		{desc: "name past the end", in: query("example")[:16]},
+		{desc: "type cut off", in: query("x")[:len(query("x"))-2]},
+		{desc: "forward pointer", in: append([]byte{0, 0, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0}, 0xc0, 0x20, 0, 1, 0, 1)},
+		{desc: "two questions, one given", in: func() []byte { b := query("x"); b[5] = 2; return b }()},
+	} {
+		t.Run(tc.desc, func(t *testing.T) {
+			err := checkDNSQuery(tc.in)
+			if tc.ok && err != nil {
+				t.Fatalf("refused a good query: %v", err)
+			}
+			if !tc.ok && !errors.Is(err, ErrDNSQuery) {
+				t.Fatalf("got %v, want ErrDNSQuery", err)
+			}
+		})
+	}
+}
+
+func TestFirstNameserver(t *testing.T) {
+	for _, tc := range []struct{ conf, want string }{
+		{"nameserver 127.0.0.1\nnameserver 8.8.8.8\n", "127.0.0.1"},
+		{"# comment\nsearch example\nnameserver   ::1\n", "::1"},
+		{"nameserver bogus\nnameserver 10.0.0.1", "10.0.0.1"},
+		{"options ndots:2\n", ""},
+	} {
+		if got := firstNameserver([]byte(tc.conf)); got != tc.want {
+			t.Errorf("firstNameserver(%q) = %q, want %q", tc.conf, got, tc.want)
+		}
+	}
+}
+
+func FuzzCheckDNSQuery(f *testing.F) {
+	f.Add(query("slirp-test", "example"))
+	f.Add([]byte{0, 0, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0xc0, 0x0c, 0, 1, 0, 1})
+	f.Add([]byte("nameserver 127.0.0.1\n"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		checkDNSQuery(b)
+		firstNameserver(b)
+	})
+}
