@@ -235,8 +235,13 @@ func SlirpvdeMain(ctx context.Context, args []string, stdio Stdio) error {
 	if a.daemon && ready == nil {
 		return slirpvdeDaemon.spawn(args, stdio)
 	}
+	// What goes wrong with one flow later on goes to stderr, or to syslog for a daemon
+	// (start-up errors are printed directly: the starter shows the daemon's stderr).
 	logf := func(format string, args ...any) {
 		fmt.Fprintf(stdio.Err, "slirpvde: "+format+"\n", args...)
+	}
+	if ready != nil {
+		logf = syslogLogger("slirpvde", "slirpvde started")
 	}
 	for _, msg := range a.badForwards {
 		fmt.Fprintln(stdio.Err, msg)
@@ -277,8 +282,6 @@ func SlirpvdeMain(ctx context.Context, args []string, stdio Stdio) error {
 		defer removePidFile(a.pidfile)
 	}
 	if ready != nil {
-		syslog := syslogLogger("slirpvde", "slirpvde started")
-		a.cfg.Logf = syslog
 		signalReady(ready)
 		os.Chdir("/")
 	}
