@@ -6,7 +6,6 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"sync"
 
 	"golang.org/x/sys/unix"
 
@@ -177,29 +176,11 @@ func (u *urlEndpoint) Close() error {
 
 // waiting is a datagram socket whose writes wait while the peer is full, so that the
 // netstack's TCP slows down instead of losing segments between plug and router.
-type waiting struct {
-	*wire.Datagram
-	mu    sync.Mutex
-	batch *wire.Batch
-}
+type waiting struct{ *wire.Datagram }
 
-func newWaiting(d *wire.Datagram) *waiting {
-	return &waiting{Datagram: d, batch: wire.NewBatch(wire.BatchSize)}
-}
+func newWaiting(d *wire.Datagram) *waiting { return &waiting{d} }
 
-func (w *waiting) WriteBatch(frames [][]byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	sent := 0
-	for sent < len(frames) {
-		n, err := w.batch.SendWait(w.RawConn(), frames[sent:])
-		sent += n
-		if err != nil {
-			return sent, err
-		}
-	}
-	return sent, nil
-}
+func (w *waiting) WriteBatch(frames [][]byte) (int, error) { return w.WriteBatchWait(frames) }
 
 // Describe prints the configuration table (slirp:// verbose).
 func (c *Config) Describe(w io.Writer) {

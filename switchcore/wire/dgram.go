@@ -85,6 +85,22 @@ func (d *Datagram) WriteBatch(frames [][]byte) (int, error) {
 	return d.writeBatch.Send(d.rc, frames)
 }
 
+// WriteBatchWait sends every frame, waiting while the peer's queue is full; closing the
+// socket ends a wait. It may be called from several goroutines.
+func (d *Datagram) WriteBatchWait(frames [][]byte) (int, error) {
+	d.wmu.Lock()
+	defer d.wmu.Unlock()
+	sent := 0
+	for sent < len(frames) {
+		n, err := d.writeBatch.SendWait(d.rc, frames[sent:])
+		sent += n
+		if err != nil {
+			return sent, err
+		}
+	}
+	return sent, nil
+}
+
 // SetReadDeadline makes a blocked ReadBatch return os.ErrDeadlineExceeded at t.
 func (d *Datagram) SetReadDeadline(t time.Time) error { return d.file.SetReadDeadline(t) }
 

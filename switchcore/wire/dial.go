@@ -51,19 +51,7 @@ type Conn struct {
 // holds back only its own source (a TAP, a stream), whose queue then fills and slows TCP
 // gently; dropping at the switch's 10-datagram queue instead cost ~100k TCP
 // retransmissions in 5 s of iperf3. Closing the connection ends a wait.
-func (c *Conn) WriteBatch(frames [][]byte) (int, error) {
-	c.wmu.Lock()
-	defer c.wmu.Unlock()
-	sent := 0
-	for sent < len(frames) {
-		n, err := c.writeBatch.SendWait(c.rc, frames[sent:])
-		sent += n
-		if err != nil {
-			return sent, err
-		}
-	}
-	return sent, nil
-}
+func (c *Conn) WriteBatch(frames [][]byte) (int, error) { return c.WriteBatchWait(frames) }
 
 // Closed is closed when the switch ends the connection (EOF or anything on the control
 // stream, as vde_plug reads it) or Close is called.
