@@ -184,13 +184,7 @@ func PlugMain(ctx context.Context, args []string, stdio Stdio) error {
 	ready := plugDaemon.takeReadyFile()
 	pa, err := parsePlugArgs(os.Args[0], args)
 	if err != nil {
-		var pe *parseExit
-		if errors.As(err, &pe) {
-			io.WriteString(stdio.Out, pe.Stdout)
-			io.WriteString(stdio.Err, pe.Stderr)
-			return exit(pe.Code)
-		}
-		return err
+		return parseFailure(err, stdio)
 	}
 	if pa.daemon && ready == nil {
 		// Unlike the C plug, which daemonizes before connecting and so loses its errors,

@@ -159,13 +159,7 @@ func Plug2TapMain(ctx context.Context, args []string, stdio Stdio) error {
 	cwd, _ := os.Getwd()
 	o, err := parsePlug2TapArgs(args, cwd)
 	if err != nil {
-		var pe *parseExit
-		if !errors.As(err, &pe) {
-			return err
-		}
-		io.WriteString(stdio.Out, pe.Stdout)
-		io.WriteString(stdio.Err, pe.Stderr)
-		return exit(pe.Code)
+		return parseFailure(err, stdio)
 	}
 	if o.Daemon && ready == nil {
 		return plug2tapDaemon.spawn(args, stdio)

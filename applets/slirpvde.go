@@ -224,13 +224,7 @@ func SlirpvdeMain(ctx context.Context, args []string, stdio Stdio) error {
 	ready := slirpvdeDaemon.takeReadyFile()
 	a, err := parseSlirpvdeArgs(args)
 	if err != nil {
-		var pe *parseExit
-		if errors.As(err, &pe) {
-			io.WriteString(stdio.Out, pe.Stdout)
-			io.WriteString(stdio.Err, pe.Stderr)
-			return exit(pe.Code)
-		}
-		return err
+		return parseFailure(err, stdio)
 	}
 	if a.daemon && ready == nil {
 		return slirpvdeDaemon.spawn(args, stdio)

@@ -64,16 +64,7 @@ func SwitchMain(ctx context.Context, args []string, stdio Stdio) error {
 	ready := takeDaemonReadyFile()
 	opts, err := parseSwitchArgs(args, osSwitchEnv())
 	if err != nil {
-		var pe *parseExit
-		if !errors.As(err, &pe) {
-			return err
-		}
-		io.WriteString(stdio.Out, pe.Stdout)
-		io.WriteString(stdio.Err, pe.Stderr)
-		if pe.Code == 0 {
-			return nil
-		}
-		return exit(pe.Code)
+		return parseFailure(err, stdio)
 	}
 	if opts.Daemon && ready == nil {
 		return spawnSwitchDaemon(args, stdio)

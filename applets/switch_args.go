@@ -1,7 +1,9 @@
 package applets
 
 import (
+	"errors"
 	"fmt"
+	"io"
 	"math"
 	"path/filepath"
 
@@ -136,6 +138,21 @@ type parseExit struct {
 
 func (e *parseExit) Error() string {
 	return fmt.Sprintf("vde_switch: exit status %d: %s", e.Code, e.Stderr)
+}
+
+// parseFailure prints what a failed parse has to say and gives its exit status (none
+// for status 0); an error that is not a *parseExit passes through.
+func parseFailure(err error, stdio Stdio) error {
+	var pe *parseExit
+	if !errors.As(err, &pe) {
+		return err
+	}
+	io.WriteString(stdio.Out, pe.Stdout)
+	io.WriteString(stdio.Err, pe.Stderr)
+	if pe.Code == 0 {
+		return nil
+	}
+	return exit(pe.Code)
 }
 
 // parseSwitchArgs turns vde_switch's arguments into options, or into a *parseExit.
