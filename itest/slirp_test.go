@@ -8,13 +8,6 @@ package itest
 //
 //	go test ./itest/ -run Slirp -v                          # our slirpvde
 //	VDE_ITEST_SLIRP=debian go test ./itest/ -run Slirp -v   # Debian's, to check the tests
-//
-// TODO (tests to come with the features):
-//   - IPv6 with -6: SLAAC address in the slirp prefix, TCP to a host ::1 service via the
-//     router address, DNS over IPv6; without -6 no router advertisement is sent;
-//   - the same slirp as a vdeplug4 plugin: `vde_plug vde://CTL slirp://[/OPTIONS]` gives a
-//     lease, its options (addr=, dhcp=, tcpfwd=, udpfwd=, unixfwd=, v4/v6) behave like the
-//     command-line ones.
 
 import (
 	"bytes"
