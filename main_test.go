@@ -44,12 +44,20 @@ func TestDispatchSwitchUsageExitsOne(t *testing.T) {
 	}
 }
 
+func TestDispatchSlirpvde(t *testing.T) {
+	for _, argv := range [][]string{{"slirpvde", "-P"}, {"vde", "slirpvde", "-P"}, {"vde", "slirp", "-P"}} {
+		code, _, errs := runArgs(argv...)
+		if code != 255 || !strings.HasPrefix(errs, "slirpvde: unrecognized option '-P'\nUsage:\n") {
+			t.Errorf("%q: exit %d, stderr %q; want 255 and the C tool's message and usage", argv, code, errs)
+		}
+	}
+}
+
 func TestDispatchNotImplemented(t *testing.T) {
 	for _, tt := range []struct {
 		argv []string
 		name string
 	}{
-		{[]string{"slirpvde"}, "slirpvde"},
 		{[]string{"vdeq", "qemu-system-x86_64"}, "vdeq"},
 		{[]string{"unixterm", "/tmp/mgmt"}, "unixterm"},
 		{[]string{"vde", "ifup-hook"}, "ifup-hook"},
