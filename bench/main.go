@@ -9,6 +9,9 @@
 // It prints min/median/max per implementation, the median of the per-round ratios
 // ours/debian, the ratio of the medians, the environment and the command to reproduce.
 //
+// After the switch rows come the cable, TAP and slirp rows (cable.go, tap.go, slirp.go);
+// `-only slirp` runs the slirp rows alone.
+//
 // It is a benchmark, not a test: nothing is asserted about the numbers.
 package main
 
@@ -37,6 +40,9 @@ type config struct {
 	out          string
 	tap          bool
 	cable        bool
+	slirp        bool          // also the slirp rows (slirp.go)
+	slirpDur     time.Duration // per slirp measurement
+	only         string        // "slirp": only the slirp rows
 }
 
 // impl is one implementation under test.
@@ -64,6 +70,7 @@ func run() int {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
+	defer cleanupNetns()
 	defer reap.killAll()
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
@@ -73,6 +80,7 @@ func run() int {
 		cancel()
 		<-sigs
 		reap.killAll()
+		cleanupNetns()
 		os.Exit(130)
 	}()
 
@@ -89,6 +97,9 @@ func run() int {
 	fmt.Println(env)
 	fmt.Println("command:", cmdline)
 	fmt.Println()
+	if cfg.only == "slirp" {
+		return slirpOnly(ctx, cfg, env, cmdline)
+	}
 
 	res := measurements{}
 	for _, im := range impls {
@@ -147,6 +158,16 @@ func run() int {
 		fmt.Println()
 		fmt.Println(tapLine)
 	}
+	var slirp *slirpSummary
+	if cfg.slirp {
+		var err error
+		if slirp, err = runSlirpBench(ctx, cfg, os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, "bench: slirp:", err)
+			return 1
+		}
+		fmt.Println()
+		slirp.print(os.Stdout)
+	}
 	if cfg.out != "" {
 		md := markdown(cfg, env, cmdline, rows, res)
 		for _, l := range cableLines {
@@ -154,6 +175,9 @@ func run() int {
 		}
 		if tapLine != "" {
 			md += "\n" + tapLine + "\n"
+		}
+		if slirp != nil {
+			md += slirp.markdown()
 		}
 		if err := os.WriteFile(cfg.out, []byte(md), 0o644); err != nil {
 			fmt.Fprintln(os.Stderr, "bench:", err)
@@ -176,6 +200,9 @@ func parseFlags(args []string) (*config, error) {
 	bo := fl.String("backoff", string(backoffPoll), "what the sender does when the socket is full: poll (wait ≤1ms for POLLOUT), yield (Gosched) or sleep (20µs)")
 	fl.BoolVar(&cfg.cable, "cable", true, "also measure a dpipe'd vde_plug cable between two switches of each implementation")
 	fl.BoolVar(&cfg.tap, "tap", true, "also run iperf3 over TAPs (-t and vde_plug2tap) of each switch; needs root and iperf3")
+	fl.BoolVar(&cfg.slirp, "slirp", true, "also run the slirp rows: TCP from a guest namespace to host loopback through our slirpvde, Debian's, slirp4netns and pasta; needs root and iperf3")
+	fl.DurationVar(&cfg.slirpDur, "slirp-duration", 5*time.Second, "measuring time per slirp case (after 1s of warm-up)")
+	fl.StringVar(&cfg.only, "only", "", "run only these rows: `slirp`")
 	fl.StringVar(&cfg.out, "out", "", "also write the results as markdown to `FILE` (e.g. BENCHMARKS.md)")
 	fl.Usage = func() {
 		fmt.Fprintln(fl.Output(), "usage: go run ./bench [flags]   (make bench)")
@@ -189,6 +216,12 @@ func parseFlags(args []string) (*config, error) {
 	}
 	if cfg.rounds < 1 {
 		return nil, fmt.Errorf("-rounds %d: need at least 1", cfg.rounds)
+	}
+	if cfg.only != "" && cfg.only != "slirp" {
+		return nil, fmt.Errorf("-only %q: the only choice is slirp", cfg.only)
+	}
+	if cfg.slirpDur < time.Second {
+		return nil, errors.New("-slirp-duration must be at least 1s")
 	}
 	if cfg.duration <= 0 || cfg.warmup < 0 {
 		return nil, errors.New("-duration must be positive and -warmup not negative")
@@ -279,6 +312,14 @@ func reproduce(cfg *config) string {
 		"-rounds", strconv.Itoa(cfg.rounds), "-duration", cfg.duration.String(),
 		"-warmup", cfg.warmup.String(), "-sizes", strings.Join(sizes, ","),
 		"-backoff", string(cfg.backoff)}
+	if cfg.only != "" {
+		args = append(args, "-only", cfg.only)
+	}
+	if cfg.slirp || cfg.only == "slirp" {
+		args = append(args, "-slirp-duration", cfg.slirpDur.String())
+	} else {
+		args = append(args, "-slirp=false")
+	}
 	if cfg.out != "" {
 		args = append(args, "-out", cfg.out)
 	}

@@ -1,0 +1,917 @@
+package main
+
+// The slirp rows of `make bench`: TCP between a guest namespace and a server on the slirp
+// host's loopback, reached from the guest at the router address 10.0.2.2, in both
+// directions, through four user-mode routers on the same machine:
+//
+//   - ours:        our vde_switch (-t TAP in the guest) + our slirpvde
+//   - debian:      /usr/bin/vde_switch (-t TAP in the guest) + /usr/bin/slirpvde
+//   - slirp4netns: `slirp4netns --configure --mtu=1500` on the guest namespace (libslirp)
+//   - pasta:       `pasta --config-net -m 1500` on the guest namespace (passt)
+//
+// Each round sets every router up afresh, one after the other (ours, debian, slirp4netns,
+// pasta), in two namespaces created for it: S, where the router runs and whose loopback
+// holds the servers (so nothing leaves the machine and no server is seen by anyone else),
+// and G, the guest, whose only interface is the TAP at MTU 1500 with a default route via
+// 10.0.2.2. For ours and Debian's, the switch runs in G with `-t TAP` (TAP -> switch ->
+// slirp, the path a VM's NIC takes) and slirpvde runs in S.
+//
+// Two methods:
+//
+//   - stream: the benchmark itself opens a TCP connection from G to 10.0.2.2 (a socket made
+//     on a thread that joined G) and accepts it on 127.0.0.1 in S, then one side writes
+//     for the whole measurement while the other counts what it reads: bytes received per
+//     second after a warm-up. It needs no end-of-test exchange, so it works through
+//     Debian's slirpvde, where iperf3 stalls at the end of a test; every router is measured
+//     with it, and the ours/debian ratio is taken from it.
+//   - iperf3: `iperf3 -c 10.0.2.2 [-R] -O 1 -J` in G against `iperf3 -s -1 -B 127.0.0.1` in
+//     S: the receiver's rate and the sender's retransmissions. Not run through Debian's
+//     slirpvde.
+//
+// Both report the longest time in the measurement during which nothing arrived (a stall).
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"math/rand/v2"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Router names, in the order a round runs them.
+const (
+	slirpOurs        = "ours"
+	slirpDebian      = "debian"
+	slirpSlirp4netns = "slirp4netns"
+	slirpPasta       = "pasta"
+)
+
+var slirpRouters = []string{slirpOurs, slirpDebian, slirpSlirp4netns, slirpPasta}
+
+// slirpCase is one measured column of a row: a direction and a method.
+type slirpCase struct {
+	reverse bool   // host -> guest (iperf3 -R)
+	method  string // "stream" or "iperf3"
+}
+
+func (c slirpCase) path() string {
+	if c.reverse {
+		return "host→guest"
+	}
+	return "guest→host"
+}
+
+var slirpCases = []slirpCase{
+	{false, "stream"}, {true, "stream"}, {false, "iperf3"}, {true, "iperf3"},
+}
+
+// slirpSample is one measurement.
+type slirpSample struct {
+	bitsPerSec  float64
+	retransmits int           // iperf3 only: the sender's TCP retransmissions
+	stall       time.Duration // longest stretch with nothing received
+	skipped     string        // why it was not run ("" if it was)
+	err         error
+}
+
+func (s slirpSample) ok() bool { return s.skipped == "" && s.err == nil }
+
+// slirpSummary holds every sample: [router][case] -> one per round.
+type slirpSummary struct {
+	rounds   int
+	dur      time.Duration
+	samples  map[string]map[slirpCase][]slirpSample
+	versions string
+}
+
+// slirpBins are the binaries of ours and Debian's routers.
+type slirpBins struct {
+	oursSwitch, oursSlirp     string
+	debianSwitch, debianSlirp string
+}
+
+func slirpBinaries(cfg *config) slirpBins {
+	return slirpBins{
+		oursSwitch: cfg.ours, oursSlirp: filepath.Join(filepath.Dir(cfg.ours), "slirpvde"),
+		debianSwitch: cfg.debian, debianSlirp: "/usr/bin/slirpvde",
+	}
+}
+
+const slirpWarmup = time.Second
+
+// runSlirpBench runs cfg.rounds rounds of every router and reports each sample on w.
+// It returns an error only when ctx is cancelled or the machine cannot run it at all
+// (not root, no iproute2); a router that fails is reported as failed and the rest go on.
+func runSlirpBench(ctx context.Context, cfg *config, w io.Writer) (*slirpSummary, error) {
+	if os.Geteuid() != 0 {
+		return nil, errors.New("slirp rows need root (network namespaces, TAP devices)")
+	}
+	if _, err := exec.LookPath("ip"); err != nil {
+		return nil, fmt.Errorf("slirp rows need iproute2: %w", err)
+	}
+	bins := slirpBinaries(cfg)
+	s := &slirpSummary{rounds: cfg.rounds, dur: cfg.slirpDur, samples: map[string]map[slirpCase][]slirpSample{}, versions: slirpVersions()}
+	for _, r := range slirpRouters {
+		s.samples[r] = map[slirpCase][]slirpSample{}
+	}
+	for round := 1; round <= cfg.rounds; round++ {
+		for _, router := range slirpRouters {
+			report := func(c slirpCase, smp slirpSample) {
+				if smp.skipped != "" && round > 1 {
+					return // said once is enough
+				}
+				fmt.Fprintf(w, "round %d/%d  %-11s slirp %s %-6s %s\n", round, cfg.rounds, router, c.path(), c.method, smp.describe())
+			}
+			got := slirpRound(ctx, bins, router, round, cfg.slirpDur, report)
+			if ctx.Err() != nil {
+				return s, ctx.Err()
+			}
+			for _, c := range slirpCases {
+				s.samples[router][c] = append(s.samples[router][c], got[c])
+			}
+		}
+	}
+	return s, nil
+}
+
+func (s slirpSample) describe() string {
+	switch {
+	case s.skipped != "":
+		return "not run: " + s.skipped
+	case s.err != nil:
+		return "failed: " + s.err.Error()
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "%8.0f Mbit/s", s.bitsPerSec/1e6)
+	var p []string
+	if s.retransmits >= 0 {
+		p = append(p, fmt.Sprintf("%d retransmits", s.retransmits))
+	}
+	if s.stall >= 500*time.Millisecond {
+		p = append(p, fmt.Sprintf("stalled %.1f s", s.stall.Seconds()))
+	}
+	if len(p) > 0 {
+		b.WriteString("  (" + strings.Join(p, ", ") + ")")
+	}
+	return b.String()
+}
+
+// slirpRound sets up one router in fresh namespaces, measures every case and tears it
+// all down, calling report with each sample as it comes. A setup failure fails every case
+// of the round.
+func slirpRound(ctx context.Context, bins slirpBins, router string, round int, dur time.Duration, report func(slirpCase, slirpSample)) map[slirpCase]slirpSample {
+	res := map[slirpCase]slirpSample{}
+	failAll := func(err error) map[slirpCase]slirpSample {
+		for _, c := range slirpCases {
+			if _, done := res[c]; !done {
+				res[c] = slirpSample{err: err}
+				if ctx.Err() == nil {
+					report(c, res[c])
+				}
+			}
+		}
+		return res
+	}
+	env, cleanup, err := slirpSetup(ctx, bins, router, round)
+	defer cleanup()
+	if err != nil {
+		return failAll(err)
+	}
+	for _, c := range slirpCases {
+		if ctx.Err() != nil {
+			return failAll(ctx.Err())
+		}
+		if c.method == "iperf3" && router == slirpDebian {
+			res[c] = slirpSample{skipped: "iperf3 stalls through Debian's slirpvde at the end of a test; see the stream row"}
+			report(c, res[c])
+			continue
+		}
+		var smp slirpSample
+		if c.method == "stream" {
+			smp = streamMeasure(ctx, env, c.reverse, slirpWarmup, dur)
+		} else {
+			smp = iperfMeasure(ctx, env, c.reverse, dur)
+		}
+		if smp.err != nil {
+			if out := env.output(); out != "" {
+				smp.err = fmt.Errorf("%w; router output:\n%s", smp.err, out)
+			}
+		}
+		res[c] = smp
+		if ctx.Err() == nil {
+			report(c, smp)
+		}
+	}
+	return res
+}
+
+// slirpEnv is a router set up between two namespaces.
+type slirpEnv struct {
+	hostNS, guestNS string
+	procs           []*bgProc     // router processes (slirp, slirp4netns, pasta)
+	sw              *switchProc   // ours/debian: the switch in G
+	output          func() string // the router's recent output, for error messages
+}
+
+// slirpSetup creates S and G and starts router between them; cleanup (never nil) stops
+// everything it started and deletes the namespaces, whatever happened.
+func slirpSetup(ctx context.Context, bins slirpBins, router string, round int) (env *slirpEnv, cleanup func(), err error) {
+	id := fmt.Sprintf("%d-%d-%s", os.Getpid(), round, router)
+	env = &slirpEnv{hostNS: "vdebench-s-" + id, guestNS: "vdebench-g-" + id, output: func() string { return "" }}
+	var undo []func()
+	cleanup = func() {
+		for i := len(undo) - 1; i >= 0; i-- {
+			undo[i]()
+		}
+	}
+	for _, ns := range []string{env.hostNS, env.guestNS} {
+		if err := netnsAdd(ctx, ns); err != nil {
+			return env, cleanup, err
+		}
+		undo = append(undo, func() { netnsDel(ns) })
+	}
+	tap := "tap0"
+	switch router {
+	case slirpOurs, slirpDebian:
+		swBin, slBin := bins.oursSwitch, bins.oursSlirp
+		if router == slirpDebian {
+			swBin, slBin = bins.debianSwitch, bins.debianSlirp
+		}
+		if err := checkExec(slBin); err != nil {
+			return env, cleanup, err
+		}
+		tap = fmt.Sprintf("vbs%x", os.Getpid()&0xfffff)
+		sw, err := startNetnsSwitch(ctx, swBin, env.guestNS, tap)
+		if err != nil {
+			return env, cleanup, err
+		}
+		env.sw = sw
+		undo = append(undo, func() { sw.stop() })
+		sl, err := startBg(ctx, "ip", "netns", "exec", env.hostNS, slBin, "-s", sw.ctlDir, "-dhcp")
+		if err != nil {
+			return env, cleanup, err
+		}
+		env.procs = append(env.procs, sl)
+		undo = append(undo, sl.stop)
+		env.output = func() string { return sl.out.String() }
+		if err := waitLink(ctx, env.guestNS, tap, 10*time.Second); err != nil {
+			return env, cleanup, fmt.Errorf("%w; switch output:\n%s", err, sw.out.String())
+		}
+		for _, args := range [][]string{
+			{"addr", "add", "10.0.2.15/24", "dev", tap},
+			{"link", "set", tap, "mtu", "1500", "up"},
+			{"route", "add", "default", "via", "10.0.2.2"},
+		} {
+			if err := ipCmd(ctx, append([]string{"-n", env.guestNS}, args...)...); err != nil {
+				return env, cleanup, err
+			}
+		}
+	case slirpSlirp4netns:
+		if _, err := exec.LookPath("slirp4netns"); err != nil {
+			return env, cleanup, fmt.Errorf("slirp4netns is not installed: %w", err)
+		}
+		// Host loopback stays reachable at 10.0.2.2: no --disable-host-loopback.
+		p, err := startBg(ctx, "ip", "netns", "exec", env.hostNS, "slirp4netns", "--configure", "--mtu=1500",
+			"--netns-type=path", "/run/netns/"+env.guestNS, tap)
+		if err != nil {
+			return env, cleanup, err
+		}
+		env.procs = append(env.procs, p)
+		undo = append(undo, p.stop)
+		env.output = func() string { return p.out.String() }
+	case slirpPasta:
+		if _, err := exec.LookPath("pasta"); err != nil {
+			return env, cleanup, fmt.Errorf("pasta (Debian package passt) is not installed: %w", err)
+		}
+		// pasta copies its addresses and routes from a host interface with a default route:
+		// give S one that leads nowhere (a veth pair with both ends in S).
+		for _, args := range [][]string{
+			{"link", "add", "vbh0", "type", "veth", "peer", "name", "vbh1"},
+			{"link", "set", "vbh1", "up"},
+			{"addr", "add", "192.0.2.1/24", "dev", "vbh0"},
+			{"link", "set", "vbh0", "up"},
+			{"route", "add", "default", "via", "192.0.2.254", "dev", "vbh0"},
+		} {
+			if err := ipCmd(ctx, append([]string{"-n", env.hostNS}, args...)...); err != nil {
+				return env, cleanup, err
+			}
+		}
+		// The gateway address maps to the host's loopback unless --no-map-gw. -f keeps it in
+		// the foreground (its PID is ours to stop); --runas 0 because as nobody it cannot
+		// join the namespace; no port forwarding either way.
+		p, err := startBg(ctx, "ip", "netns", "exec", env.hostNS, "pasta", "-f", "-q", "-4", "--runas", "0",
+			"--config-net", "-m", "1500", "-a", "10.0.2.15", "-n", "24", "-g", "10.0.2.2",
+			"-t", "none", "-u", "none", "-T", "none", "-U", "none",
+			"--netns", "/run/netns/"+env.guestNS, "-I", tap)
+		if err != nil {
+			return env, cleanup, err
+		}
+		env.procs = append(env.procs, p)
+		undo = append(undo, p.stop)
+		env.output = func() string { return p.out.String() }
+	default:
+		return env, cleanup, fmt.Errorf("unknown router %q", router)
+	}
+	if err := waitTCPThrough(ctx, env, 20*time.Second); err != nil {
+		if out := env.output(); out != "" {
+			err = fmt.Errorf("%w; router output:\n%s", err, out)
+		}
+		return env, cleanup, err
+	}
+	// Whatever the router configured, the guest's MTU is 1500.
+	if err := ipCmd(ctx, "-n", env.guestNS, "link", "set", tap, "mtu", "1500"); err != nil {
+		return env, cleanup, err
+	}
+	return env, cleanup, nil
+}
+
+// waitTCPThrough waits until a TCP connection from G to 10.0.2.2 reaches a listener on
+// 127.0.0.1 in S: the router is up, the guest configured and the loopback mapping works.
+func waitTCPThrough(ctx context.Context, env *slirpEnv, timeout time.Duration) error {
+	ln, err := listenIn(env.hostNS, "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	addr := net.JoinHostPort("10.0.2.2", strconv.Itoa(ln.Addr().(*net.TCPAddr).Port))
+	deadline := time.Now().Add(timeout)
+	for {
+		c, err := dialIn(ctx, env.guestNS, addr, time.Second)
+		if err == nil {
+			c.Close()
+			return nil
+		}
+		for _, p := range env.procs {
+			select {
+			case <-p.done:
+				return fmt.Errorf("%s exited before the guest could connect", p.cmd.Path)
+			default:
+			}
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return fmt.Errorf("guest %s cannot connect to %s (host loopback in %s) within %v: %v", env.guestNS, addr, env.hostNS, timeout, err)
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// streamMeasure opens one TCP connection from G to 10.0.2.2, accepted on 127.0.0.1 in S;
+// the guest writes (or, reverse, the host writes) for warmup+dur and the receiver's
+// byte count over dur gives the rate.
+func streamMeasure(ctx context.Context, env *slirpEnv, reverse bool, warmup, dur time.Duration) slirpSample {
+	smp := slirpSample{retransmits: -1}
+	ln, err := listenIn(env.hostNS, "127.0.0.1:0")
+	if err != nil {
+		smp.err = err
+		return smp
+	}
+	defer ln.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			close(accepted)
+			return
+		}
+		accepted <- c
+	}()
+	addr := net.JoinHostPort("10.0.2.2", strconv.Itoa(ln.Addr().(*net.TCPAddr).Port))
+	guest, err := dialIn(ctx, env.guestNS, addr, 10*time.Second)
+	if err != nil {
+		smp.err = fmt.Errorf("connect %s from the guest: %w", addr, err)
+		return smp
+	}
+	defer guest.Close()
+	var host net.Conn
+	select {
+	case c, ok := <-accepted:
+		if !ok {
+			smp.err = errors.New("accept on host loopback failed")
+			return smp
+		}
+		host = c
+	case <-time.After(10 * time.Second):
+		smp.err = errors.New("the guest connected but nothing was accepted on host loopback within 10s")
+		return smp
+	case <-ctx.Done():
+		smp.err = ctx.Err()
+		return smp
+	}
+	defer host.Close()
+	sender, receiver := guest, host
+	if reverse {
+		sender, receiver = host, guest
+	}
+
+	var received atomic.Int64
+	sent, drained := make(chan struct{}), make(chan struct{})
+	var stopping atomic.Bool
+	go func() {
+		defer close(sent)
+		buf := make([]byte, 128<<10)
+		for !stopping.Load() {
+			if _, err := sender.Write(buf); err != nil {
+				return
+			}
+		}
+	}()
+	go func() {
+		defer close(drained)
+		buf := make([]byte, 128<<10)
+		for {
+			n, err := receiver.Read(buf)
+			received.Add(int64(n))
+			if err != nil {
+				return
+			}
+		}
+	}()
+	// stop ends the stream the way a program would: the sender finishes its write and
+	// closes, the receiver reads to EOF (bounded), then closes. (Closing both at once,
+	// with data unread, leaves Debian's slirpvde unable to take the next connection.)
+	stop := func() {
+		stopping.Store(true)
+		select {
+		case <-sent:
+		case <-time.After(2 * time.Second): // a stalled router: the write does not return
+		}
+		sender.Close()
+		<-sent
+		select {
+		case <-drained:
+		case <-time.After(5 * time.Second):
+		}
+		receiver.Close()
+		<-drained
+	}
+
+	select {
+	case <-ctx.Done():
+		stop()
+		smp.err = ctx.Err()
+		return smp
+	case <-time.After(warmup):
+	}
+	b0, t0 := received.Load(), time.Now()
+	last, lastT := b0, t0
+	tick := time.NewTicker(50 * time.Millisecond)
+	end := t0.Add(dur)
+	for now := range tick.C {
+		if n := received.Load(); n != last {
+			last, lastT = n, now
+		} else if gap := now.Sub(lastT); gap > smp.stall {
+			smp.stall = gap
+		}
+		if ctx.Err() != nil || !now.Before(end) {
+			break
+		}
+	}
+	tick.Stop()
+	b1, t1 := received.Load(), time.Now()
+	stop()
+	if ctx.Err() != nil {
+		smp.err = ctx.Err()
+		return smp
+	}
+	smp.bitsPerSec = float64(b1-b0) * 8 / t1.Sub(t0).Seconds()
+	return smp
+}
+
+// iperfMeasure runs iperf3 from G to a one-shot server on 127.0.0.1 in S, omitting the
+// first second (slow start) and bounding the whole run so a stall cannot hang the bench.
+func iperfMeasure(ctx context.Context, env *slirpEnv, reverse bool, dur time.Duration) slirpSample {
+	var smp slirpSample
+	if _, err := exec.LookPath("iperf3"); err != nil {
+		smp.err = fmt.Errorf("needs iperf3: %w", err)
+		return smp
+	}
+	port := strconv.Itoa(20000 + rand.IntN(20000))
+	srv, err := startBg(ctx, "ip", "netns", "exec", env.hostNS, "iperf3", "-s", "-1", "-B", "127.0.0.1", "-p", port)
+	if err != nil {
+		smp.err = err
+		return smp
+	}
+	defer srv.stop()
+	secs := strconv.Itoa(max(1, int(dur/time.Second)))
+	args := []string{"netns", "exec", env.guestNS, "iperf3", "-c", "10.0.2.2", "-p", port, "-t", secs, "-O", "1", "-J", "--connect-timeout", "2000"}
+	if reverse {
+		args = append(args, "-R")
+	}
+	rctx, cancel := context.WithTimeout(ctx, dur+30*time.Second)
+	defer cancel()
+	var out []byte
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		cmd := exec.CommandContext(rctx, "ip", args...)
+		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+		out, err = cmd.Output()
+		// iperf3 -J may exit 0 and report the failure in "error".
+		if !bytes.Contains(out, []byte("unable to connect")) || time.Now().After(deadline) || rctx.Err() != nil {
+			break
+		}
+		time.Sleep(100 * time.Millisecond) // the server is not listening yet
+	}
+	if rctx.Err() != nil && ctx.Err() == nil {
+		smp.err = fmt.Errorf("iperf3 did not finish within %v (stalled)", dur+30*time.Second)
+		return smp
+	}
+	var j struct {
+		Intervals []struct {
+			Sum struct {
+				Seconds float64 `json:"seconds"`
+				Bytes   float64 `json:"bytes"`
+				Omitted bool    `json:"omitted"`
+			} `json:"sum"`
+		} `json:"intervals"`
+		End struct {
+			SumSent struct {
+				Retransmits int `json:"retransmits"`
+			} `json:"sum_sent"`
+			SumReceived struct {
+				BitsPerSecond float64 `json:"bits_per_second"`
+			} `json:"sum_received"`
+		} `json:"end"`
+		Error string `json:"error"`
+	}
+	if jerr := json.Unmarshal(out, &j); jerr != nil || j.Error != "" || err != nil {
+		smp.err = fmt.Errorf("iperf3 client: %v %s %v\n%s", err, j.Error, jerr, bytes.TrimSpace(out))
+		return smp
+	}
+	smp.bitsPerSec = j.End.SumReceived.BitsPerSecond
+	smp.retransmits = j.End.SumSent.Retransmits
+	var gap time.Duration
+	for _, iv := range j.Intervals {
+		if iv.Sum.Omitted {
+			continue
+		}
+		if iv.Sum.Bytes == 0 {
+			gap += time.Duration(iv.Sum.Seconds * float64(time.Second))
+			smp.stall = max(smp.stall, gap)
+		} else {
+			gap = 0
+		}
+	}
+	return smp
+}
+
+// listenIn listens on TCP addr inside network namespace ns.
+func listenIn(ns, addr string) (net.Listener, error) {
+	var ln net.Listener
+	err := inNetns(ns, func() error {
+		var err error
+		ln, err = net.Listen("tcp", addr)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s in %s: %w", addr, ns, err)
+	}
+	return ln, nil
+}
+
+// dialIn connects to TCP addr from inside network namespace ns.
+func dialIn(ctx context.Context, ns, addr string, timeout time.Duration) (net.Conn, error) {
+	var c net.Conn
+	err := inNetns(ns, func() error {
+		d := net.Dialer{Timeout: timeout}
+		var err error
+		c, err = d.DialContext(ctx, "tcp", addr)
+		return err
+	})
+	return c, err
+}
+
+// inNetns runs f on an OS thread that has joined network namespace ns, so the sockets f
+// makes belong to ns (a socket keeps its namespace for life). The thread returns to our
+// namespace afterwards; if it cannot, it stays locked and Go discards it.
+func inNetns(ns string, f func() error) error {
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		self, err := os.Open("/proc/thread-self/ns/net")
+		if err != nil {
+			runtime.UnlockOSThread()
+			errc <- err
+			return
+		}
+		defer self.Close()
+		target, err := os.Open(filepath.Join("/run/netns", ns))
+		if err != nil {
+			runtime.UnlockOSThread()
+			errc <- fmt.Errorf("network namespace %s: %w", ns, err)
+			return
+		}
+		defer target.Close()
+		if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
+			runtime.UnlockOSThread()
+			errc <- fmt.Errorf("setns %s: %w", ns, err)
+			return
+		}
+		ferr := f()
+		if err := unix.Setns(int(self.Fd()), unix.CLONE_NEWNET); err != nil {
+			errc <- errors.Join(ferr, fmt.Errorf("setns back from %s: %w", ns, err))
+			return // still locked: the thread dies with this goroutine
+		}
+		runtime.UnlockOSThread()
+		errc <- ferr
+	}()
+	return <-errc
+}
+
+// netnsReg remembers the namespaces the bench created, so that an interrupt can delete
+// what a deferred cleanup did not reach.
+var netnsReg = struct {
+	sync.Mutex
+	names map[string]bool
+}{names: map[string]bool{}}
+
+func netnsAdd(ctx context.Context, name string) error {
+	if err := ipCmd(ctx, "netns", "add", name); err != nil {
+		return err
+	}
+	netnsReg.Lock()
+	netnsReg.names[name] = true
+	netnsReg.Unlock()
+	return ipCmd(ctx, "-n", name, "link", "set", "lo", "up")
+}
+
+func netnsDel(name string) {
+	exec.Command("ip", "netns", "del", name).Run()
+	netnsReg.Lock()
+	delete(netnsReg.names, name)
+	netnsReg.Unlock()
+}
+
+// cleanupNetns deletes every namespace still registered (after reap.killAll has stopped
+// the processes in them).
+func cleanupNetns() {
+	netnsReg.Lock()
+	names := make([]string, 0, len(netnsReg.names))
+	for n := range netnsReg.names {
+		names = append(names, n)
+	}
+	netnsReg.Unlock()
+	for _, n := range names {
+		netnsDel(n)
+	}
+}
+
+func checkExec(path string) error {
+	st, err := os.Stat(path)
+	switch {
+	case err != nil:
+		return err
+	case st.IsDir() || st.Mode().Perm()&0o111 == 0:
+		return fmt.Errorf("%s is not an executable file", path)
+	}
+	return nil
+}
+
+// slirpVersions names the reference tools' package versions.
+func slirpVersions() string {
+	var p []string
+	for _, pkg := range []string{"vde2", "slirp4netns", "passt", "iperf3"} {
+		if out, err := exec.Command("dpkg-query", "-W", "-f", "${Version}", pkg).Output(); err == nil && len(out) > 0 {
+			p = append(p, pkg+" "+strings.TrimSpace(string(out)))
+		}
+	}
+	return strings.Join(p, ", ")
+}
+
+// Reporting.
+
+type slirpStats struct {
+	n, failed        int
+	skipped          string
+	min, median, max float64 // bits/s
+	retransmits      float64 // median, iperf3 only; NaN otherwise
+	stall            time.Duration
+}
+
+func slirpStatsOf(ss []slirpSample) slirpStats {
+	st := slirpStats{retransmits: math.NaN()}
+	var v, re []float64
+	for _, s := range ss {
+		switch {
+		case s.skipped != "":
+			st.skipped = s.skipped
+		case s.err != nil:
+			st.failed++
+		default:
+			v = append(v, s.bitsPerSec)
+			if s.retransmits >= 0 {
+				re = append(re, float64(s.retransmits))
+			}
+			st.stall = max(st.stall, s.stall)
+		}
+	}
+	st.n = len(v)
+	if st.n > 0 {
+		st.min, st.max, st.median = slices.Min(v), slices.Max(v), median(v)
+	}
+	if len(re) > 0 {
+		st.retransmits = median(re)
+	}
+	return st
+}
+
+func (st slirpStats) String() string {
+	switch {
+	case st.skipped != "":
+		return "not run"
+	case st.n == 0:
+		return "failed"
+	}
+	s := fmt.Sprintf("%.0f / %.0f / %.0f", st.min/1e6, st.median/1e6, st.max/1e6)
+	var p []string
+	if st.failed > 0 {
+		p = append(p, fmt.Sprintf("%d failed", st.failed))
+	}
+	if st.stall >= 500*time.Millisecond {
+		p = append(p, fmt.Sprintf("stalls ≤%.1f s", st.stall.Seconds()))
+	}
+	if len(p) > 0 {
+		s += " (" + strings.Join(p, ", ") + ")"
+	}
+	return s
+}
+
+// perRoundRatio is the median over rounds of ours/other, NaN when no round has both.
+func perRoundRatio(ours, other []slirpSample) float64 {
+	var r []float64
+	for i := range min(len(ours), len(other)) {
+		if ours[i].ok() && other[i].ok() && other[i].bitsPerSec > 0 {
+			r = append(r, ours[i].bitsPerSec/other[i].bitsPerSec)
+		}
+	}
+	if len(r) == 0 {
+		return math.NaN()
+	}
+	return median(r)
+}
+
+const slirpHead = "TCP between a guest namespace (TAP, MTU 1500) and a server on the slirp host's loopback at 10.0.2.2; Mbit/s received, min / median / max"
+
+// table returns the header and the cells of the slirp table.
+func (s *slirpSummary) table() ([]string, [][]string) {
+	head := []string{"path", "method"}
+	head = append(head, slirpRouters...)
+	others := slirpRouters[1:]
+	for _, o := range others {
+		head = append(head, "ours/"+o)
+	}
+	var rows [][]string
+	for _, c := range slirpCases {
+		row := []string{c.path(), c.method}
+		for _, r := range slirpRouters {
+			row = append(row, slirpStatsOf(s.samples[r][c]).String())
+		}
+		for _, o := range others {
+			row = append(row, ratio(perRoundRatio(s.samples[slirpOurs][c], s.samples[o][c])))
+		}
+		rows = append(rows, row)
+	}
+	return head, rows
+}
+
+func (s *slirpSummary) print(w io.Writer) {
+	fmt.Fprintf(w, "slirp: %s, %d rounds of %v (ratios: median of per-round ratios)\n", slirpHead, s.rounds, s.dur)
+	head, rows := s.table()
+	tw := tabwriter.NewWriter(w, 0, 0, 3, ' ', 0)
+	fmt.Fprintln(tw, strings.Join(head, "\t"))
+	for _, r := range rows {
+		fmt.Fprintln(tw, strings.Join(r, "\t"))
+	}
+	tw.Flush()
+	for _, l := range s.notes() {
+		fmt.Fprintln(w, l)
+	}
+}
+
+// notes are the iperf3 retransmissions and the skipped cells, one line each.
+func (s *slirpSummary) notes() []string {
+	var n []string
+	var re []string
+	for _, c := range slirpCases {
+		if c.method != "iperf3" {
+			continue
+		}
+		for _, r := range slirpRouters {
+			if st := slirpStatsOf(s.samples[r][c]); !math.IsNaN(st.retransmits) {
+				re = append(re, fmt.Sprintf("%s %s %.0f", r, c.path(), st.retransmits))
+			}
+		}
+	}
+	if len(re) > 0 {
+		n = append(n, "iperf3 retransmits (median per run): "+strings.Join(re, ", "))
+	}
+	seen := map[string]bool{}
+	for _, r := range slirpRouters {
+		for _, c := range slirpCases {
+			if st := slirpStatsOf(s.samples[r][c]); st.skipped != "" && !seen[r+st.skipped] {
+				seen[r+st.skipped] = true
+				n = append(n, fmt.Sprintf("%s %s not run: %s", r, c.method, st.skipped))
+			}
+		}
+	}
+	return n
+}
+
+func (s *slirpSummary) markdown() string {
+	var b strings.Builder
+	b.WriteString("\n## Slirp: TCP to host loopback through a user-mode router\n\n")
+	fmt.Fprintf(&b, "%s. Each round sets up every router afresh in two namespaces of its own (ours: our "+
+		"vde_switch with `-t TAP` in the guest + our slirpvde; debian: /usr/bin/vde_switch + /usr/bin/slirpvde; "+
+		"`slirp4netns --configure --mtu=1500`; `pasta --config-net -m 1500`), ours first. *stream* is one TCP "+
+		"connection written for %v after %v of warm-up and counted by the receiver; *iperf3* is `iperf3 -O 1 -t %d` "+
+		"(`-R` for host→guest). %d rounds; ratios are the median of the per-round ratios.\n\n",
+		slirpHead, s.dur, slirpWarmup, max(1, int(s.dur/time.Second)), s.rounds)
+	head, rows := s.table()
+	b.WriteString("| " + strings.Join(head, " | ") + " |\n")
+	b.WriteString("|---|---|" + strings.Repeat("---:|", len(head)-2) + "\n")
+	for _, r := range rows {
+		b.WriteString("| " + strings.Join(r, " | ") + " |\n")
+	}
+	b.WriteString("\n")
+	for _, l := range s.notes() {
+		b.WriteString(l + "\n\n")
+	}
+	b.WriteString("Per round (Mbit/s):\n\n| path | method | router |")
+	for i := 1; i <= s.rounds; i++ {
+		fmt.Fprintf(&b, " round %d |", i)
+	}
+	b.WriteString("\n|---|---|---|" + strings.Repeat("---:|", s.rounds) + "\n")
+	for _, c := range slirpCases {
+		for _, r := range slirpRouters {
+			ss := s.samples[r][c]
+			if len(ss) > 0 && ss[0].skipped != "" {
+				continue
+			}
+			fmt.Fprintf(&b, "| %s | %s | %s |", c.path(), c.method, r)
+			for _, smp := range ss {
+				if smp.err != nil {
+					b.WriteString(" failed |")
+				} else {
+					fmt.Fprintf(&b, " %.0f |", smp.bitsPerSec/1e6)
+				}
+			}
+			b.WriteString("\n")
+		}
+	}
+	if s.versions != "" {
+		fmt.Fprintf(&b, "\nReference tools: %s.\n", s.versions)
+	}
+	return b.String()
+}
+
+// slirpOnly is `bench -only slirp`: the slirp rows, printed and (with -out) written alone.
+func slirpOnly(ctx context.Context, cfg *config, env, cmdline string) int {
+	s, err := runSlirpBench(ctx, cfg, os.Stdout)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench: slirp:", err)
+		if ctx.Err() != nil {
+			return 130
+		}
+		return 1
+	}
+	fmt.Println()
+	s.print(os.Stdout)
+	if cfg.out != "" {
+		md := "# Benchmark: slirp rows only\n" + s.markdown() + fmt.Sprintf("\n%s\n\nReproduce with:\n\n```\nmake && %s\n```\n", env, cmdline)
+		if err := os.WriteFile(cfg.out, []byte(md), 0o644); err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			return 1
+		}
+		fmt.Println("\nwrote", cfg.out)
+	}
+	return 0
+}
