@@ -663,9 +663,9 @@ func ipv4Header(src, dst net.IP, proto byte, n int) []byte {
 // l4Checksum is the TCP/UDP checksum of seg with the IPv4 pseudo-header.
 func l4Checksum(src, dst net.IP, proto byte, seg []byte) uint16 {
 	var sum uint32
-	s, d := src.To4(), dst.To4()
-	sum += uint32(s[0])<<8 | uint32(s[1]) + uint32(s[2])<<8 | uint32(s[3])
-	sum += uint32(d[0])<<8 | uint32(d[1]) + uint32(d[2])<<8 | uint32(d[3])
+	for _, a := range [][]byte{src.To4(), dst.To4()} {
+		sum += uint32(binary.BigEndian.Uint16(a[0:])) + uint32(binary.BigEndian.Uint16(a[2:]))
+	}
 	sum += uint32(proto) + uint32(len(seg))
 	return inetChecksum(seg, sum)
 }
