@@ -12,6 +12,7 @@ import (
 	"gvisor.dev/gvisor/pkg/buffer"
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/header"
+	"gvisor.dev/gvisor/pkg/tcpip/link/qdisc/fifo"
 	"gvisor.dev/gvisor/pkg/tcpip/network/ipv4"
 	"gvisor.dev/gvisor/pkg/tcpip/network/ipv6"
 	"gvisor.dev/gvisor/pkg/tcpip/stack"
@@ -116,7 +117,12 @@ func (r *Router) buildStack() error {
 		TransportProtocols: []stack.TransportProtocolFactory{tcp.NewProtocol, udp.NewProtocol},
 	})
 	r.link = newLink(r, r.cfg.MTU)
-	if err := r.stack.CreateNIC(nicID, r.link); err != nil {
+	// A queueing discipline gathers what the netstack's goroutines send into batches for
+	// one writer, so that a TCP burst to a guest costs one sendmmsg rather than one per
+	// segment: host->guest iperf3 through switch and plug went from 440-670 to 860-930
+	// Mbit/s (alternating runs of iperf3 -R, 3 rounds each).
+	qdisc := fifo.New(r.link, 1, 1000)
+	if err := r.stack.CreateNICWithOptions(nicID, r.link, stack.NICOptions{QDisc: qdisc}); err != nil {
 		return fmt.Errorf("slirp: create NIC: %s", err)
 	}
 	// Promiscuous: every destination is ours to NAT. Spoofing: replies leave from the
