@@ -36,6 +36,24 @@ func newForwardRig(tb testing.TB, size int) *forwardRig {
 		r.sizes[i] = len(f)
 	}
 	rig := &forwardRig{s: s, r: r, src: src, b: b, stop: make(chan struct{})}
+	// An output-queue slot gets its buffer the first time B's reader lags that far behind
+	// (once per slot, not per frame): give them all theirs now.
+	rig.s.mu.Lock()
+	for _, p := range rig.s.ports {
+		if p == nil {
+			continue
+		}
+		for _, ep := range p.eps {
+			if q := ep.queue; q != nil {
+				q.mu.Lock()
+				for i := range q.bufs {
+					q.bufs[i] = make([]byte, 2048)
+				}
+				q.mu.Unlock()
+			}
+		}
+	}
+	rig.s.mu.Unlock()
 	// Drain B so that sends measure forwarding, not a full queue.
 	go func() {
 		bufs := make([][]byte, wire.BatchSize)
@@ -58,24 +76,6 @@ func newForwardRig(tb testing.TB, size int) *forwardRig {
 func TestForwardAllocatesNothing(t *testing.T) {
 	rig := newForwardRig(t, 64)
 	rig.r.forward(rig.src, wire.BatchSize) // first use sizes the per-destination batches
-	// An output-queue slot gets its buffer the first time B's reader lags that far behind
-	// (once per slot, not per frame): give them all theirs now.
-	rig.s.mu.Lock()
-	for _, p := range rig.s.ports {
-		if p == nil {
-			continue
-		}
-		for _, ep := range p.eps {
-			if q := ep.queue; q != nil {
-				q.mu.Lock()
-				for i := range q.bufs {
-					q.bufs[i] = make([]byte, 2048)
-				}
-				q.mu.Unlock()
-			}
-		}
-	}
-	rig.s.mu.Unlock()
 	if n := testing.AllocsPerRun(200, func() { rig.r.forward(rig.src, wire.BatchSize) }); n != 0 {
 		t.Fatalf("forward allocates %.1f times per batch", n)
 	}
