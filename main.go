@@ -53,8 +53,8 @@ e.g. through a symbolic link to vde. "vde --list" names them all.
 // run dispatches argv to an applet and returns the exit status.
 func run(ctx context.Context, argv []string, stdio applets.Stdio) int {
 	if len(argv) > 0 {
-		if a, ok := applets.Lookup(filepath.Base(argv[0])); ok {
-			return exitStatus(a.Main(ctx, argv[1:], stdio), stdio.Err)
+		if a, pre, ok := applets.ForName(filepath.Base(argv[0])); ok {
+			return exitStatus(a.Main(ctx, append(pre, argv[1:]...), stdio), stdio.Err)
 		}
 	}
 	// Any other argv[0] (vde, vde.test, a renamed copy) is the multicall front end.

@@ -53,12 +53,20 @@ func TestDispatchSlirpvde(t *testing.T) {
 	}
 }
 
+func TestDispatchVdeq(t *testing.T) {
+	for _, argv := range [][]string{{"vdeq", "-h"}, {"vde", "vdeq"}} {
+		code, _, errs := runArgs(argv...)
+		if code != 0 || !strings.HasPrefix(errs, "Usage: vdeq [-h]\n") {
+			t.Errorf("%q: exit %d, stderr %q; want 0 and the usage", argv, code, errs)
+		}
+	}
+}
+
 func TestDispatchNotImplemented(t *testing.T) {
 	for _, tt := range []struct {
 		argv []string
 		name string
 	}{
-		{[]string{"vdeq", "qemu-system-x86_64"}, "vdeq"},
 		{[]string{"unixterm", "/tmp/mgmt"}, "unixterm"},
 		{[]string{"vde", "ifup-hook"}, "ifup-hook"},
 	} {

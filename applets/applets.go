@@ -97,6 +97,28 @@ func Lookup(name string) (Applet, bool) {
 	return *a, true
 }
 
+// ForName finds the applet that argv[0]'s basename selects, and arguments to put before
+// the command line's: an applet's name or alias, or else vde<NAME> (vdeqemu, vdekvm;
+// vdeo<NAME> in the old syntax's spelling), which is vdeq running NAME.
+func ForName(base string) (Applet, []string, bool) {
+	if a, ok := Lookup(base); ok {
+		return a, nil, true
+	}
+	for _, prefix := range []string{"vdeo", "vde"} {
+		if rest, ok := strings.CutPrefix(base, prefix); ok && isProgramName(rest) {
+			a, ok := Lookup("vdeq")
+			return a, []string{rest}, ok
+		}
+	}
+	return Applet{}, nil, false
+}
+
+// isProgramName reports whether s can be a program vdeq runs: it starts with a letter
+// (so vde.test, vde-foo and the front end vde itself are not taken for vdeq).
+func isProgramName(s string) bool {
+	return s != "" && (s[0] >= 'a' && s[0] <= 'z' || s[0] >= 'A' && s[0] <= 'Z') && !strings.ContainsAny(s, "./")
+}
+
 // All returns every applet, sorted by name.
 func All() []Applet {
 	out := make([]Applet, 0, len(applets))
