@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -290,11 +291,11 @@ func SlirpvdeMain(ctx context.Context, args []string, stdio Stdio) error {
 	case err = <-done:
 	case <-sigs:
 		router.Close()
-		<-done
+		waitRun(done)
 		return nil
 	case <-ctx.Done():
 		router.Close()
-		<-done
+		waitRun(done)
 		return nil
 	}
 	if err != nil && a.sock == "-" && (errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)) {
@@ -305,6 +306,15 @@ func SlirpvdeMain(ctx context.Context, args []string, stdio Stdio) error {
 		return exit(1)
 	}
 	return nil
+}
+
+// waitRun gives the router's reader a moment to end: a read of stdin (stream mode)
+// cannot be interrupted, and the process is about to exit anyway.
+func waitRun(done <-chan error) {
+	select {
+	case <-done:
+	case <-time.After(time.Second):
+	}
 }
 
 // sockName is the switch as the messages name it.
