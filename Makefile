@@ -7,7 +7,7 @@ VERSION ?= 2.3.2-go
 BINDIR  := $(DESTDIR)$(PREFIX)/bin
 
 # The names the binary answers to (see `bin/vde --list`); each becomes a link to vde.
-LINKS := vde_switch vde_plug vde_plug2tap slirpvde dpipe vdeq vdeqemu unixterm
+LINKS := vde_switch vde_plug vde_plug2tap slirpvde dpipe vdeq vdeqemu unixterm vdeterm vdecmd unixcmd
 
 LDFLAGS := -X github.com/vde-go/vde/applets.Version=$(VERSION)
 
@@ -46,13 +46,56 @@ install: build
 	install -d $(BINDIR)
 	install -m 0755 bin/vde $(BINDIR)/vde
 	@for l in $(LINKS); do echo "ln -sfn vde $(BINDIR)/$$l"; ln -sfn vde $(BINDIR)/$$l; done
+	@# The ifupdown hooks (vde2-switch, vde2-slirp, vde2-plug in /etc/network/interfaces).
+	@# On the real system a hook of Debian's vde2 package goes aside first (dpkg-divert
+	@# --rename to vde2.distrib, which run-parts skips), so exactly one hook runs.
+	@set -e; for d in if-pre-up.d if-post-down.d; do \
+		f=$(DESTDIR)/etc/network/$$d/vde2; \
+		if [ -z "$(DESTDIR)" ] && command -v dpkg-divert >/dev/null && \
+		   [ "$$(dpkg-divert --listpackage $$f)" != vde-go ] && dpkg-query -S $$f >/dev/null 2>&1; then \
+			echo "dpkg-divert --package vde-go --rename --divert $$f.distrib --add $$f"; \
+			dpkg-divert --package vde-go --rename --divert $$f.distrib --add $$f; \
+		fi; \
+		echo "install ifupdown/$$d-vde2 $$f"; \
+		install -d $(DESTDIR)/etc/network/$$d; \
+		sed 's|^exec vde |exec $(PREFIX)/bin/vde |' ifupdown/$$d-vde2 >$$f.vde-go-new; \
+		chmod 0755 $$f.vde-go-new; mv -f $$f.vde-go-new $$f; \
+	done
+	@# The system group and user the hooks run things as (Debian's vde2 package makes
+	@# them too); a mark records that we made them, for uninstall.
+	@set -e; if [ -z "$(DESTDIR)" ]; then \
+		made=; \
+		if ! getent group vde2-net >/dev/null; then \
+			echo "groupadd --system vde2-net"; groupadd --system vde2-net; made=1; \
+		fi; \
+		if ! getent passwd vde2-net >/dev/null; then \
+			echo "useradd --system --gid vde2-net --home-dir /var/run/vde2 --no-create-home --shell /usr/sbin/nologin vde2-net"; \
+			useradd --system --gid vde2-net --home-dir /var/run/vde2 --no-create-home --shell /usr/sbin/nologin vde2-net; made=1; \
+		fi; \
+		if [ -n "$$made" ]; then install -d $(PREFIX)/lib/vde; touch $(PREFIX)/lib/vde/vde2-net.made; fi; \
+	fi
 
-# Only links that point at our vde go, so that nothing else of that name is removed.
+# Only links that point at our vde go, so that nothing else of that name is removed; only
+# hooks that run vde ifup-hook; Debian's hooks come back; vde2-net goes if install made it.
 uninstall:
 	@for l in $(LINKS); do \
 		if [ "$$(readlink $(BINDIR)/$$l)" = vde ]; then echo "rm $(BINDIR)/$$l"; rm -f $(BINDIR)/$$l; fi; \
 	done
 	rm -f $(BINDIR)/vde
+	@for d in if-pre-up.d if-post-down.d; do \
+		f=$(DESTDIR)/etc/network/$$d/vde2; \
+		if [ -f $$f ] && grep -q 'vde ifup-hook$$' $$f; then echo "rm $$f"; rm -f $$f; fi; \
+		if [ -z "$(DESTDIR)" ] && command -v dpkg-divert >/dev/null && \
+		   [ "$$(dpkg-divert --listpackage $$f)" = vde-go ]; then \
+			echo "dpkg-divert --package vde-go --rename --remove $$f"; \
+			dpkg-divert --package vde-go --rename --remove $$f; \
+		fi; \
+	done
+	@if [ -z "$(DESTDIR)" ] && [ -f $(PREFIX)/lib/vde/vde2-net.made ]; then \
+		if getent passwd vde2-net >/dev/null; then echo "userdel vde2-net"; userdel vde2-net || true; fi; \
+		if getent group vde2-net >/dev/null; then echo "groupdel vde2-net"; groupdel vde2-net || true; fi; \
+		rm -f $(PREFIX)/lib/vde/vde2-net.made; rmdir $(PREFIX)/lib/vde 2>/dev/null || true; \
+	fi
 
 clean:
 	rm -rf bin

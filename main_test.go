@@ -53,6 +53,21 @@ func TestDispatchSlirpvde(t *testing.T) {
 	}
 }
 
+func TestDispatchUnixterm(t *testing.T) {
+	for _, argv := range [][]string{{"unixterm", "-h"}, {"vdeterm", "-h"}, {"vde", "unixterm", "-h"}, {"vde", "vdeterm", "-h"}} {
+		code, out, errs := runArgs(argv...)
+		if code != 0 || !strings.HasPrefix(out, "Usage: unixterm SOCKET\n") || errs != "" {
+			t.Errorf("%q: exit %d, stdout %q, stderr %q; want 0 and the usage", argv, code, out, errs)
+		}
+	}
+	for _, argv := range [][]string{{"vdecmd"}, {"unixcmd"}, {"vde", "vdecmd"}, {"vde", "unixcmd"}} {
+		code, out, errs := runArgs(argv...)
+		if code != 255 || out != "" || !strings.HasPrefix(errs, "Usage: ") {
+			t.Errorf("%q: exit %d, stdout %q, stderr %q; want 255 and the usage", argv, code, out, errs)
+		}
+	}
+}
+
 func TestDispatchVdeq(t *testing.T) {
 	for _, argv := range [][]string{{"vdeq", "-h"}, {"vde", "vdeq"}} {
 		code, _, errs := runArgs(argv...)
@@ -62,25 +77,23 @@ func TestDispatchVdeq(t *testing.T) {
 	}
 }
 
-func TestDispatchNotImplemented(t *testing.T) {
-	for _, tt := range []struct {
-		argv []string
-		name string
-	}{
-		{[]string{"unixterm", "/tmp/mgmt"}, "unixterm"},
-		{[]string{"vde", "ifup-hook"}, "ifup-hook"},
-	} {
-		code, out, errs := runArgs(tt.argv...)
-		want := "vde: " + tt.name + " is not implemented yet\n"
-		if code != 2 || out != "" || errs != want {
-			t.Errorf("%q: exit %d, stdout %q, stderr %q; want 2 and %q", tt.argv, code, out, errs, want)
-		}
+// TestDispatchIfupHook: outside ifupdown (no vde2-* options in the environment) the hook
+// does nothing and says nothing; -h gives its usage.
+func TestDispatchIfupHook(t *testing.T) {
+	t.Setenv("IF_VDE2_SWITCH", "")
+	t.Setenv("IF_VDE2_SLIRP", "")
+	t.Setenv("IF_VDE2_PLUG", "")
+	if code, out, errs := runArgs("vde", "ifup-hook"); code != 0 || out != "" || errs != "" {
+		t.Errorf("vde ifup-hook: exit %d, stdout %q, stderr %q; want 0 and nothing", code, out, errs)
+	}
+	if code, out, _ := runArgs("vde", "ifup-hook", "-h"); code != 0 || !strings.HasPrefix(out, "Usage: vde ifup-hook\n") {
+		t.Errorf("vde ifup-hook -h: exit %d, stdout %q; want 0 and the usage", code, out)
 	}
 }
 
 func TestMulticallFrontEnd(t *testing.T) {
 	code, out, _ := runArgs("vde", "--list")
-	want := "dpipe\nifup-hook\nplug\nplug2tap\nslirpvde\nswitch\nunixterm\nvdeq\n"
+	want := "dpipe\nifup-hook\nplug\nplug2tap\nslirpvde\nswitch\nunixterm\nvdecmd\nvdeq\n"
 	if code != 0 || out != want {
 		t.Errorf("vde --list: exit %d, stdout %q; want %q", code, out, want)
 	}

@@ -41,8 +41,6 @@ type Applet struct {
 	Aliases []string
 	// Main runs the applet.
 	Main MainFunc
-	// Implemented is false while the applet only reports that it is not implemented.
-	Implemented bool
 }
 
 // ExitError ends an applet with a non-zero exit status. The applet has already printed
@@ -127,14 +125,6 @@ func All() []Applet {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out
-}
-
-// notImplemented is the Main of an applet that does not exist yet. Exit status 2 tells
-// scripts apart from a real failure of the tool (which exits 1).
-func notImplemented(name string) MainFunc {
-	return func(context.Context, []string, Stdio) error {
-		return &ExitError{Code: 2, Err: fmt.Errorf("%s is not implemented yet", name)}
-	}
 }
 
 // strerror renders the errno inside err the way C's strerror does ("File exists", not

@@ -20,7 +20,7 @@ import (
 )
 
 func init() {
-	register(Applet{Name: "dpipe", Main: DpipeMain, Implemented: true})
+	register(Applet{Name: "dpipe", Main: DpipeMain})
 }
 
 // dpipe joins commands with pairs of pipes, as vdeplug4's dpipe (Debian's) does

@@ -19,7 +19,7 @@ import (
 )
 
 func init() {
-	register(Applet{Name: "plug", Aliases: vdeNames("plug"), Main: PlugMain, Implemented: true})
+	register(Applet{Name: "plug", Aliases: vdeNames("plug"), Main: PlugMain})
 }
 
 // plugFlags are vdeplug4's vde_plug options (optstring c:hp:dm:M:g:G:lLD:), plus the

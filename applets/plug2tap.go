@@ -20,7 +20,7 @@ import (
 )
 
 func init() {
-	register(Applet{Name: "plug2tap", Aliases: vdeNames("plug2tap"), Main: Plug2TapMain, Implemented: true})
+	register(Applet{Name: "plug2tap", Aliases: vdeNames("plug2tap"), Main: Plug2TapMain})
 }
 
 // plug2tapFlags are vde_plug2tap's options in the order of the C tool's long option table

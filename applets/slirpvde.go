@@ -20,7 +20,7 @@ import (
 )
 
 func init() {
-	register(Applet{Name: "slirpvde", Aliases: []string{"slirp"}, Main: SlirpvdeMain, Implemented: true})
+	register(Applet{Name: "slirpvde", Aliases: []string{"slirp"}, Main: SlirpvdeMain})
 }
 
 // slirpvdeFlags are Debian slirpvde's options (optstring Ds:n:H:p:g:m:L:U:X:x:t:N:dqh,

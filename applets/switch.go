@@ -19,7 +19,7 @@ import (
 )
 
 func init() {
-	register(Applet{Name: "switch", Aliases: vdeNames("switch"), Main: SwitchMain, Implemented: true})
+	register(Applet{Name: "switch", Aliases: vdeNames("switch"), Main: SwitchMain})
 }
 
 // switchCore is what the applet uses of a running switch; tests substitute a fake.

@@ -18,7 +18,7 @@ import (
 )
 
 func init() {
-	register(Applet{Name: "vdeq", Aliases: []string{"vdeoq"}, Main: VdeqMain, Implemented: true})
+	register(Applet{Name: "vdeq", Aliases: []string{"vdeoq"}, Main: VdeqMain})
 }
 
 // vdeqUsage is the C tool's usage text, then ours.
