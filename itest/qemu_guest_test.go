@@ -447,9 +447,14 @@ func TestGuestTap(t *testing.T) {
 	run(t, "ip", "-n", ns, "link", "set", tap, "up")
 
 	before := switchPorts(t, sw)
+	// guest1 is started with the seed's "QEMU usage" vdeq line, guest2 natively.
+	kernel, initrd := tinyGuest(t)
 	vms := []*guestVM{
-		nativeGuest(t, "guest1", guestMAC1, sw.Dir,
-			guestAppend("vde.ip=10.0.3.101/24", "vde.ping=10.0.3.102,10.0.3.1", "vde.hold=1")),
+		startGuest(t, "guest1", appletPath(t, "vdeq"), "qemu", "-m", "660",
+			"-net", "nic,vlan=1,macaddr="+guestMAC1,
+			"-net", "vde,vlan=1,sock="+sw.Dir,
+			"-kernel", kernel, "-initrd", initrd, "-nographic",
+			"-append", guestAppend("vde.ip=10.0.3.101/24", "vde.ping=10.0.3.102,10.0.3.1", "vde.hold=1")),
 		nativeGuest(t, "guest2", guestMAC2, sw.Dir,
 			guestAppend("vde.ip=10.0.3.102/24", "vde.ping=10.0.3.101,10.0.3.1", "vde.hold=1")),
 	}

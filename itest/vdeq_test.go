@@ -122,3 +122,66 @@ func TestVdeqDaemonize(t *testing.T) {
 		return !strings.Contains(out, want), out
 	})
 }
+
+// fakeQEMU writes a qemu-system-x86_64 script that lists the netdev backends given and
+// otherwise records its arguments (and which of its fds are sockets) and exits 3.
+func fakeQEMU(t *testing.T, backends string) (bin, record string) {
+	t.Helper()
+	dir := t.TempDir()
+	bin, record = filepath.Join(dir, "qemu-system-x86_64"), filepath.Join(dir, "args")
+	script := `#!/bin/sh
+if [ "$1" = -netdev ] && [ "$2" = help ]; then printf 'Available netdev backend types:\n` + backends + `'; exit 0; fi
+for a in "$@"; do echo "$a"; done > ` + record + `
+for fd in /proc/$$/fd/*; do [ -S "$fd" ] && echo "socket ${fd##*/}"; done >> ` + record + `
+exit 3
+`
+	if err := os.WriteFile(bin, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return bin, record
+}
+
+func TestVdeqBackends(t *testing.T) {
+	requireRoot(t)
+	sw := startSwitch(t, impl)
+	args := []string{"-net", "nic,vlan=1,macaddr=52:54:00:12:06:00", "-net", "vde,vlan=1,sock=" + sw.Dir + ",port=4", "-m", "64"}
+	t.Run("dgram: the connected socket is inherited", func(t *testing.T) {
+		bin, record := fakeQEMU(t, `socket\ndgram\nvde\n`)
+		_, errs, code := vdeqRun(t, append([]string{bin}, args...)...)
+		if code != 3 {
+			t.Fatalf("exit %d (stderr %q), want the fake QEMU's 3", code, errs)
+		}
+		b, _ := os.ReadFile(record)
+		lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+		if len(lines) < 6 || lines[0] != "-netdev" || !strings.HasPrefix(lines[1], "dgram,id=vde0,local.type=fd,local.str=") ||
+			lines[2] != "-device" || lines[3] != "e1000,mac=52:54:00:12:06:00,netdev=vde0" || lines[4] != "-m" || lines[5] != "64" {
+			t.Fatalf("QEMU got %q", lines)
+		}
+		fd := strings.TrimPrefix(lines[1], "dgram,id=vde0,local.type=fd,local.str=")
+		sockets := 0
+		for _, l := range lines {
+			if strings.HasPrefix(l, "socket ") {
+				sockets++
+				if l == "socket "+fd {
+					sockets += 100
+				}
+			}
+		}
+		if sockets < 102 { // the data socket named on the command line, and the control stream
+			t.Errorf("QEMU's sockets: %q; want fd %s and the control connection", lines, fd)
+		}
+	})
+	t.Run("no dgram: -netdev vde", func(t *testing.T) {
+		bin, record := fakeQEMU(t, `socket\nvde\n`)
+		_, errs, code := vdeqRun(t, append([]string{bin}, args...)...)
+		if code != 3 {
+			t.Fatalf("exit %d (stderr %q), want the fake QEMU's 3", code, errs)
+		}
+		b, _ := os.ReadFile(record)
+		got := strings.Join(strings.Fields(string(b)), " ")
+		want := "-netdev vde,id=vde0,sock=" + sw.Dir + ",port=4 -device e1000,mac=52:54:00:12:06:00,netdev=vde0 -m 64"
+		if got != want {
+			t.Errorf("QEMU got %q, want %q", got, want)
+		}
+	})
+}
