@@ -79,12 +79,12 @@ func countEndpoints(ports map[int]string) int {
 	return n
 }
 
-func TestVdeqDaemonize(t *testing.T) {
-	requireRoot(t)
+// daemonQEMU starts a frozen (-S) QEMU with one card on sw through vdeq -daemonize and
+// returns the daemon's pid; it is killed at cleanup.
+func daemonQEMU(t *testing.T, sw *Switch) (pid int) {
+	t.Helper()
 	requireTools(t, "qemu-system-x86_64")
-	sw := startSwitch(t, impl)
 	pidFile := filepath.Join(t.TempDir(), "qemu.pid")
-	// -S: the guest CPU never runs; the machine only has to exist.
 	_, errs, code := vdeqRun(t, "qemu", "-machine", "pc,accel=tcg", "-m", "32", "-S", "-display", "none",
 		"-nodefaults", "-net", "nic,vlan=1,macaddr=52:54:00:12:05:00,model=e1000", "-net", "vde,vlan=1,sock="+sw.Dir,
 		"-daemonize", "-pidfile", pidFile)
@@ -95,17 +95,20 @@ func TestVdeqDaemonize(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	pid, err = strconv.Atoi(strings.TrimSpace(string(b)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	killed := false
-	t.Cleanup(func() {
-		if !killed {
-			syscall.Kill(pid, syscall.SIGKILL)
-		}
-	})
+	t.Cleanup(func() { syscall.Kill(pid, syscall.SIGKILL) })
+	return pid
+}
+
+func TestVdeqDaemonize(t *testing.T) {
+	requireRoot(t)
+	sw := startSwitch(t, impl)
+	pid := daemonQEMU(t, sw)
 	// vdeq has exited; the daemonized QEMU holds the port (its control connection).
+	// The pid named is vdeq's, which became QEMU's parent before -daemonize forked.
 	want := "vdeqemu user=root pid="
 	waitFor(t, startTimeout, "the daemonized QEMU's endpoint", func() (bool, string) {
 		out := sw.Cmd(t, "port/print")
@@ -116,7 +119,6 @@ func TestVdeqDaemonize(t *testing.T) {
 		t.Fatalf("the port went away while QEMU runs:\n%s", out)
 	}
 	syscall.Kill(pid, syscall.SIGTERM)
-	killed = true
 	waitFor(t, 2*time.Second, "the switch to free the port of the daemonized QEMU", func() (bool, string) {
 		out := sw.Cmd(t, "port/print")
 		return !strings.Contains(out, want), out
