@@ -16,7 +16,6 @@ package itest
 import (
 	"bytes"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -27,7 +26,6 @@ import (
 	"regexp"
 	"slices"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -187,79 +185,10 @@ func tapMAC(t testing.TB, g *slirpGuest) net.HardwareAddr {
 
 // --- IPv6 servers and clients --------------------------------------------------------------
 
-// startUDPEcho6 serves UDP echo on an IPv6 addr in ns.
-func startUDPEcho6(t testing.TB, ns, addr string) *echoServer {
-	t.Helper()
-	pc := listenPacketIn(t, ns, "udp6", addr)
-	e := &echoServer{Addr: addr}
-	go func() {
-		buf := make([]byte, 65536)
-		for {
-			n, from, err := pc.ReadFrom(buf)
-			if err != nil {
-				return
-			}
-			e.saw(from)
-			pc.WriteTo(buf[:n], from)
-		}
-	}()
-	return e
-}
-
-// udpEchoNet is udpEcho over network ("udp4" or "udp6").
-func udpEchoNet(ns, network, addr string) error {
-	c, err := dialIn(ns, network, addr, 5*time.Second)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	msg := fmt.Sprintf("slirp-udp-echo-%d", echoSeed.Add(1))
-	buf := make([]byte, 2048)
-	deadline := time.Now().Add(slirpTimeout)
-	var last error
-	for time.Now().Before(deadline) {
-		if _, err := c.Write([]byte(msg)); err != nil {
-			last = err
-			time.Sleep(500 * time.Millisecond)
-			continue
-		}
-		c.SetReadDeadline(time.Now().Add(time.Second))
-		n, err := c.Read(buf)
-		if err != nil {
-			last = err
-			if errors.Is(err, syscall.ECONNREFUSED) {
-				time.Sleep(500 * time.Millisecond)
-			}
-			continue
-		}
-		if string(buf[:n]) == msg {
-			return nil
-		}
-		last = fmt.Errorf("got %q, want %q", buf[:n], msg)
-	}
-	return fmt.Errorf("UDP echo %s %s from %s: no echo within %v: %v", network, addr, ns, slirpTimeout, last)
-}
-
 // startICMP6Watch records the sources of the ICMPv6 echo requests that reach ns.
 func startICMP6Watch(t testing.TB, ns string) *icmpWatch {
 	t.Helper()
-	pc := listenPacketIn(t, ns, "ip6:ipv6-icmp", "::")
-	w := &icmpWatch{}
-	go func() {
-		buf := make([]byte, 65536)
-		for {
-			n, from, err := pc.ReadFrom(buf)
-			if err != nil {
-				return
-			}
-			if n > 0 && buf[0] == 128 { // echo request (the raw socket gets no IPv6 header)
-				w.mu.Lock()
-				w.sources = append(w.sources, from.String())
-				w.mu.Unlock()
-			}
-		}
-	}()
-	return w
+	return startEchoWatch(t, ns, "ip6:ipv6-icmp", "::", 128)
 }
 
 // checkSources checks that w saw echo requests, all from want.
@@ -482,9 +411,9 @@ func TestSlirp6(t *testing.T) {
 	const name = "slirp6-test.example"
 	w := newSlirpWorld6(t, impl)
 	loTCP := startStreamEcho(t, w.S, "tcp6", "[::1]:"+loTCPPort)
-	loUDP := startUDPEcho6(t, w.S, "[::1]:"+loUDPPort)
+	loUDP := startUDPEchoNet(t, w.S, "udp6", "[::1]:"+loUDPPort)
 	outTCP := startStreamEcho(t, w.O, "tcp6", "["+w.OAddr6+"]:"+loTCPPort)
-	outUDP := startUDPEcho6(t, w.O, "["+w.OAddr6+"]:"+loUDPPort)
+	outUDP := startUDPEchoNet(t, w.O, "udp6", "["+w.OAddr6+"]:"+loUDPPort)
 	outICMP := startICMP6Watch(t, w.O)
 	w.startDnsmasq(t, "127.0.0.1", name, "10.9.8.6")
 	w.startSlirp(t, "-6")

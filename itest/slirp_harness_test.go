@@ -247,7 +247,13 @@ func startStreamEcho(t testing.TB, ns, network, addr string) *echoServer {
 // startUDPEcho serves UDP echo on addr in ns.
 func startUDPEcho(t testing.TB, ns, addr string) *echoServer {
 	t.Helper()
-	pc := listenPacketIn(t, ns, "udp4", addr)
+	return startUDPEchoNet(t, ns, "udp4", addr)
+}
+
+// startUDPEchoNet serves UDP echo on addr in ns over network ("udp4" or "udp6").
+func startUDPEchoNet(t testing.TB, ns, network, addr string) *echoServer {
+	t.Helper()
+	pc := listenPacketIn(t, ns, network, addr)
 	e := &echoServer{Addr: addr}
 	go func() {
 		buf := make([]byte, 65536)
@@ -272,7 +278,14 @@ type icmpWatch struct {
 
 func startICMPWatch(t testing.TB, ns string) *icmpWatch {
 	t.Helper()
-	pc := listenPacketIn(t, ns, "ip4:icmp", "0.0.0.0")
+	return startEchoWatch(t, ns, "ip4:icmp", "0.0.0.0", 8)
+}
+
+// startEchoWatch records the sources of the echo requests (ICMP type echoType) that reach
+// ns on a raw socket of network ("ip4:icmp", "ip6:ipv6-icmp"; neither gets an IP header).
+func startEchoWatch(t testing.TB, ns, network, addr string, echoType byte) *icmpWatch {
+	t.Helper()
+	pc := listenPacketIn(t, ns, network, addr)
 	w := &icmpWatch{}
 	go func() {
 		buf := make([]byte, 65536)
@@ -281,7 +294,7 @@ func startICMPWatch(t testing.TB, ns string) *icmpWatch {
 			if err != nil {
 				return
 			}
-			if n > 0 && buf[0] == 8 { // echo request
+			if n > 0 && buf[0] == echoType {
 				w.mu.Lock()
 				w.sources = append(w.sources, from.String())
 				w.mu.Unlock()
@@ -381,8 +394,11 @@ func tcpEcho(t testing.TB, ns, addr string, size int) {
 
 // udpEcho sends a datagram to the UDP echo server at addr from ns until the same bytes
 // come back (retrying: UDP may be lost, and the first datagram may need an ARP).
-func udpEcho(ns, addr string) error {
-	c, err := dialIn(ns, "udp4", addr, 5*time.Second)
+func udpEcho(ns, addr string) error { return udpEchoNet(ns, "udp4", addr) }
+
+// udpEchoNet is udpEcho over network ("udp4" or "udp6").
+func udpEchoNet(ns, network, addr string) error {
+	c, err := dialIn(ns, network, addr, 5*time.Second)
 	if err != nil {
 		return err
 	}
@@ -411,7 +427,7 @@ func udpEcho(ns, addr string) error {
 		}
 		last = fmt.Errorf("got %q, want %q", buf[:n], msg)
 	}
-	return fmt.Errorf("UDP echo %s from %s: no echo within %v: %v", addr, ns, slirpTimeout, last)
+	return fmt.Errorf("UDP echo %s %s from %s: no echo within %v: %v", network, addr, ns, slirpTimeout, last)
 }
 
 func mustUDPEcho(t testing.TB, ns, addr string) {
