@@ -25,6 +25,20 @@ const (
 
 var errRefused = errors.New("refused")
 
+// maxFlows bounds the TCP and UDP flows NATed at once (each holds a host socket), so
+// that one guest opening flows without end cannot take all of the host's descriptors.
+const maxFlows = 16384
+
+// takeFlow reserves a flow; false (logged) when maxFlows are open.
+func (r *Router) takeFlow(what string) bool {
+	if r.flows.Add(1) > maxFlows {
+		r.flows.Add(-1)
+		r.cfg.Logf("%s: refused: %d flows open already", what, maxFlows)
+		return false
+	}
+	return true
+}
+
 // target is where the host connects for a guest connecting to dst:port: the router
 // address is the host's loopback (unless forbidden), a -x port a unix socket, the DNS
 // proxy the host's nameserver, any outside address itself.
@@ -68,10 +82,11 @@ func (r *Router) handleTCP(req *tcp.ForwarderRequest) {
 	id := req.ID()
 	dst := fromTCPAddr(id.LocalAddress)
 	network, address, err := r.target(false, dst, id.LocalPort)
-	if err != nil {
+	if err != nil || !r.takeFlow("tcp "+address) {
 		req.Complete(true)
 		return
 	}
+	defer r.flows.Add(-1)
 	host, err := net.DialTimeout(network, address, dialLimit)
 	if err != nil {
 		r.cfg.Logf("tcp %s:%d -> %s: %v", fromTCPAddr(id.RemoteAddress), id.RemotePort, address, err)
@@ -122,12 +137,13 @@ func (r *Router) handleUDP(req *udp.ForwarderRequest) bool {
 	id := req.ID()
 	dst := fromTCPAddr(id.LocalAddress)
 	network, address, err := r.target(true, dst, id.LocalPort)
-	if err != nil {
+	if err != nil || !r.takeFlow("udp "+address) {
 		return false
 	}
 	var wq waiter.Queue
 	ep, terr := req.CreateEndpoint(&wq)
 	if terr != nil {
+		r.flows.Add(-1)
 		return false
 	}
 	guest := gonet.NewUDPConn(&wq, ep)
@@ -147,6 +163,7 @@ func (r *Router) handleUDP(req *udp.ForwarderRequest) bool {
 		}
 	}
 	go func() {
+		defer r.flows.Add(-1)
 		host, err := net.Dial(network, address)
 		if err != nil {
 			r.cfg.Logf("udp %s:%d -> %s: %v", fromTCPAddr(id.RemoteAddress), id.RemotePort, address, err)

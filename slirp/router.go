@@ -41,7 +41,8 @@ type Router struct {
 	router6, dns6     netip.Addr
 	linkLocal6        netip.Addr
 
-	out atomic.Pointer[wire.Endpoint]
+	out   atomic.Pointer[wire.Endpoint]
+	flows atomic.Int64 // NATed TCP and UDP flows open (nat.go)
 
 	mu        sync.Mutex
 	listeners []interface{ Close() error }
