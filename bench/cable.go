@@ -104,7 +104,7 @@ func openCablePair(ctx context.Context, swA, swB *switchProc) (*pair, error) {
 		p.a.Close()
 		return nil, fmt.Errorf("dial B: %w", err)
 	}
-	p.rxA, p.rxB = startCounter(p.a), startCounter(p.b)
+	p.rxA, p.rxB = startCounter(p.a.Datagram), startCounter(p.b.Datagram)
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		err := p.learn(ctx)

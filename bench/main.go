@@ -9,8 +9,12 @@
 // It prints min/median/max per implementation, the median of the per-round ratios
 // ours/debian, the ratio of the medians, the environment and the command to reproduce.
 //
+// Beside them it measures the bare-socketpair ceiling of the same load generator, then the
+// other switch rows (suite.go): 4→4 ports, broadcast fan-out, the switch's CPU time per
+// frame, round-trip latency and memory with 256 ports.
+//
 // After the switch rows come the cable, TAP and slirp rows (cable.go, tap.go, slirp.go);
-// `-only slirp` runs the slirp rows alone.
+// `-only slirp` runs the slirp rows alone, `-only switch` the switch rows alone.
 //
 // It is a benchmark, not a test: nothing is asserted about the numbers.
 package main
@@ -42,7 +46,9 @@ type config struct {
 	cable        bool
 	slirp        bool          // also the slirp rows (slirp.go)
 	slirpDur     time.Duration // per slirp measurement
-	only         string        // "slirp": only the slirp rows
+	only         string        // "slirp": only the slirp rows; "switch": only the switch rows
+	rtts         int           // timed round trips of the latency row
+	rssPorts     int           // ports attached for the memory row
 }
 
 // impl is one implementation under test.
@@ -105,6 +111,7 @@ func run() int {
 	for _, im := range impls {
 		res[im.name] = map[int][]result{}
 	}
+	srows := newSuite(cfg)
 	for round := 1; round <= cfg.rounds; round++ {
 		for _, im := range impls {
 			rs, err := runOne(ctx, cfg, im, round)
@@ -120,11 +127,25 @@ func run() int {
 				res[im.name][size] = append(res[im.name][size], rs[i])
 			}
 		}
+		if err := srows.ceilingRound(ctx, round, 1); err != nil {
+			fmt.Fprintln(os.Stderr, "bench: interrupted")
+			return 130
+		}
 	}
 
 	rows := summarize(cfg, res)
 	fmt.Println()
 	printTable(os.Stdout, rows)
+	srows.addUnicast(res)
+	fmt.Println()
+	srows.printCeiling(os.Stdout, 1)
+	fmt.Println()
+	if err := srows.run(ctx, impls); err != nil {
+		fmt.Fprintln(os.Stderr, "bench: interrupted")
+		return 130
+	}
+	fmt.Println()
+	srows.print(os.Stdout)
 
 	// A cable of two plugs under dpipe between two switches.
 	var cableLines []string
@@ -169,7 +190,7 @@ func run() int {
 		slirp.print(os.Stdout)
 	}
 	if cfg.out != "" {
-		md := markdown(cfg, env, cmdline, rows, res)
+		md := markdown(cfg, env, cmdline, rows, res) + srows.markdown()
 		for _, l := range cableLines {
 			md += "\n" + l + "\n"
 		}
@@ -202,7 +223,9 @@ func parseFlags(args []string) (*config, error) {
 	fl.BoolVar(&cfg.tap, "tap", true, "also run iperf3 over TAPs (-t and vde_plug2tap) of each switch; needs root and iperf3")
 	fl.BoolVar(&cfg.slirp, "slirp", true, "also run the slirp rows: TCP from a guest namespace to host loopback through our slirpvde, Debian's, slirp4netns and pasta; needs root and iperf3")
 	fl.DurationVar(&cfg.slirpDur, "slirp-duration", 5*time.Second, "measuring time per slirp case (after 1s of warm-up)")
-	fl.StringVar(&cfg.only, "only", "", "run only these rows: `slirp`")
+	fl.StringVar(&cfg.only, "only", "", "run only these rows: `slirp` or switch (unicast, ceiling, 4→4, broadcast, CPU, latency, memory)")
+	fl.IntVar(&cfg.rtts, "rtts", 20000, "timed round trips of the latency row (after 1000 untimed)")
+	fl.IntVar(&cfg.rssPorts, "rss-ports", 256, "ports attached for the memory row")
 	fl.StringVar(&cfg.out, "out", "", "also write the results as markdown to `FILE` (e.g. BENCHMARKS.md)")
 	fl.Usage = func() {
 		fmt.Fprintln(fl.Output(), "usage: go run ./bench [flags]   (make bench)")
@@ -217,8 +240,15 @@ func parseFlags(args []string) (*config, error) {
 	if cfg.rounds < 1 {
 		return nil, fmt.Errorf("-rounds %d: need at least 1", cfg.rounds)
 	}
-	if cfg.only != "" && cfg.only != "slirp" {
-		return nil, fmt.Errorf("-only %q: the only choice is slirp", cfg.only)
+	switch cfg.only {
+	case "", "slirp":
+	case "switch":
+		cfg.cable, cfg.tap, cfg.slirp = false, false, false
+	default:
+		return nil, fmt.Errorf("-only %q: the choices are slirp and switch", cfg.only)
+	}
+	if cfg.rtts < 1 || cfg.rssPorts < 1 {
+		return nil, errors.New("-rtts and -rss-ports must be positive")
 	}
 	if cfg.slirpDur < time.Second {
 		return nil, errors.New("-slirp-duration must be at least 1s")
@@ -291,6 +321,9 @@ func describe(r result) string {
 			fmt.Fprintf(&b, ", %.1f%% delivered", 100*r.fps/r.sentFPS)
 		}
 		b.WriteString(")")
+		if c := r.cpu.String(); c != "" {
+			fmt.Fprintf(&b, "  [%s, %.0f ns/frame]", c, r.cpuPerFrame())
+		}
 		if r.bad > 0 {
 			fmt.Fprintf(&b, "  %d frames of a wrong size (last %d B)", r.bad, r.badSize)
 		}
@@ -315,10 +348,21 @@ func reproduce(cfg *config) string {
 	if cfg.only != "" {
 		args = append(args, "-only", cfg.only)
 	}
-	if cfg.slirp || cfg.only == "slirp" {
+	if cfg.only != "slirp" {
+		args = append(args, "-rtts", strconv.Itoa(cfg.rtts), "-rss-ports", strconv.Itoa(cfg.rssPorts))
+	}
+	switch {
+	case cfg.only == "switch":
+	case cfg.slirp || cfg.only == "slirp":
 		args = append(args, "-slirp-duration", cfg.slirpDur.String())
-	} else {
+	default:
 		args = append(args, "-slirp=false")
+	}
+	if cfg.only == "" && !cfg.cable {
+		args = append(args, "-cable=false")
+	}
+	if cfg.only == "" && !cfg.tap {
+		args = append(args, "-tap=false")
 	}
 	if cfg.out != "" {
 		args = append(args, "-out", cfg.out)

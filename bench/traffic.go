@@ -49,13 +49,13 @@ type counter struct {
 	done    chan struct{}
 }
 
-func startCounter(c *wire.Conn) *counter {
+func startCounter(c *wire.Datagram) *counter {
 	k := &counter{done: make(chan struct{})}
 	go k.run(c)
 	return k
 }
 
-func (k *counter) run(c *wire.Conn) {
+func (k *counter) run(c *wire.Datagram) {
 	defer close(k.done)
 	frames := make([][]byte, wire.BatchSize)
 	sizes := make([]int, wire.BatchSize)
@@ -124,8 +124,8 @@ func openPair(ctx context.Context, sw *switchProc) (*pair, error) {
 		p.a.Close()
 		return nil, fmt.Errorf("dial port B: %w", err)
 	}
-	p.rxA = startCounter(p.a)
-	p.rxB = startCounter(p.b)
+	p.rxA = startCounter(p.a.Datagram)
+	p.rxB = startCounter(p.b.Datagram)
 	if err := p.learn(ctx); err != nil {
 		p.close()
 		return nil, err
@@ -208,8 +208,13 @@ type result struct {
 	bad       int64   // frames of another size received at B in the window
 	badSize   int64   // the size of the last of them
 	truncated bool    // every frame arrived with another size than sent
+	frames    int64   // frames of the right size received at B in the window
+	cpu       cpuWindow
 	err       error
 }
+
+// cpuPerFrame is the switch's CPU time per frame received in the window, in ns (NaN if unknown).
+func (r result) cpuPerFrame() float64 { return r.cpu.perFrameNS(r.frames) }
 
 func (r result) ok() bool { return r.err == nil && !r.truncated }
 
@@ -241,7 +246,7 @@ type sender struct {
 	done chan struct{}
 }
 
-func startSender(c *wire.Conn, frame []byte, how backoff) *sender {
+func startSender(c *wire.Datagram, frame []byte, how backoff) *sender {
 	s := &sender{done: make(chan struct{})}
 	batch := make([][]byte, wire.BatchSize)
 	for i := range batch {
@@ -256,7 +261,7 @@ func startSender(c *wire.Conn, frame []byte, how backoff) *sender {
 	go func() {
 		defer close(s.done)
 		for !s.stop.Load() {
-			n, err := c.Datagram.WriteBatch(batch) // never waits: the backoff below decides
+			n, err := c.WriteBatch(batch) // never waits: the backoff below decides
 			s.sent.Add(int64(n))
 			if err != nil {
 				s.err = err
@@ -296,7 +301,7 @@ func (p *pair) measure(ctx context.Context, size int, dur, warmup time.Duration,
 	rx := p.rxB
 	rx.want.Store(int64(size))
 	g0, b0 := rx.frames.Load(), rx.bad.Load()
-	s := startSender(p.a, makeFrame(macB, macA, size), how)
+	s := startSender(p.a.Datagram, makeFrame(macB, macA, size), how)
 	stopped := false
 	halt := func() error {
 		if stopped {
@@ -314,9 +319,11 @@ func (p *pair) measure(ctx context.Context, size int, dur, warmup time.Duration,
 	if rx.frames.Load() == g0 && rx.bad.Load() > b0 {
 		return result{truncated: true, badSize: rx.badSize.Load()}
 	}
+	c0 := sampleCPU(p.sw)
 	t0, f0, s0, bad0, by0 := time.Now(), rx.frames.Load(), s.sent.Load(), rx.bad.Load(), rx.bytes.Load()
 	err := sleepCtx(ctx, dur)
 	t1, f1, s1, bad1, by1 := time.Now(), rx.frames.Load(), s.sent.Load(), rx.bad.Load(), rx.bytes.Load()
+	c1 := sampleCPU(p.sw)
 	if err != nil {
 		return result{err: err}
 	}
@@ -333,6 +340,8 @@ func (p *pair) measure(ctx context.Context, size int, dur, warmup time.Duration,
 		bitRate: 8 * float64(by1-by0) / dt,
 		bad:     bad1 - bad0,
 		badSize: rx.badSize.Load(),
+		frames:  f1 - f0,
+		cpu:     cpuBetween(c0, c1),
 	}
 	if r.bad > 0 && f1 == f0 {
 		r.truncated = true
