@@ -191,7 +191,7 @@ func (s *Switch) attach(c *net.UnixConn, id int, req wire.Request) (*endpoint, e
 	// The endpoint forwards before the client hears the reply: clients send at once, and a
 	// frame to a port not yet in the view would be lost.
 	ep := &endpoint{id: id, port: p, module: "unix prog", descr: req.Description, ctl: c, data: d, dgram: d, dataPath: path, slot: s.allocSlotLocked()}
-	ep.queue = newOutQueue(ep)
+	ep.queue = newOutQueue(ep, &s.queueBytes)
 	wasActive := p.active()
 	p.eps = append([]*endpoint{ep}, p.eps...)
 	p.curUser = uid
@@ -417,7 +417,7 @@ func (s *Switch) AttachEndpoint(e wire.Endpoint, id int, module, descr string) (
 	ep := &endpoint{id: id, port: p, module: module, descr: descr, data: e, slot: s.allocSlotLocked()}
 	if d, ok := e.(*wire.Datagram); ok {
 		ep.dgram = d
-		ep.queue = newOutQueue(ep)
+		ep.queue = newOutQueue(ep, &s.queueBytes)
 	}
 	p.eps = append([]*endpoint{ep}, p.eps...)
 	p.curUser = -1 // the C switch attaches TAPs with no user: port/print says NONE

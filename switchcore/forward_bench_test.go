@@ -46,9 +46,12 @@ func newForwardRig(tb testing.TB, size int) *forwardRig {
 		for _, ep := range p.eps {
 			if q := ep.queue; q != nil {
 				q.mu.Lock()
+				q.bufs, q.lens = make([][]byte, outQueueLen), make([]int, outQueueLen)
 				for i := range q.bufs {
-					q.bufs[i] = make([]byte, 2048)
+					q.bufs[i] = make([]byte, minSlotBuf)
 				}
+				q.allocated = outQueueLen * minSlotBuf
+				q.budget.Add(q.allocated)
 				q.mu.Unlock()
 			}
 		}

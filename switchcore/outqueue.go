@@ -15,25 +15,40 @@ import (
 // under 600 now, and 0.8 -> 1.1 Gbit/s). Slots get their buffers only when used.
 const outQueueLen = 1024
 
+// queueBudget bounds the buffer memory of all the output queues of a switch together: a
+// switch with 256 ports whose receivers all stall (a broadcast storm) must not grow by
+// 1024 frames per port. One congested receiver can still queue its full 1024 frames; when
+// many are congested at once they share the budget, and a frame that finds it spent is
+// dropped and counted like any frame of a full queue. Buffers stay with their slot once
+// given (no allocation per frame), and go back to the budget when the endpoint goes.
+const queueBudget = 32 << 20
+
+// minSlotBuf is the smallest buffer a slot gets, so that a slot's first frame, usually
+// no longer than a full-size Ethernet frame, sizes it for good.
+const minSlotBuf = 2048
+
 // outQueue holds frames for an endpoint whose socket was full, and a writer goroutine
 // sends them as soon as the socket is writable again. Readers that find frames queued
 // queue theirs behind them, so one source's frames stay in order. The lock is per
 // endpoint and taken only while that endpoint is congested.
 type outQueue struct {
 	ep      *endpoint
-	pending atomic.Int32 // frames queued; readers check it without the lock
+	pending atomic.Int32  // frames queued; readers check it without the lock
+	budget  *atomic.Int64 // the switch's queue buffer bytes in use (queueBudget)
 
-	mu   sync.Mutex
-	bufs [][]byte // ring storage, owned and reused
-	lens []int
-	head int
-	n    int
-	kick chan struct{}
-	done chan struct{}
+	mu        sync.Mutex
+	bufs      [][]byte // ring storage, made at the first congestion, owned and reused
+	lens      []int
+	allocated int64 // bytes of bufs charged to the budget
+	stopped   bool
+	head      int
+	n         int
+	kick      chan struct{}
+	done      chan struct{}
 }
 
-func newOutQueue(ep *endpoint) *outQueue {
-	q := &outQueue{ep: ep, bufs: make([][]byte, outQueueLen), lens: make([]int, outQueueLen), kick: make(chan struct{}, 1), done: make(chan struct{})}
+func newOutQueue(ep *endpoint, budget *atomic.Int64) *outQueue {
+	q := &outQueue{ep: ep, budget: budget, kick: make(chan struct{}, 1), done: make(chan struct{})}
 	go q.writer()
 	return q
 }
@@ -41,6 +56,13 @@ func newOutQueue(ep *endpoint) *outQueue {
 // push copies frames into the queue and returns how many did not fit (dropped).
 func (q *outQueue) push(frames [][]byte) (dropped int) {
 	q.mu.Lock()
+	if q.stopped {
+		q.mu.Unlock()
+		return len(frames)
+	}
+	if q.bufs == nil {
+		q.bufs, q.lens = make([][]byte, outQueueLen), make([]int, outQueueLen)
+	}
 	for _, f := range frames {
 		if q.n == outQueueLen {
 			dropped++
@@ -48,7 +70,15 @@ func (q *outQueue) push(frames [][]byte) (dropped int) {
 		}
 		i := (q.head + q.n) % outQueueLen
 		if cap(q.bufs[i]) < len(f) {
-			q.bufs[i] = make([]byte, max(len(f), 2048))
+			size := int64(max(len(f), minSlotBuf))
+			if q.budget.Add(size) > queueBudget {
+				q.budget.Add(-size)
+				dropped++
+				continue
+			}
+			q.budget.Add(-int64(cap(q.bufs[i])))
+			q.allocated += size - int64(cap(q.bufs[i]))
+			q.bufs[i] = make([]byte, size)
 		}
 		q.lens[i] = copy(q.bufs[i][:cap(q.bufs[i])], f)
 		q.n++
@@ -94,6 +124,10 @@ func (q *outQueue) writer() {
 				q.ep.port.counters.drops.Add(uint64(len(batch)))
 			}
 			q.mu.Lock()
+			if q.stopped {
+				q.mu.Unlock()
+				return
+			}
 			q.head = (q.head + sent) % outQueueLen
 			q.n -= sent
 			q.pending.Store(int32(q.n))
@@ -102,5 +136,14 @@ func (q *outQueue) writer() {
 	}
 }
 
-// stop ends the writer; closing the endpoint's socket ends a send it waits in.
-func (q *outQueue) stop() { close(q.done) }
+// stop ends the writer (closing the endpoint's socket ends a send it waits in) and gives
+// the queue's buffers back to the budget.
+func (q *outQueue) stop() {
+	q.mu.Lock()
+	q.stopped = true
+	q.budget.Add(-q.allocated)
+	q.allocated, q.bufs, q.lens, q.n = 0, nil, nil, 0
+	q.pending.Store(0)
+	q.mu.Unlock()
+	close(q.done)
+}

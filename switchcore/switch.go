@@ -41,6 +41,7 @@ type Switch struct {
 	logf     func(format string, args ...any)
 
 	macs       *macTable
+	queueBytes atomic.Int64 // buffer bytes of all output queues (outqueue.go)
 	hashSize   atomic.Int64
 	gcInterval atomic.Int64
 	expireSecs atomic.Int64
