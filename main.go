@@ -18,7 +18,25 @@ func main() {
 	stop := startProfile(os.Getenv("VDE_CPUPROFILE"))
 	code := run(context.Background(), os.Args, applets.Stdio{In: os.Stdin, Out: os.Stdout, Err: os.Stderr})
 	stop()
+	writeHeapProfile(os.Getenv("VDE_MEMPROFILE"))
 	os.Exit(code)
+}
+
+// writeHeapProfile writes the heap profile at the end of a run to path
+// (VDE_MEMPROFILE=FILE): what was allocated, and what is still in use.
+func writeHeapProfile(path string) {
+	if path == "" {
+		return
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "vde: VDE_MEMPROFILE: %v\n", err)
+		return
+	}
+	defer f.Close()
+	if err := pprof.Lookup("heap").WriteTo(f, 0); err != nil {
+		fmt.Fprintf(os.Stderr, "vde: VDE_MEMPROFILE: %v\n", err)
+	}
 }
 
 // startProfile writes a CPU profile of this run to path (VDE_CPUPROFILE=FILE), for

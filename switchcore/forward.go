@@ -3,6 +3,8 @@ package switchcore
 import (
 	"encoding/binary"
 	"fmt"
+	"runtime"
+	"sync/atomic"
 
 	"github.com/vde-go/vde/switchcore/wire"
 )
@@ -33,29 +35,70 @@ type reader struct {
 func newReader(s *Switch) *reader {
 	r := &reader{
 		s:      s,
-		bufs:   make([][]byte, wire.BatchSize),
 		sizes:  make([]int, wire.BatchSize),
 		conv:   make([][]byte, wire.BatchSize),
 		convOK: make([]bool, wire.BatchSize),
 		rb:     wire.NewBatch(wire.BatchSize),
 		wb:     wire.NewBatch(wire.BatchSize),
 	}
-	// One slab: pages a small frame never touches are never made resident.
-	slab := make([]byte, wire.BatchSize*bufStride)
-	for i := range r.bufs {
-		r.bufs[i] = slab[i*bufStride : (i+1)*bufStride : (i+1)*bufStride]
-	}
 	return r
 }
+
+// newSlab makes one batch of receive buffers, one slab: pages a small frame never
+// touches are never made resident.
+func newSlab() [][]byte {
+	bufs := make([][]byte, wire.BatchSize)
+	slab := make([]byte, wire.BatchSize*bufStride)
+	for i := range bufs {
+		bufs[i] = slab[i*bufStride : (i+1)*bufStride : (i+1)*bufStride]
+	}
+	return bufs
+}
+
+// slabPool holds the receive slabs of the switch's socket readers. A reader holds a slab
+// only while its socket has frames, and there are at most max slabs: a storm that wakes
+// 256 readers at once makes them take turns instead of making 256 slabs of 295 KiB
+// (measured: 121 MB of heap after one broadcast from each of 256 ports).
+type slabPool struct {
+	free chan [][]byte
+	made atomic.Int32
+	max  int32
+}
+
+func newSlabPool() *slabPool {
+	n := max(8, 2*runtime.GOMAXPROCS(0))
+	return &slabPool{free: make(chan [][]byte, n), max: int32(n)}
+}
+
+// get returns a free slab, a new one while fewer than max exist, or waits for one.
+func (p *slabPool) get() [][]byte {
+	select {
+	case b := <-p.free:
+		return b
+	default:
+	}
+	if p.made.Add(1) <= p.max {
+		return newSlab()
+	}
+	p.made.Add(-1)
+	return <-p.free
+}
+
+// put gives a slab back; it never waits, since no more than max exist.
+func (p *slabPool) put(b [][]byte) { p.free <- b }
 
 // readLoop moves frames from one endpoint into the switch until the endpoint closes.
 func (s *Switch) readLoop(ep *endpoint) {
 	r := newReader(s)
+	if ep.dgram == nil {
+		r.bufs = newSlab() // other endpoints (TAPs) read blocking, into their own slab
+	}
+	get, put := s.slabs.get, s.slabs.put
 	for {
 		var n int
 		var err error
 		if ep.dgram != nil {
-			n, err = r.rb.Recv(ep.dgram.RawConn(), r.bufs, r.sizes)
+			r.bufs, n, err = r.rb.RecvPooled(ep.dgram.RawConn(), get, put, r.sizes)
 		} else {
 			n, err = ep.data.ReadBatch(r.bufs, r.sizes)
 		}
@@ -69,6 +112,10 @@ func (s *Switch) readLoop(ep *endpoint) {
 			return
 		}
 		r.forward(ep.port, n)
+		if ep.dgram != nil {
+			put(r.bufs)
+			r.bufs = nil
+		}
 	}
 }
 
@@ -232,7 +279,10 @@ func (r *reader) queue(dp *fwdPort, f []byte) {
 
 func (r *reader) grow(n int) {
 	for len(r.pend) < n {
-		r.pend = append(r.pend, make([][]byte, 0, wire.BatchSize))
+		// No room yet: a batch grows by append to what this reader sends there (with
+		// 32 frames' room for every slot, 256 readers that each broadcast once held
+		// 30 MB of empty batches).
+		r.pend = append(r.pend, nil)
 		r.pendEp = append(r.pendEp, nil)
 		r.outPkts = append(r.outPkts, 0)
 		r.outBytes = append(r.outBytes, 0)

@@ -30,6 +30,7 @@ func newForwardRig(tb testing.TB, size int) *forwardRig {
 	src := s.ports[1]
 	s.mu.Unlock()
 	r := newReader(s)
+	r.bufs = newSlab()
 	f := frame(2, 1, string(make([]byte, size-14)))
 	for i := range r.bufs {
 		copy(r.bufs[i], f)

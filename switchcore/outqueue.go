@@ -17,11 +17,12 @@ const outQueueLen = 1024
 
 // queueBudget bounds the buffer memory of all the output queues of a switch together: a
 // switch with 256 ports whose receivers all stall (a broadcast storm) must not grow by
-// 1024 frames per port. One congested receiver can still queue its full 1024 frames; when
+// 1024 frames per port (a 256-port storm took 105 MiB). One congested receiver can still
+// queue its full 1024 frames (2 MiB of 2 KiB buffers); when
 // many are congested at once they share the budget, and a frame that finds it spent is
 // dropped and counted like any frame of a full queue. Buffers stay with their slot once
 // given (no allocation per frame), and go back to the budget when the endpoint goes.
-const queueBudget = 32 << 20
+const queueBudget = 16 << 20
 
 // minSlotBuf is the smallest buffer a slot gets, so that a slot's first frame, usually
 // no longer than a full-size Ethernet frame, sizes it for good.

@@ -42,6 +42,7 @@ type Switch struct {
 
 	macs       *macTable
 	queueBytes atomic.Int64 // buffer bytes of all output queues (outqueue.go)
+	slabs      *slabPool    // receive buffers of the socket readers (forward.go)
 	hashSize   atomic.Int64
 	gcInterval atomic.Int64
 	expireSecs atomic.Int64
@@ -104,6 +105,7 @@ func New(cfg Config) (*Switch, error) {
 		sessions: map[*session]struct{}{},
 		done:     make(chan struct{}),
 	}
+	s.slabs = newSlabPool()
 	if s.logf == nil {
 		s.logf = func(string, ...any) {}
 	}

@@ -16,9 +16,15 @@ type Batch struct {
 
 	// The closures handed to syscall.RawConn are built once, so a call allocates nothing.
 	readFn, writeFn, writeWaitFn func(fd uintptr) bool
-	cnt, n                       int
-	errno                        syscall.Errno
-	truncated                    int
+	pooledReadFn                 func(fd uintptr) bool
+	// RecvPooled's buffers: taken from get when data is there, given back to put when a
+	// read finds none.
+	get       func() [][]byte
+	put       func([][]byte)
+	frames    [][]byte
+	cnt, n    int
+	errno     syscall.Errno
+	truncated int
 }
 
 // NewBatch returns scratch for batches of up to size frames.
@@ -27,6 +33,19 @@ func NewBatch(size int) *Batch {
 	b.readFn = func(fd uintptr) bool {
 		b.n, b.errno = recvmmsg(fd, b.hdrs[:b.cnt], unix.MSG_DONTWAIT|unix.MSG_TRUNC)
 		return b.errno != unix.EAGAIN
+	}
+	b.pooledReadFn = func(fd uintptr) bool {
+		if b.frames == nil {
+			b.frames = b.get()
+			b.setup(b.frames)
+		}
+		b.n, b.errno = recvmmsg(fd, b.hdrs[:b.cnt], unix.MSG_DONTWAIT|unix.MSG_TRUNC)
+		if b.errno == unix.EAGAIN {
+			b.put(b.frames)
+			b.frames = nil
+			return false
+		}
+		return true
 	}
 	b.writeFn = func(fd uintptr) bool {
 		b.n, b.errno = sendmmsg(fd, b.hdrs[:b.cnt], unix.MSG_DONTWAIT|unix.MSG_NOSIGNAL)
@@ -75,6 +94,30 @@ func (b *Batch) Recv(rc syscall.RawConn, frames [][]byte, sizes []int) (int, err
 		sizes[i] = int(b.hdrs[i].Len)
 	}
 	return b.n, nil
+}
+
+// RecvPooled is Recv for a reader that should hold no buffers while it waits: get
+// supplies buffers once the socket is readable, and a read that finds nothing gives them
+// back to put before waiting. It returns the buffers the frames are in (the caller gives
+// them back to put when done with them) and how many frames there are.
+func (b *Batch) RecvPooled(rc syscall.RawConn, get func() [][]byte, put func([][]byte), sizes []int) ([][]byte, int, error) {
+	b.get, b.put = get, put
+	err := rc.Read(b.pooledReadFn)
+	frames := b.frames
+	b.frames = nil
+	if err == nil && b.errno != 0 {
+		err = b.errno
+	}
+	if err != nil {
+		if frames != nil {
+			put(frames)
+		}
+		return nil, 0, err
+	}
+	for i := 0; i < b.n; i++ {
+		sizes[i] = int(b.hdrs[i].Len)
+	}
+	return frames, b.n, nil
 }
 
 // Send sends frames on rc without waiting: it returns how many the kernel took before the
