@@ -44,6 +44,13 @@ func named(t *testing.T, name string) *exec.Cmd {
 		cmd.Process.Kill()
 		<-done
 	})
+	// Until the child has exec'd, /proc shows the test binary's name.
+	for deadline := time.Now().Add(5 * time.Second); procName(cmd.Process.Pid) != name; {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s (pid %d) never showed its name", name, cmd.Process.Pid)
+		}
+		time.Sleep(time.Millisecond)
+	}
 	return cmd
 }
 
