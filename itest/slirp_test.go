@@ -620,3 +620,19 @@ func junkFrames(mac net.HardwareAddr) []junk {
 	add("1600-byte frame (IPv4 of 1586 bytes)", ip(router, 17, udpDatagram(40010, 5002, make([]byte, 1600-14-20-8))))
 	return js
 }
+
+// -X GUEST:DISPLAY forwards the first free host port from 6000 on to the guest's X
+// server port 6000+DISPLAY (ours only: the C tool passes the ports byte-swapped).
+func TestSlirpX11(t *testing.T) {
+	slirpOursOnly(t, "Debian's -X is broken (spec §3.7)")
+	w := newSlirpWorld(t, impl)
+	w.startSlirp(t, "-X", slirpFirst+":1")
+	g := w.plugGuest(t)
+	gX := startStreamEcho(t, g.NS, "tcp4", "0.0.0.0:6001")
+	g.dhcp(t)
+	g.checkLease(t, map[string]string{"ip": slirpFirst})
+	pingOK(t, g.NS, slirpRouter)
+	// S is a fresh namespace: 6000 is free there, so the forward takes it.
+	tcpEcho(t, w.S, "127.0.0.1:6000", tcpSmall)
+	gX.checkPeers(t, slirpRouter)
+}
