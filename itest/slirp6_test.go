@@ -214,7 +214,7 @@ func dnsAsk(ns, network, server, name string) ([]string, error) {
 		return nil, err
 	}
 	defer c.Close()
-	c.SetDeadline(time.Now().Add(3 * time.Second))
+	c.SetDeadline(time.Now().Add(5 * time.Second))
 	id := uint16(rand.Uint32())
 	q := dnsQuery(id, name)
 	if strings.HasPrefix(network, "udp") {

@@ -890,29 +890,7 @@ func dnsAnswers(m []byte, id uint16) ([]string, error) {
 }
 
 // dnsTCP asks server:53 over TCP, from ns, for name's A records.
-func dnsTCP(ns, server, name string) ([]string, error) {
-	c, err := dialIn(ns, "tcp4", net.JoinHostPort(server, "53"), 5*time.Second)
-	if err != nil {
-		return nil, err
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(5 * time.Second))
-	id := uint16(rand.Uint32())
-	q := dnsQuery(id, name)
-	msg := binary.BigEndian.AppendUint16(nil, uint16(len(q)))
-	if _, err := c.Write(append(msg, q...)); err != nil {
-		return nil, err
-	}
-	var l [2]byte
-	if _, err := io.ReadFull(c, l[:]); err != nil {
-		return nil, fmt.Errorf("read length: %w", err)
-	}
-	resp := make([]byte, binary.BigEndian.Uint16(l[:]))
-	if _, err := io.ReadFull(c, resp); err != nil {
-		return nil, fmt.Errorf("read response: %w", err)
-	}
-	return dnsAnswers(resp, id)
-}
+func dnsTCP(ns, server, name string) ([]string, error) { return dnsAsk(ns, "tcp4", server, name) }
 
 // nslookup runs busybox nslookup (UDP) for name at server from ns and returns its output.
 func nslookup(ns, name, server string) string {
