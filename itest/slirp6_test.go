@@ -191,21 +191,6 @@ func startICMP6Watch(t testing.TB, ns string) *icmpWatch {
 	return startEchoWatch(t, ns, "ip6:ipv6-icmp", "::", 128)
 }
 
-// checkSources checks that w saw echo requests, all from want.
-func (w *icmpWatch) checkSources(t testing.TB, want string) {
-	t.Helper()
-	src := w.Sources()
-	if len(src) == 0 {
-		t.Errorf("the outside world saw no echo request although the guest got a reply")
-	}
-	for _, s := range src {
-		if s != want {
-			t.Errorf("the outside world saw an echo request from %s, want %s (all: %v)", s, want, src)
-			return
-		}
-	}
-}
-
 // dnsAsk sends one query for name's A records to server:53 over network ("udp6",
 // "tcp6", ...) from ns.
 func dnsAsk(ns, network, server, name string) ([]string, error) {

@@ -310,6 +310,28 @@ func (w *icmpWatch) Sources() []string {
 	return slices.Clone(w.sources)
 }
 
+// checkSources checks that w saw echo requests, all from want. The watcher reads its raw
+// socket in its own goroutine, so the guest's reply can come back before the watcher has
+// read the request it was given at the same instant: wait for it a little.
+func (w *icmpWatch) checkSources(t testing.TB, want string) {
+	t.Helper()
+	var src []string
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if src = w.Sources(); len(src) > 0 || time.Now().After(deadline) {
+			break
+		}
+	}
+	if len(src) == 0 {
+		t.Errorf("the outside world saw no echo request within 5 s although the guest got a reply")
+	}
+	for _, s := range src {
+		if s != want {
+			t.Errorf("the outside world saw an echo request from %s, want %s (all: %v)", s, want, src)
+			return
+		}
+	}
+}
+
 // --- clients -----------------------------------------------------------------------------
 
 var echoSeed atomic.Uint64
