@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/vde-go/vde/switchcore/wire"
 )
@@ -29,6 +30,7 @@ type reader struct {
 	// OUT counters of the port, summed per batch on the slot of its first endpoint, so
 	// that a frame costs no shared atomic add.
 	outPkts, outBytes []uint64
+	stallTimer        *time.Timer // enqueue's, made at its first wait and reused
 }
 
 func newReader(s *Switch) *reader {
@@ -290,16 +292,62 @@ func (r *reader) flush() {
 	r.touched = r.touched[:0]
 }
 
+// stallWait is how long a reader waits for room in a full output queue while its writer
+// sends nothing (Switch.stallWait; tests on loaded machines raise it). A receiver that is merely slower than its senders keeps sending, and
+// its senders are slowed to its pace (their frames wait in their own sockets, as between
+// two local sockets); one that stopped reading costs each sender one stallWait, and
+// then its frames are dropped at once until it reads again.
+const stallWait = 10 * time.Millisecond
+
+// enqueue queues frames behind those already waiting in q, waiting for room while the
+// receiver keeps taking frames, and returns how many it dropped.
+func (r *reader) enqueue(q *outQueue, frames [][]byte) (dropped int) {
+	k := q.push(frames)
+	if k == len(frames) {
+		return 0
+	}
+	if q.stalled.Load() {
+		return len(frames) - k
+	}
+	if r.stallTimer == nil {
+		r.stallTimer = time.NewTimer(r.s.stallWait)
+	} else {
+		r.stallTimer.Reset(r.s.stallWait)
+	}
+	progress := q.sent.Load()
+	for k < len(frames) {
+		select {
+		case <-q.room:
+			k += q.push(frames[k:])
+		case <-r.stallTimer.C:
+			if p := q.sent.Load(); p != progress {
+				progress = p
+				r.stallTimer.Reset(r.s.stallWait)
+				continue
+			}
+			q.stalled.Store(true)
+			return len(frames) - k
+		case <-q.done:
+			return len(frames) - k
+		}
+	}
+	r.stallTimer.Stop()
+	if q.pending.Load() < outQueueLen {
+		q.signalRoom() // the token this reader took may have been meant for another one too
+	}
+	return 0
+}
+
 func (r *reader) send(ep *endpoint, frames [][]byte) {
 	var sent, dropped int
 	var err error
 	switch {
 	case ep.queue != nil && ep.queue.pending.Load() > 0:
-		dropped = ep.queue.push(frames) // behind the frames already waiting
+		dropped = r.enqueue(ep.queue, frames) // behind the frames already waiting
 	case ep.dgram != nil:
 		sent, err = r.wb.Send(ep.dgram.RawConn(), frames)
 		if err == nil && sent < len(frames) {
-			dropped = ep.queue.push(frames[sent:])
+			dropped = r.enqueue(ep.queue, frames[sent:])
 		} else {
 			dropped = len(frames) - sent
 		}

@@ -32,10 +32,19 @@ const minSlotBuf = 2048
 // sends them as soon as the socket is writable again. Readers that find frames queued
 // queue theirs behind them, so one source's frames stay in order. The lock is per
 // endpoint and taken only while that endpoint is congested.
+//
+// A reader that finds the queue full waits for room (reader.enqueue) as long as the
+// writer keeps sending, like a local socket's sender: the frames it would drop stay
+// in its source's socket, and the source's sender blocks instead of spending CPU on
+// frames that are thrown away. A receiver that stops reading marks the queue stalled
+// after stallWait, and then frames for it are dropped (and counted) at once.
 type outQueue struct {
 	ep      *endpoint
 	pending atomic.Int32  // frames queued; readers check it without the lock
 	budget  *atomic.Int64 // the switch's queue buffer bytes in use (queueBudget)
+	sent    atomic.Uint64 // frames the writer has sent: progress, for stall detection
+	stalled atomic.Bool   // the receiver took nothing for stallWait while the queue was full
+	room    chan struct{} // a token after each send that made room: wakes one waiting reader
 
 	mu        sync.Mutex
 	bufs      [][]byte // ring storage, made at the first congestion, owned and reused
@@ -49,33 +58,32 @@ type outQueue struct {
 }
 
 func newOutQueue(ep *endpoint, budget *atomic.Int64) *outQueue {
-	q := &outQueue{ep: ep, budget: budget, kick: make(chan struct{}, 1), done: make(chan struct{})}
+	q := &outQueue{ep: ep, budget: budget, kick: make(chan struct{}, 1), done: make(chan struct{}), room: make(chan struct{}, 1)}
 	go q.writer()
 	return q
 }
 
-// push copies frames into the queue and returns how many did not fit (dropped).
-func (q *outQueue) push(frames [][]byte) (dropped int) {
+// push copies frames into the queue, in order, until one does not fit (the queue is full
+// or the switch's budget spent), and returns how many it took.
+func (q *outQueue) push(frames [][]byte) (taken int) {
 	q.mu.Lock()
 	if q.stopped {
 		q.mu.Unlock()
-		return len(frames)
+		return 0
 	}
 	if q.bufs == nil {
 		q.bufs, q.lens = make([][]byte, outQueueLen), make([]int, outQueueLen)
 	}
 	for _, f := range frames {
 		if q.n == outQueueLen {
-			dropped++
-			continue
+			break
 		}
 		i := (q.head + q.n) % outQueueLen
 		if cap(q.bufs[i]) < len(f) {
 			size := int64(max(len(f), minSlotBuf))
 			if q.budget.Add(size) > queueBudget {
 				q.budget.Add(-size)
-				dropped++
-				continue
+				break
 			}
 			q.budget.Add(-int64(cap(q.bufs[i])))
 			q.allocated += size - int64(cap(q.bufs[i]))
@@ -83,14 +91,25 @@ func (q *outQueue) push(frames [][]byte) (dropped int) {
 		}
 		q.lens[i] = copy(q.bufs[i][:cap(q.bufs[i])], f)
 		q.n++
+		taken++
 	}
 	q.pending.Store(int32(q.n))
 	q.mu.Unlock()
+	if taken > 0 {
+		select {
+		case q.kick <- struct{}{}:
+		default:
+		}
+	}
+	return taken
+}
+
+// signalRoom hands a waiting reader (if any) the token that says the queue has room.
+func (q *outQueue) signalRoom() {
 	select {
-	case q.kick <- struct{}{}:
+	case q.room <- struct{}{}:
 	default:
 	}
-	return dropped
 }
 
 // writer drains the queue, waiting for the socket to become writable between sends.
@@ -133,6 +152,11 @@ func (q *outQueue) writer() {
 			q.n -= sent
 			q.pending.Store(int32(q.n))
 			q.mu.Unlock()
+			if sent > 0 {
+				q.sent.Add(uint64(sent))
+				q.stalled.Store(false)
+				q.signalRoom()
+			}
 		}
 	}
 }

@@ -1,6 +1,8 @@
 package switchcore
 
 import (
+	"bytes"
+	"strconv"
 	"testing"
 	"time"
 )
@@ -39,4 +41,70 @@ func TestOutQueuesShareABudget(t *testing.T) {
 	if got := s.queueBytes.Load(); got != 0 {
 		t.Fatalf("%d queue bytes still charged after the receivers left", got)
 	}
+}
+
+// A receiver slower than its sender loses nothing: the sender is slowed to its pace
+// instead (its frames wait in its own socket while the receiver's queue is full).
+func TestSlowReceiverSlowsSenderLosesNothing(t *testing.T) {
+	s := newTestSwitch(t, Config{})
+	s.stallWait = 5 * time.Second // this receiver may be descheduled for long on a loaded machine
+	a, b := dial(t, s, 1), dial(t, s, 2)
+	b.WriteBatch([][]byte{frame(0xff, 2, "learn b")})
+	recvFrame(t, a, 2*time.Second)
+	const total = 3 * outQueueLen
+	go func() {
+		for i := 0; i < total; i++ {
+			if _, err := a.WriteBatch([][]byte{frame(2, 1, strconv.Itoa(i))}); err != nil {
+				return
+			}
+		}
+	}()
+	for i := 0; i < total; i++ {
+		if i%64 == 63 {
+			time.Sleep(time.Millisecond) // slower than the sender, never stopped for long
+		}
+		want := frame(2, 1, strconv.Itoa(i))
+		if got := recvFrame(t, b, 5*time.Second); !bytes.Equal(got, want) {
+			t.Fatalf("frame %d: got %q, want %q (port 2 drops: %d)", i, got, want, s.portDrops(2))
+		}
+	}
+	if d := s.portDrops(2); d != 0 {
+		t.Errorf("port 2 counts %d drops", d)
+	}
+}
+
+// A receiver that stopped reading costs its senders one stallWait, then its frames are
+// dropped and counted while the same sender's frames to another port all arrive.
+func TestStalledReceiverDoesNotHoldBackOthers(t *testing.T) {
+	s := newTestSwitch(t, Config{})
+	a, b, c := dial(t, s, 1), dial(t, s, 2), dial(t, s, 3)
+	b.WriteBatch([][]byte{frame(0xff, 2, "learn b")})
+	c.WriteBatch([][]byte{frame(0xff, 3, "learn c")})
+	recvFrame(t, a, 2*time.Second)
+	recvFrame(t, a, 2*time.Second)
+	recvFrame(t, b, 2*time.Second) // c's broadcast
+	const total = 3 * outQueueLen
+	go func() {
+		for i := 0; i < total; i++ {
+			if _, err := a.WriteBatch([][]byte{frame(3, 1, "to c"), frame(2, 1, strconv.Itoa(i))}); err != nil {
+				return
+			}
+		}
+	}()
+	for i := 0; i < total; i++ {
+		want := frame(2, 1, strconv.Itoa(i))
+		if got := recvFrame(t, b, 5*time.Second); !bytes.Equal(got, want) {
+			t.Fatalf("frame %d: got %q, want %q", i, got, want)
+		}
+	}
+	if d := s.portDrops(3); d == 0 {
+		t.Errorf("port 3 never read but counts no drops")
+	}
+}
+
+// portDrops is port n's drop counter.
+func (s *Switch) portDrops(n int) uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.ports[n].counters.drops.Load()
 }

@@ -41,8 +41,9 @@ type Switch struct {
 	logf     func(format string, args ...any)
 
 	macs       *macTable
-	queueBytes atomic.Int64 // buffer bytes of all output queues (outqueue.go)
-	slabs      *slabPool    // receive buffers of the socket readers (forward.go)
+	queueBytes atomic.Int64  // buffer bytes of all output queues (outqueue.go)
+	stallWait  time.Duration // how long readers wait for a full queue that does not drain (forward.go)
+	slabs      *slabPool     // receive buffers of the socket readers (forward.go)
 	hashSize   atomic.Int64
 	gcInterval atomic.Int64
 	expireSecs atomic.Int64
@@ -93,17 +94,18 @@ func New(cfg Config) (*Switch, error) {
 		cfg.Version = "2.3.2"
 	}
 	s := &Switch{
-		cfg:      cfg,
-		mac:      cfg.MAC,
-		start:    time.Now(),
-		logf:     cfg.Log,
-		macs:     newMACTable(DefaultMACLimit),
-		gcKick:   make(chan struct{}, 1),
-		numPorts: cfg.NumPorts,
-		ports:    make([]*Port, cfg.NumPorts),
-		hub:      cfg.Hub,
-		sessions: map[*session]struct{}{},
-		done:     make(chan struct{}),
+		cfg:       cfg,
+		mac:       cfg.MAC,
+		start:     time.Now(),
+		logf:      cfg.Log,
+		macs:      newMACTable(DefaultMACLimit),
+		stallWait: stallWait,
+		gcKick:    make(chan struct{}, 1),
+		numPorts:  cfg.NumPorts,
+		ports:     make([]*Port, cfg.NumPorts),
+		hub:       cfg.Hub,
+		sessions:  map[*session]struct{}{},
+		done:      make(chan struct{}),
 	}
 	s.slabs = newSlabPool()
 	if s.logf == nil {
