@@ -806,13 +806,16 @@ type guestMarker struct {
 	Line string
 }
 
-var guestMarkerRE = regexp.MustCompile(`VDE-GUEST-(START|OK|FAIL|DONE)\b ?([^\r\n]*)`)
+// A marker counts only once its line is complete (the guest's echo ends it with a
+// newline): the console is read while QEMU writes it, and a half-written
+// "VDE-GUEST-DONE r" (without "c=0") failed a test under load.
+var guestMarkerRE = regexp.MustCompile(`VDE-GUEST-(START|OK|FAIL|DONE)\b ?([^\r\n]*)\r?\n`)
 
-// parseGuestMarkers finds the markers in console output.
+// parseGuestMarkers finds the complete marker lines in console output.
 func parseGuestMarkers(console string) []guestMarker {
 	var ms []guestMarker
 	for _, m := range guestMarkerRE.FindAllStringSubmatch(console, -1) {
-		g := guestMarker{Kind: m[1], Rest: m[2], Line: m[0]}
+		g := guestMarker{Kind: m[1], Rest: m[2], Line: strings.TrimRight(m[0], "\r\n")}
 		if g.Kind == "OK" || g.Kind == "FAIL" {
 			g.Step, g.Rest, _ = strings.Cut(m[2], " ")
 			g.Step = strings.TrimSuffix(g.Step, ":")
@@ -837,6 +840,19 @@ func guestFields(s string) map[string]string {
 func sha256Hex(b []byte) string {
 	s := sha256.Sum256(b)
 	return hex.EncodeToString(s[:])
+}
+
+// TestGuestMarkersWholeLines: a marker line QEMU has only half written is not a marker yet.
+func TestGuestMarkersWholeLines(t *testing.T) {
+	console := "VDE-GUEST-START mac=52:54:00:12:01:00 uptime=7.75\r\nVDE-GUEST-OK ping 10.0.2.2 tries=1\nVDE-GUEST-DONE r"
+	ms := parseGuestMarkers(console)
+	if len(ms) != 2 || ms[0].Kind != "START" || ms[1].Kind != "OK" || ms[1].Step != "ping" || ms[1].Line != "VDE-GUEST-OK ping 10.0.2.2 tries=1" {
+		t.Fatalf("markers %+v, want START and OK ping without the half-written DONE", ms)
+	}
+	ms = parseGuestMarkers(console + "c=0 uptime=12.05\n")
+	if len(ms) != 3 || ms[2].Kind != "DONE" || guestFields(ms[2].Rest)["rc"] != "0" {
+		t.Fatalf("markers %+v, want DONE rc=0 last", ms)
+	}
 }
 
 // TestGuestBuild builds (or finds) the tiny guest and checks the initramfs archive.
