@@ -229,3 +229,25 @@ func ping(ctx context.Context, fd, n int) latencyResult {
 	}
 	return r
 }
+
+// latencyOnly is `-only latency`: the round-trip rows alone, for tuning, on the console.
+func latencyOnly(ctx context.Context, cfg *config, impls []impl) int {
+	p50s, p99s := map[string][]float64{}, map[string][]float64{}
+	for round := 1; round <= cfg.rounds; round++ {
+		for _, im := range impls {
+			r := latencyOnce(ctx, im, cfg.rtts)
+			if ctx.Err() != nil {
+				return 130
+			}
+			fmt.Printf("round %d/%d  %-6s ping-pong %d B  %s\n", round, cfg.rounds, im.name, latencyFrame, r)
+			if r.err == nil {
+				p50s[im.name] = append(p50s[im.name], usec(r.pct(50)))
+				p99s[im.name] = append(p99s[im.name], usec(r.pct(99)))
+			}
+		}
+	}
+	for _, im := range impls {
+		fmt.Printf("%-6s median p50 %.1f µs, median p99 %.1f µs\n", im.name, median(p50s[im.name]), median(p99s[im.name]))
+	}
+	return 0
+}

@@ -61,6 +61,9 @@ type impl struct {
 type measurements map[string]map[int][]result
 
 func main() {
+	if len(os.Args) == 2 && os.Args[1] == relayChildArg {
+		os.Exit(runRelayChild())
+	}
 	os.Exit(run())
 }
 
@@ -106,6 +109,9 @@ func run() int {
 	if cfg.only == "slirp" {
 		return slirpOnly(ctx, cfg, env, cmdline)
 	}
+	if cfg.only == "latency" {
+		return latencyOnly(ctx, cfg, impls)
+	}
 
 	res := measurements{}
 	for _, im := range impls {
@@ -131,6 +137,10 @@ func run() int {
 			fmt.Fprintln(os.Stderr, "bench: interrupted")
 			return 130
 		}
+		if err := srows.relayRound(ctx, round); err != nil {
+			fmt.Fprintln(os.Stderr, "bench: interrupted")
+			return 130
+		}
 	}
 
 	rows := summarize(cfg, res)
@@ -139,6 +149,8 @@ func run() int {
 	srows.addUnicast(res)
 	fmt.Println()
 	srows.printCeiling(os.Stdout, 1)
+	fmt.Println()
+	srows.printRelay(os.Stdout)
 	fmt.Println()
 	if err := srows.run(ctx, impls); err != nil {
 		fmt.Fprintln(os.Stderr, "bench: interrupted")
@@ -223,7 +235,7 @@ func parseFlags(args []string) (*config, error) {
 	fl.BoolVar(&cfg.tap, "tap", true, "also run iperf3 over TAPs (-t and vde_plug2tap) of each switch; needs root and iperf3")
 	fl.BoolVar(&cfg.slirp, "slirp", true, "also run the slirp rows: TCP from a guest namespace to host loopback through our slirpvde, Debian's, slirp4netns and pasta; needs root and iperf3")
 	fl.DurationVar(&cfg.slirpDur, "slirp-duration", 5*time.Second, "measuring time per slirp case (after 1s of warm-up)")
-	fl.StringVar(&cfg.only, "only", "", "run only these rows: `slirp` or switch (unicast, ceiling, 4→4, broadcast, CPU, latency, memory)")
+	fl.StringVar(&cfg.only, "only", "", "run only these rows: `slirp`, switch (unicast, ceiling, 4→4, broadcast, CPU, latency, memory) or latency (the round trips alone, printed, not written)")
 	fl.IntVar(&cfg.rtts, "rtts", 20000, "timed round trips of the latency row (after 1000 untimed)")
 	fl.IntVar(&cfg.rssPorts, "rss-ports", 256, "ports attached for the memory row")
 	fl.StringVar(&cfg.out, "out", "", "also write the results as markdown to `FILE` (e.g. BENCHMARKS.md)")
@@ -242,10 +254,10 @@ func parseFlags(args []string) (*config, error) {
 	}
 	switch cfg.only {
 	case "", "slirp":
-	case "switch":
+	case "switch", "latency":
 		cfg.cable, cfg.tap, cfg.slirp = false, false, false
 	default:
-		return nil, fmt.Errorf("-only %q: the choices are slirp and switch", cfg.only)
+		return nil, fmt.Errorf("-only %q: the choices are slirp, switch and latency", cfg.only)
 	}
 	if cfg.rtts < 1 || cfg.rssPorts < 1 {
 		return nil, errors.New("-rtts and -rss-ports must be positive")

@@ -59,6 +59,7 @@ type suite struct {
 	order   []string // metrics printed in the suite table, in order
 	m       map[string]*metric
 	ceiling []*ceilingRow
+	relay   []*relayRow
 }
 
 func newSuite(cfg *config) *suite {
@@ -72,6 +73,7 @@ func newSuite(cfg *config) *suite {
 	for _, size := range cfg.sizes {
 		def(false, fmt.Sprintf("uni/%d", size), "frames/s", "A→B %d B", size)
 		s.ceiling = append(s.ceiling, &ceilingRow{key: fmt.Sprintf("uni/%d", size), label: fmt.Sprintf("1 pair (A→B), %d B", size), pairs: 1, size: size})
+		s.relay = append(s.relay, &relayRow{size: size})
 	}
 	for _, size := range multiSizes {
 		s.ceiling = append(s.ceiling, &ceilingRow{key: fmt.Sprintf("4x4/%d", size), label: fmt.Sprintf("%d pairs (4→4), %d B", fourPairs, size), pairs: fourPairs, size: size})
@@ -441,6 +443,7 @@ func (s *suite) markdown() string {
 		"switch's frames/s over the ceiling's: the median of the per-round fractions, then the ratio of the medians.\n\n",
 		cfg.backoff, fourPairs, fourPairs, fourPairs)
 	mdTable(&b, []string{"traffic", headCeil, headOursCeil, headDebianCeil}, "|---|---:|---:|---:|", s.ceilingCells(0))
+	s.relayMarkdown(&b)
 
 	b.WriteString("\n## Switch rows: many ports, CPU per frame, latency, memory\n\n")
 	fmt.Fprintf(&b, "Each round runs every row on a fresh switch of each implementation, ours first. "+
@@ -474,6 +477,9 @@ func (s *suite) markdown() string {
 	}
 	for _, c := range s.ceiling {
 		perRound("socketpair ceiling, "+c.label+", frames/s", "—", "frames/s", c.vals)
+	}
+	for _, rr := range s.relay {
+		perRound(fmt.Sprintf("batched relay CPU per frame, A→B %d B (ns)", rr.size), "—", "ns/frame", rr.cpu)
 	}
 	for _, k := range s.order {
 		m := s.m[k]
