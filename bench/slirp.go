@@ -62,9 +62,12 @@ const (
 	slirpDebian      = "debian"
 	slirpSlirp4netns = "slirp4netns"
 	slirpPasta       = "pasta"
+	// Our router with no switch: `vde_plug slirp:// tap://TAP`, one process like
+	// slirp4netns, to tell the router's own speed from the switch hop's cost.
+	slirpOursPlug = "ours-plug"
 )
 
-var slirpRouters = []string{slirpOurs, slirpDebian, slirpSlirp4netns, slirpPasta}
+var slirpRouters = []string{slirpOurs, slirpDebian, slirpSlirp4netns, slirpPasta, slirpOursPlug}
 
 // slirpCase is one measured column of a row: a direction and a method.
 type slirpCase struct {
@@ -105,12 +108,14 @@ type slirpSummary struct {
 // slirpBins are the binaries of ours and Debian's routers.
 type slirpBins struct {
 	oursSwitch, oursSlirp     string
+	oursPlug                  string
 	debianSwitch, debianSlirp string
 }
 
 func slirpBinaries(cfg *config) slirpBins {
 	return slirpBins{
 		oursSwitch: cfg.ours, oursSlirp: filepath.Join(filepath.Dir(cfg.ours), "slirpvde"),
+		oursPlug:     filepath.Join(filepath.Dir(cfg.ours), "vde_plug"),
 		debianSwitch: cfg.debian, debianSlirp: "/usr/bin/slirpvde",
 	}
 }
@@ -297,6 +302,33 @@ func slirpSetup(ctx context.Context, bins slirpBins, router string, round int) (
 		env.procs = append(env.procs, p)
 		undo = append(undo, p.stop)
 		env.output = func() string { return p.out.String() }
+	case slirpOursPlug:
+		if err := checkExec(bins.oursPlug); err != nil {
+			return env, cleanup, err
+		}
+		// The plug opens the TAP in S, where its slirp's host sockets must be; the TAP then
+		// moves to the guest's namespace and keeps working (its fd stays attached).
+		tap = fmt.Sprintf("vbp%x", os.Getpid()&0xfffff)
+		p, err := startBg(ctx, "ip", "netns", "exec", env.hostNS, bins.oursPlug, "slirp://", "tap://"+tap)
+		if err != nil {
+			return env, cleanup, err
+		}
+		env.procs = append(env.procs, p)
+		undo = append(undo, p.stop)
+		env.output = func() string { return p.out.String() }
+		if err := waitLink(ctx, env.hostNS, tap, 10*time.Second); err != nil {
+			return env, cleanup, fmt.Errorf("%w; vde_plug output:\n%s", err, p.out.String())
+		}
+		for _, args := range [][]string{
+			{"-n", env.hostNS, "link", "set", tap, "netns", env.guestNS},
+			{"-n", env.guestNS, "addr", "add", "10.0.2.15/24", "dev", tap},
+			{"-n", env.guestNS, "link", "set", tap, "mtu", "1500", "up"},
+			{"-n", env.guestNS, "route", "add", "default", "via", "10.0.2.2"},
+		} {
+			if err := ipCmd(ctx, args...); err != nil {
+				return env, cleanup, err
+			}
+		}
 	case slirpPasta:
 		if _, err := exec.LookPath("pasta"); err != nil {
 			return env, cleanup, fmt.Errorf("pasta (Debian package passt) is not installed: %w", err)
@@ -851,7 +883,8 @@ func (s *slirpSummary) markdown() string {
 	b.WriteString("\n## Slirp: TCP to host loopback through a user-mode router\n\n")
 	fmt.Fprintf(&b, "%s. Each round sets up every router afresh in two namespaces of its own (ours: our "+
 		"vde_switch with `-t TAP` in the guest + our slirpvde; debian: /usr/bin/vde_switch + /usr/bin/slirpvde; "+
-		"`slirp4netns --configure --mtu=1500`; `pasta --config-net -m 1500`), ours first. *stream* is one TCP "+
+		"`slirp4netns --configure --mtu=1500`; `pasta --config-net -m 1500`; ours-plug: our router with no switch, "+
+		"`vde_plug slirp:// tap://TAP`, one process like slirp4netns), ours first. *stream* is one TCP "+
 		"connection written for %v after %v of warm-up and counted by the receiver; *iperf3* is `iperf3 -O 1 -t %d` "+
 		"(`-R` for host→guest). %d rounds; ratios are the median of the per-round ratios.\n\n",
 		slirpHead, s.dur, slirpWarmup, max(1, int(s.dur/time.Second)), s.rounds)
