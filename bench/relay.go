@@ -142,13 +142,7 @@ func measureRelay(ctx context.Context, cfg *config, size int) flowResult {
 	if err != nil {
 		return flowResult{err: fmt.Errorf("relay: start %s: %w", self, err)}
 	}
-	sp.cmd = cmd
-	reap.addProc(cmd.Process)
-	go func() {
-		sp.err = cmd.Wait()
-		reap.delProc(cmd.Process)
-		close(sp.done)
-	}()
+	sp.watch(cmd)
 	defer func() {
 		cmd.Process.Kill()
 		<-sp.done

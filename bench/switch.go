@@ -140,13 +140,7 @@ func startSwitchCmd(ctx context.Context, bin string, wrap []string, extra ...str
 		s.removeDir()
 		return nil, fmt.Errorf("start %s: %w", bin, err)
 	}
-	s.cmd = cmd
-	reap.addProc(cmd.Process)
-	go func() {
-		s.err = cmd.Wait()
-		reap.delProc(cmd.Process)
-		close(s.done)
-	}()
+	s.watch(cmd)
 	if err := s.waitReady(ctx, 10*time.Second); err != nil {
 		s.stop()
 		return nil, err
@@ -176,6 +170,18 @@ func (s *switchProc) waitReady(ctx context.Context, timeout time.Duration) error
 			return fmt.Errorf("%s -s %s: %s does not accept connections after %v (%v); output:\n%s", s.bin, s.ctlDir, ctl, timeout, err, s.out.String())
 		}
 	}
+}
+
+// watch takes the started cmd as s's process: it is killed with the others on an
+// interrupt, and reaped (s.done closed, s.err set) when it exits.
+func (s *switchProc) watch(cmd *exec.Cmd) {
+	s.cmd = cmd
+	reap.addProc(cmd.Process)
+	go func() {
+		s.err = cmd.Wait()
+		reap.delProc(cmd.Process)
+		close(s.done)
+	}()
 }
 
 // exited reports whether the process is gone, and why.
