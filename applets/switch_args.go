@@ -19,6 +19,7 @@ var switchFlags = []cli.Flag{
 	&cli.BoolFlag{Name: "help", Aliases: []string{"h"}, Usage: "Display this help and exit"},
 	&cli.BoolFlag{Name: "hub", Aliases: []string{"x"}, Usage: "Make the switch act as a hub"},
 	&cli.BoolFlag{Name: "fstp", Aliases: []string{"F"}, Usage: "Activate the fast spanning tree protocol"},
+	&cli.BoolFlag{Name: "flowcontrol", Usage: "Slow senders to a full port's pace instead of dropping"},
 	&cli.BoolFlag{Name: "version", Aliases: []string{"v"}, Usage: "Display informations on version and exit"},
 	&cli.StringFlag{Name: "numports", Aliases: []string{"n"}, Usage: "Number of ports"},
 	&cli.StringFlag{Name: "hashsize", Usage: "Hash table size"},
@@ -52,6 +53,7 @@ Runs a VDE switch.
       --macaddr MAC          Set the Switch MAC address
       --priority N           Set the priority for FST (MAC extension)
       --hashsize N           Hash table size
+      --flowcontrol          Slow senders to a full port's pace instead of dropping
 (opts from datasock module)
   -s, --sock SOCK            control directory pathname
   -s, --vdesock SOCK         Same as --sock SOCK
@@ -165,7 +167,7 @@ func parseSwitchArgs(args []string, env switchEnv) (*switchOptions, error) {
 	mode, dirmode, mgmtmode := int32(-1), int32(-1), int32(0o600)
 	group, mgmtgroup := -1, -1
 	var mac [6]byte
-	var hub, fstp bool
+	var hub, fstp, flow bool
 	o := &switchOptions{}
 	sock, hashArg := "", ""
 
@@ -191,6 +193,8 @@ func parseSwitchArgs(args []string, env switchEnv) (*switchOptions, error) {
 			hub = true
 		case "fstp":
 			fstp = true
+		case "flowcontrol":
+			flow = true
 		case "numports":
 			// vde-2 HEAD's check; Debian kept 32 for "-n abc".
 			n, ok := scanInt(v)
@@ -291,6 +295,7 @@ func parseSwitchArgs(args []string, env switchEnv) (*switchOptions, error) {
 	c := &o.Config
 	c.NumPorts = int(numports)
 	c.Hub = hub
+	c.FlowControl = flow
 	c.MAC = mac
 	c.Priority = int(priority)
 	c.HashSize = int(hashsize)

@@ -10,6 +10,14 @@ type Config struct {
 	NumPorts int
 	// Hub makes every frame go to every port but its source (no learning, no VLANs).
 	Hub bool
+	// FlowControl (--flowcontrol, ours only) makes a reader that finds a receiver's
+	// output queue full wait for room while the receiver keeps reading, instead of
+	// dropping: its sender is slowed to the receiver's pace, as between two local
+	// sockets, and loses nothing. The price is head-of-line blocking: the same sender's
+	// frames to other ports wait too, and two clients that block in send (libvdeplug,
+	// so QEMU) and flood each other can hold each other up to stallWait each time. Off,
+	// as in the C switch: a full queue drops and counts, and no port ever waits for another.
+	FlowControl bool
 	// MAC is the switch's own address (shown by showinfo); zero means random 00:ff:xx:xx:xx:xx.
 	MAC [6]byte
 	// Priority is the FSTP bridge priority (masked to 16 bits); kept for fstp/showinfo.

@@ -292,21 +292,22 @@ func (r *reader) flush() {
 	r.touched = r.touched[:0]
 }
 
-// stallWait is how long a reader waits for room in a full output queue while its writer
-// sends nothing (Switch.stallWait; tests on loaded machines raise it). A receiver that is merely slower than its senders keeps sending, and
+// stallWait is how long a reader waits (with Config.FlowControl) for room in a full
+// output queue while its writer sends nothing (Switch.stallWait; tests on loaded machines raise it). A receiver that is merely slower than its senders keeps sending, and
 // its senders are slowed to its pace (their frames wait in their own sockets, as between
 // two local sockets); one that stopped reading costs each sender one stallWait, and
 // then its frames are dropped at once until it reads again.
 const stallWait = 10 * time.Millisecond
 
-// enqueue queues frames behind those already waiting in q, waiting for room while the
-// receiver keeps taking frames, and returns how many it dropped.
+// enqueue queues frames behind those already waiting in q and returns how many it
+// dropped because q was full. With Config.FlowControl it waits for room first, while
+// the receiver keeps taking frames.
 func (r *reader) enqueue(q *outQueue, frames [][]byte) (dropped int) {
 	k := q.push(frames)
 	if k == len(frames) {
 		return 0
 	}
-	if q.stalled.Load() {
+	if !r.s.cfg.FlowControl || q.stalled.Load() {
 		return len(frames) - k
 	}
 	if r.stallTimer == nil {

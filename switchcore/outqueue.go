@@ -33,11 +33,12 @@ const minSlotBuf = 2048
 // queue theirs behind them, so one source's frames stay in order. The lock is per
 // endpoint and taken only while that endpoint is congested.
 //
-// A reader that finds the queue full waits for room (reader.enqueue) as long as the
-// writer keeps sending, like a local socket's sender: the frames it would drop stay
-// in its source's socket, and the source's sender blocks instead of spending CPU on
-// frames that are thrown away. A receiver that stops reading marks the queue stalled
-// after stallWait, and then frames for it are dropped (and counted) at once.
+// A frame that finds the queue full is dropped and counted. With Config.FlowControl a
+// reader waits for room instead (reader.enqueue) as long as the writer keeps sending,
+// like a local socket's sender: the frames stay in its source's socket, and the source
+// blocks instead of spending CPU on frames that are thrown away. A receiver that stops
+// reading marks the queue stalled after stallWait, and then frames for it are dropped
+// (and counted) at once.
 type outQueue struct {
 	ep      *endpoint
 	pending atomic.Int32  // frames queued; readers check it without the lock

@@ -43,10 +43,11 @@ func TestOutQueuesShareABudget(t *testing.T) {
 	}
 }
 
-// A receiver slower than its sender loses nothing: the sender is slowed to its pace
-// instead (its frames wait in its own socket while the receiver's queue is full).
+// With flow control, a receiver slower than its sender loses nothing: the sender is
+// slowed to its pace instead (its frames wait in its own socket while the receiver's
+// queue is full).
 func TestSlowReceiverSlowsSenderLosesNothing(t *testing.T) {
-	s := newTestSwitch(t, Config{})
+	s := newTestSwitch(t, Config{FlowControl: true})
 	s.stallWait = 5 * time.Second // this receiver may be descheduled for long on a loaded machine
 	a, b := dial(t, s, 1), dial(t, s, 2)
 	b.WriteBatch([][]byte{frame(0xff, 2, "learn b")})
@@ -73,10 +74,11 @@ func TestSlowReceiverSlowsSenderLosesNothing(t *testing.T) {
 	}
 }
 
-// A receiver that stopped reading costs its senders one stallWait, then its frames are
-// dropped and counted while the same sender's frames to another port all arrive.
+// With flow control, a receiver that stopped reading costs its senders one stallWait,
+// then its frames are dropped and counted while the same sender's frames to another
+// port all arrive.
 func TestStalledReceiverDoesNotHoldBackOthers(t *testing.T) {
-	s := newTestSwitch(t, Config{})
+	s := newTestSwitch(t, Config{FlowControl: true})
 	// b's reader (this test) must not look stalled when it is descheduled for a while on a
 	// loaded machine (with the 10 ms default, b's frames were dropped under CPU load); c,
 	// which never reads, still costs the sender only this one wait.
@@ -111,4 +113,53 @@ func (s *Switch) portDrops(n int) uint64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.ports[n].counters.drops.Load()
+}
+
+// Without flow control (the default, as in C) a full queue drops and counts at once: a
+// sender flooding a receiver that does not read is never held up, while its frames to a
+// third port that reads keep arriving in order.
+func TestFullQueueDropsWithoutFlowControl(t *testing.T) {
+	s := newTestSwitch(t, Config{})
+	s.stallWait = time.Hour // were a reader to wait for c, the sender would hang
+	a, b, c := dial(t, s, 1), dial(t, s, 2), dial(t, s, 3)
+	b.WriteBatch([][]byte{frame(0xff, 2, "learn b")})
+	c.WriteBatch([][]byte{frame(0xff, 3, "learn c")})
+	recvFrame(t, a, 2*time.Second)
+	recvFrame(t, a, 2*time.Second)
+	recvFrame(t, b, 2*time.Second)
+	const total = 3 * outQueueLen
+	sent := make(chan struct{})
+	go func() {
+		defer close(sent)
+		for i := 0; i < total; i++ {
+			if _, err := a.WriteBatch([][]byte{frame(3, 1, "to c"), frame(2, 1, strconv.Itoa(i))}); err != nil {
+				return
+			}
+		}
+	}()
+	select {
+	case <-sent:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the sender is held up by a receiver that does not read")
+	}
+	last, got := -1, 0
+	for {
+		f := recvFrame(t, b, 500*time.Millisecond)
+		if f == nil {
+			break
+		}
+		n, err := strconv.Atoi(string(f[14:]))
+		if err != nil || n <= last {
+			t.Fatalf("after frame %d, b got %q", last, f)
+		}
+		last = n
+		got++
+	}
+	if got == 0 {
+		t.Fatal("b got none of its frames")
+	}
+	// What the queue and the kernel's socket buffer hold is not dropped: 1771 of 3072 here.
+	if d := s.portDrops(3); d < total/2 {
+		t.Errorf("port 3 never read but counts only %d drops of %d frames", d, total)
+	}
 }
