@@ -32,6 +32,7 @@ test: build
 bench: build
 	$(GO) test -run '^$$' -bench . -benchmem ./switchcore/...
 	$(GO) run ./bench -ours bin/vde_switch -debian /usr/bin/vde_switch -rounds 5 -out BENCHMARKS.md
+	$(GO) run ./bench -ours bin/vde_switch -ours-args --flowcontrol -debian /usr/bin/vde_switch -rounds 5 -only switch -out BENCHMARKS-flowcontrol.md
 
 # The default LAN: a switch on /tmp/vde.ctl (vdeplug's default switch, so `vde_plug` and
 # `qemu -netdev vde,id=n0` need no path) with a slirp router on it: DHCP from 10.0.2.15,

@@ -62,7 +62,7 @@ func (r latencyResult) String() string {
 // latencyOnce starts a fresh switch, attaches A and B and times n round trips after the
 // warm-up (which also makes the switch learn both MACs).
 func latencyOnce(ctx context.Context, im impl, n int) latencyResult {
-	sw, err := startSwitch(ctx, im.path)
+	sw, err := startSwitch(ctx, im.path, im.args...)
 	if err != nil {
 		return latencyResult{err: err}
 	}

@@ -36,6 +36,7 @@ import (
 
 type config struct {
 	ours, debian string
+	oursArgs     []string // -ours-args: extra options for our switch
 	rounds       int
 	duration     time.Duration
 	warmup       time.Duration
@@ -55,6 +56,7 @@ type config struct {
 type impl struct {
 	name string // "ours" or "debian"
 	path string
+	args []string // extra switch options (-ours-args), before -s
 }
 
 // measurement keys results by implementation, size and round.
@@ -93,7 +95,7 @@ func run() int {
 		os.Exit(130)
 	}()
 
-	impls := []impl{{"ours", cfg.ours}, {"debian", cfg.debian}}
+	impls := []impl{{"ours", cfg.ours, cfg.oursArgs}, {"debian", cfg.debian, nil}}
 	for _, im := range impls {
 		if err := checkBinary(im); err != nil {
 			fmt.Fprintln(os.Stderr, "bench:", err)
@@ -226,6 +228,7 @@ func parseFlags(args []string) (*config, error) {
 	cfg := &config{}
 	fl.StringVar(&cfg.ours, "ours", "bin/vde_switch", "our `vde_switch` (built by make)")
 	fl.StringVar(&cfg.debian, "debian", "/usr/bin/vde_switch", "Debian's C `vde_switch`")
+	oursArgs := fl.String("ours-args", "", "extra `options` for our switch, space-separated (e.g. --flowcontrol)")
 	fl.IntVar(&cfg.rounds, "rounds", 5, "rounds; each starts a fresh switch of each implementation")
 	fl.DurationVar(&cfg.duration, "duration", 2*time.Second, "measuring time per frame size")
 	fl.DurationVar(&cfg.warmup, "warmup", 250*time.Millisecond, "traffic before each measurement starts")
@@ -249,6 +252,7 @@ func parseFlags(args []string) (*config, error) {
 	if fl.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected arguments: %q", fl.Args())
 	}
+	cfg.oursArgs = strings.Fields(*oursArgs)
 	if cfg.rounds < 1 {
 		return nil, fmt.Errorf("-rounds %d: need at least 1", cfg.rounds)
 	}
@@ -297,7 +301,7 @@ func checkBinary(im impl) error {
 
 // runOne starts a fresh switch, measures every frame size on it and stops it.
 func runOne(ctx context.Context, cfg *config, im impl, round int) (rs []result, err error) {
-	sw, err := startSwitch(ctx, im.path)
+	sw, err := startSwitch(ctx, im.path, im.args...)
 	if err != nil {
 		return nil, err
 	}
@@ -357,6 +361,9 @@ func reproduce(cfg *config) string {
 		"-rounds", strconv.Itoa(cfg.rounds), "-duration", cfg.duration.String(),
 		"-warmup", cfg.warmup.String(), "-sizes", strings.Join(sizes, ","),
 		"-backoff", string(cfg.backoff)}
+	if len(cfg.oursArgs) > 0 {
+		args = append(args, "-ours-args", "'"+strings.Join(cfg.oursArgs, " ")+"'")
+	}
 	if cfg.only != "" {
 		args = append(args, "-only", cfg.only)
 	}

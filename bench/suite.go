@@ -233,7 +233,7 @@ func (s *suite) run(ctx context.Context, impls []impl) error {
 // fourByFour starts a fresh switch, attaches 8 ports and measures ports 0..3 sending to
 // ports 4..7 (port i to port 4+i) at once, for each of multiSizes.
 func fourByFour(ctx context.Context, cfg *config, im impl) ([]flowResult, error) {
-	sw, err := startSwitch(ctx, im.path)
+	sw, err := startSwitch(ctx, im.path, im.args...)
 	if err != nil {
 		return nil, err
 	}
@@ -261,7 +261,7 @@ func fourByFour(ctx context.Context, cfg *config, im impl) ([]flowResult, error)
 // broadcastFanout starts a fresh switch, attaches 1+fanout ports and measures port 0
 // sending broadcast frames to all the others, for each of multiSizes.
 func broadcastFanout(ctx context.Context, cfg *config, im impl) ([]flowResult, error) {
-	sw, err := startSwitch(ctx, im.path)
+	sw, err := startSwitch(ctx, im.path, im.args...)
 	if err != nil {
 		return nil, err
 	}

@@ -98,10 +98,10 @@ type switchProc struct {
 	err    error         // cmd.Wait's result, valid after done
 }
 
-// startSwitch runs `bin -s DIR/sw.ctl` with a stdin pipe and waits until DIR/sw.ctl/ctl
-// accepts connections.
-func startSwitch(ctx context.Context, bin string) (*switchProc, error) {
-	return startSwitchCmd(ctx, bin, nil)
+// startSwitch runs `bin -s DIR/sw.ctl extra...` with a stdin pipe and waits until
+// DIR/sw.ctl/ctl accepts connections.
+func startSwitch(ctx context.Context, bin string, extra ...string) (*switchProc, error) {
+	return startSwitchCmd(ctx, bin, nil, extra...)
 }
 
 // startSwitchCmd runs `wrap... ABS(bin) -s DIR/sw.ctl extra...` in a fresh temp dir with a
