@@ -50,6 +50,13 @@ func (l *link) Capabilities() stack.LinkEndpointCapabilities {
 	return stack.CapabilityRXChecksumOffload
 }
 
+// GSOMaxSize and SupportedGSO make the link a gVisor-GSO endpoint: a TCP sender then
+// builds one segment of up to 64 KiB and gVisor cuts it into MSS-sized packets in one
+// batch (tcp.sendTCPBatch), instead of taking each packet through the sender's path.
+// WritePackets still gets packets of at most the MTU.
+func (l *link) GSOMaxSize() uint32               { return stack.GVisorGSOMaxSize }
+func (l *link) SupportedGSO() stack.SupportedGSO { return stack.GVisorGSOSupported }
+
 func (l *link) Attach(d stack.NetworkDispatcher) {
 	if d == nil {
 		l.dispatcher.Store(nil)
