@@ -246,8 +246,14 @@ func latencyOnly(ctx context.Context, cfg *config, impls []impl) int {
 			}
 		}
 	}
+	status := 0
 	for _, im := range impls {
+		if len(p50s[im.name]) == 0 {
+			fmt.Printf("%-6s every round failed\n", im.name)
+			status = 1
+			continue
+		}
 		fmt.Printf("%-6s median p50 %.1f µs, median p99 %.1f µs\n", im.name, median(p50s[im.name]), median(p99s[im.name]))
 	}
-	return 0
+	return status
 }

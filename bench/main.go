@@ -263,6 +263,9 @@ func parseFlags(args []string) (*config, error) {
 	default:
 		return nil, fmt.Errorf("-only %q: the choices are slirp, switch and latency", cfg.only)
 	}
+	if cfg.only == "latency" && cfg.out != "" {
+		return nil, errors.New("-only latency prints its figures and writes no -out file")
+	}
 	if cfg.rtts < 1 || cfg.rssPorts < 1 {
 		return nil, errors.New("-rtts and -rss-ports must be positive")
 	}

@@ -13,7 +13,8 @@ type Config struct {
 	// FlowControl (--flowcontrol, ours only) makes a reader that finds a receiver's
 	// output queue full wait for room while the receiver keeps reading, instead of
 	// dropping: its sender is slowed to the receiver's pace, as between two local
-	// sockets, and loses nothing. The price is head-of-line blocking: the same sender's
+	// sockets, and loses nothing while the receiver keeps reading (a receiver that takes
+	// nothing for stallWait, or a switch whose queue budget is spent, still drops). The price is head-of-line blocking: the same sender's
 	// frames to other ports wait too, and two clients that block in send (libvdeplug,
 	// so QEMU) and flood each other can hold each other up to stallWait each time. Off,
 	// as in the C switch: a full queue drops and counts, and no port ever waits for another.

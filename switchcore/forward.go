@@ -273,7 +273,8 @@ func (r *reader) grow(n int) {
 }
 
 // flush sends every queued batch with one sendmmsg per endpoint. What a full receiver
-// cannot take now waits in its bounded queue; nobody else waits for it.
+// cannot take now waits in its bounded queue; unless flow control is on (enqueue),
+// nobody waits for it.
 func (r *reader) flush() {
 	for _, slot := range r.touched {
 		ep, frames := r.pendEp[slot], r.pend[slot]
@@ -293,10 +294,12 @@ func (r *reader) flush() {
 }
 
 // stallWait is how long a reader waits (with Config.FlowControl) for room in a full
-// output queue while its writer sends nothing (Switch.stallWait; tests on loaded machines raise it). A receiver that is merely slower than its senders keeps sending, and
+// output queue while its writer sends nothing (Switch.stallWait; tests on loaded machines
+// raise it). A receiver that is merely slower than its senders keeps taking frames, and
 // its senders are slowed to its pace (their frames wait in their own sockets, as between
-// two local sockets); one that stopped reading costs each sender one stallWait, and
-// then its frames are dropped at once until it reads again.
+// two local sockets); one that stopped reading costs each waiting sender one to two
+// stallWaits (progress is checked when the timer fires), and then its frames are dropped
+// at once until it reads again.
 const stallWait = 10 * time.Millisecond
 
 // enqueue queues frames behind those already waiting in q and returns how many it
@@ -307,7 +310,9 @@ func (r *reader) enqueue(q *outQueue, frames [][]byte) (dropped int) {
 	if k == len(frames) {
 		return 0
 	}
-	if !r.s.cfg.FlowControl || q.stalled.Load() {
+	// Wait only for a queue that is full: one refused for the switch-wide budget gets
+	// no room signal when it drains, and its receiver is not slow.
+	if !r.s.cfg.FlowControl || q.stalled.Load() || q.pending.Load() < outQueueLen {
 		return len(frames) - k
 	}
 	if r.stallTimer == nil {

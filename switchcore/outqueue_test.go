@@ -158,8 +158,9 @@ func TestFullQueueDropsWithoutFlowControl(t *testing.T) {
 	if got == 0 {
 		t.Fatal("b got none of its frames")
 	}
-	// What the queue and the kernel's socket buffer hold is not dropped: 1771 of 3072 here.
-	if d := s.portDrops(3); d < total/2 {
-		t.Errorf("port 3 never read but counts only %d drops of %d frames", d, total)
+	// What the queue and the kernel's socket buffer hold is not dropped (1771 of 3072
+	// dropped here; how much the socket holds depends on net.core.wmem_default).
+	if d := s.portDrops(3); d == 0 {
+		t.Errorf("port 3 never read but counts no drops of %d frames", total)
 	}
 }
