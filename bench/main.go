@@ -365,7 +365,7 @@ func reproduce(cfg *config) string {
 		"-warmup", cfg.warmup.String(), "-sizes", strings.Join(sizes, ","),
 		"-backoff", string(cfg.backoff)}
 	if len(cfg.oursArgs) > 0 {
-		args = append(args, "-ours-args", "'"+strings.Join(cfg.oursArgs, " ")+"'")
+		args = append(args, "-ours-args", strings.Join(cfg.oursArgs, " "))
 	}
 	if cfg.only != "" {
 		args = append(args, "-only", cfg.only)
