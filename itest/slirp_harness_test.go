@@ -141,31 +141,28 @@ func dialIn(ns, network, addr string, timeout time.Duration) (net.Conn, error) {
 // listenIn makes a stream listener in ns, closed at cleanup.
 func listenIn(t testing.TB, ns, network, addr string) net.Listener {
 	t.Helper()
-	var l net.Listener
-	if err := inNetns(ns, func() error {
-		var err error
-		l, err = net.Listen(network, addr)
-		return err
-	}); err != nil {
-		t.Fatalf("listen %s %s in %s: %v", network, addr, ns, err)
-	}
-	t.Cleanup(func() { l.Close() })
-	return l
+	return openIn(t, ns, network, addr, net.Listen)
 }
 
 // listenPacketIn makes a packet socket in ns, closed at cleanup.
 func listenPacketIn(t testing.TB, ns, network, addr string) net.PacketConn {
 	t.Helper()
-	var pc net.PacketConn
+	return openIn(t, ns, network, addr, net.ListenPacket)
+}
+
+// openIn runs open(network, addr) inside ns and closes what it made at cleanup.
+func openIn[T io.Closer](t testing.TB, ns, network, addr string, open func(network, addr string) (T, error)) T {
+	t.Helper()
+	var v T
 	if err := inNetns(ns, func() error {
 		var err error
-		pc, err = net.ListenPacket(network, addr)
+		v, err = open(network, addr)
 		return err
 	}); err != nil {
 		t.Fatalf("listen %s %s in %s: %v", network, addr, ns, err)
 	}
-	t.Cleanup(func() { pc.Close() })
-	return pc
+	t.Cleanup(func() { v.Close() })
+	return v
 }
 
 // --- servers -----------------------------------------------------------------------------
