@@ -44,8 +44,10 @@ type session struct {
 	subs   map[*debugCat]bool
 	// console marks the stdin console, which ignores logout.
 	console bool
-	once    sync.Once
-	buf     bytes.Buffer
+	// peer is the uid of a mgmt socket client (SO_PEERCRED), -1 for the console and rc files.
+	peer int
+	once sync.Once
+	buf  bytes.Buffer
 }
 
 type chunk struct {
@@ -54,7 +56,7 @@ type chunk struct {
 }
 
 func (s *Switch) newSession(out, promptW io.Writer, conn net.Conn) *session {
-	ss := &session{s: s, out: make(chan chunk, 256), closed: make(chan struct{}), conn: conn, subs: map[*debugCat]bool{}}
+	ss := &session{s: s, out: make(chan chunk, 256), closed: make(chan struct{}), conn: conn, subs: map[*debugCat]bool{}, peer: -1}
 	go func() {
 		defer close(ss.closed)
 		dead := false
@@ -141,6 +143,13 @@ func (s *Switch) acceptMgmt() {
 func (s *Switch) serveMgmt(c net.Conn) {
 	defer c.Close()
 	ss := s.newSession(c, c, c)
+	if uc, ok := c.(*net.UnixConn); ok {
+		if uid, err := peerUID(uc); err == nil {
+			ss.peer = uid
+		} else {
+			ss.peer = int(^uint32(0) >> 1) // unknown: nobody may shut the switch down
+		}
+	}
 	ss.write([]byte(s.Banner()+prompt), false)
 	err := ss.run(c)
 	ss.end()
@@ -206,6 +215,13 @@ func (s *Switch) runLine(ss *session, line string, w *bytes.Buffer) (done bool, 
 		w.WriteString(endSession)
 		return true, nil
 	case strings.HasPrefix(cmdline, "shutdown"):
+		// Anyone who may open the mgmt socket may configure the switch, but only root and
+		// the switch's own user may stop it (the C switch lets any of them).
+		if ss.peer > 0 && ss.peer != os.Geteuid() {
+			s.logf("mgmt: shutdown from uid %d refused (only uid 0 or %d)", ss.peer, os.Geteuid())
+			w.WriteString(statusLine(unix.EPERM))
+			return false, nil
+		}
 		w.WriteString(endSession)
 		return true, ErrShutdown
 	}

@@ -128,25 +128,13 @@ func (s *Switch) attach(c *net.UnixConn, id int, req wire.Request) (*endpoint, e
 	if req.Path == "" {
 		return nil, errors.New("request names no data socket")
 	}
-	// The switch may be root: connect only to sockets its real uid may use (the C check).
-	if err := unix.Access(req.Path, unix.R_OK|unix.W_OK); err != nil {
-		return nil, fmt.Errorf("client data socket %s: %s", req.Path, strerror(err.(unix.Errno)))
+	peer, err := peerUID(c)
+	if err != nil {
+		return nil, fmt.Errorf("control connection: %v", err)
 	}
-	var st unix.Stat_t
-	if err := unix.Stat(req.Path, &st); err != nil {
-		return nil, fmt.Errorf("client data socket %s: %s", req.Path, errText(err))
-	}
-	if st.Mode&unix.S_IFMT != unix.S_IFSOCK {
-		return nil, fmt.Errorf("client data socket %s: not a socket", req.Path)
-	}
-	uid := int(st.Uid)
-	fd, err := wire.SocketDatagram()
+	fd, uid, err := connectClient(req.Path, peer)
 	if err != nil {
 		return nil, err
-	}
-	if err := unix.Connect(fd, &unix.SockaddrUnix{Name: req.Path}); err != nil {
-		unix.Close(fd)
-		return nil, fmt.Errorf("Connecting to client data socket %s: %s", req.Path, strerror(err.(unix.Errno)))
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
