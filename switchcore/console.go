@@ -10,7 +10,6 @@ import (
 	"os"
 	"strings"
 	"sync"
-	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -126,18 +125,7 @@ func (s *Switch) Console(in io.Reader, out io.Writer, promptW io.Writer) error {
 }
 
 func (s *Switch) acceptMgmt() {
-	for {
-		c, err := s.mgmtLn.Accept()
-		if err != nil {
-			if s.closing.Load() || errors.Is(err, net.ErrClosed) {
-				return
-			}
-			s.logf("accept on %s: %v", s.cfg.MgmtPath, err)
-			time.Sleep(100 * time.Millisecond)
-			continue
-		}
-		go s.serveMgmt(c)
-	}
+	s.acceptLoop(s.mgmtLn, s.cfg.MgmtPath, func(c *net.UnixConn) { s.serveMgmt(c) })
 }
 
 func (s *Switch) serveMgmt(c net.Conn) {

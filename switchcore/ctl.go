@@ -18,19 +18,7 @@ import (
 const handshakeTimeout = 5 * time.Second
 
 func (s *Switch) acceptCtl() {
-	for {
-		c, err := s.ctlLn.AcceptUnix()
-		if err != nil {
-			if s.closing.Load() || errors.Is(err, net.ErrClosed) {
-				return
-			}
-			// Out of descriptors and the like: refuse for a moment, keep serving the rest.
-			s.logf("accept on %s/ctl: %v", s.ctlDir, err)
-			time.Sleep(100 * time.Millisecond)
-			continue
-		}
-		go s.serveCtl(c)
-	}
+	s.acceptLoop(s.ctlLn, s.ctlDir+"/ctl", s.serveCtl)
 }
 
 // serveCtl runs one control connection: the request, the reply, then waiting for EOF,
@@ -363,10 +351,12 @@ func (s *Switch) release(ep *endpoint) {
 	if ep.queue != nil {
 		ep.queue.stop()
 	}
-	ep.data.Close()
+	// The name first: it carries the descriptor's number, and once the descriptor is closed
+	// a new endpoint of the same port may get that number and bind the same name.
 	if ep.dataPath != "" {
 		os.Remove(ep.dataPath)
 	}
+	ep.data.Close()
 }
 
 // flushPortVLANsLocked forgets the addresses of every VLAN p belongs to: a port joining or

@@ -60,8 +60,9 @@ type Switch struct {
 	freeSlot []int
 	nextSlot int
 
-	ctlLn  *net.UnixListener
-	mgmtLn *net.UnixListener
+	ctlLn   *net.UnixListener
+	mgmtLn  *net.UnixListener
+	reserve fdReserve // a spare descriptor to refuse clients with when out of them (accept.go)
 
 	sessMu    sync.Mutex
 	sessions  map[*session]struct{}
@@ -132,6 +133,7 @@ func New(cfg Config) (*Switch, error) {
 	s.mu.Lock()
 	s.publishLocked()
 	s.mu.Unlock()
+	s.reserve.open(false)
 	go s.acceptCtl()
 	if s.mgmtLn != nil {
 		go s.acceptMgmt()
@@ -287,6 +289,12 @@ func (s *Switch) Close() error {
 		s.mgmtLn.Close()
 		os.Remove(s.cfg.MgmtPath)
 	}
+	s.reserve.mu.Lock()
+	if s.reserve.f != nil {
+		s.reserve.f.Close()
+		s.reserve.f = nil
+	}
+	s.reserve.mu.Unlock()
 	s.mu.Lock()
 	var eps []*endpoint
 	for _, p := range s.ports {
