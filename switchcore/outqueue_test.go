@@ -207,3 +207,31 @@ func TestStormLeavesRoomForUnicast(t *testing.T) {
 	// The storm frames b got are the flood share of its queue plus what its socket took.
 	t.Logf("b got %d storm frames of %d (flood share %d) and all %d unicast frames", stormGot, stormLen, floodShare, next)
 }
+
+// With flow control, flooded frames to a slow receiver wait for room in their share of
+// its queue instead of being dropped: a broadcast burst arrives whole and in order.
+func TestFlowControlFloodWaitsForItsShare(t *testing.T) {
+	s := newTestSwitch(t, Config{FlowControl: true})
+	s.stallWait = 5 * time.Second // this receiver may be descheduled for long on a loaded machine
+	a, b := dial(t, s, 1), dial(t, s, 2)
+	const total = 3 * outQueueLen
+	go func() {
+		for i := 0; i < total; i++ {
+			if _, err := a.WriteBatch([][]byte{frame(0xff, 1, strconv.Itoa(i))}); err != nil {
+				return
+			}
+		}
+	}()
+	for i := 0; i < total; i++ {
+		if i%64 == 63 {
+			time.Sleep(time.Millisecond) // slower than the sender, never stopped for long
+		}
+		want := frame(0xff, 1, strconv.Itoa(i))
+		if got := recvFrame(t, b, 5*time.Second); !bytes.Equal(got, want) {
+			t.Fatalf("frame %d: got %q, want %q (port 2 drops: %d)", i, got, want, s.portDrops(2))
+		}
+	}
+	if d := s.portDrops(2); d != 0 {
+		t.Errorf("port 2 counts %d drops", d)
+	}
+}
