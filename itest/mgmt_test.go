@@ -119,11 +119,47 @@ func TestMgmtMatchesDebian(t *testing.T) {
 		if ref.Impl != sut.Impl && strings.HasPrefix(cmd, "hash/find") {
 			na = fixHashFindPort(na)
 		}
+		if sut.Impl == implOurs && ref.Impl != sut.Impl {
+			var err error
+			if nb, err = withoutOurAdditions(cmd, nb); err != nil {
+				t.Errorf("%q: %v:\n%s", cmd, err, quoteLines(nb))
+			}
+		}
 		if na != nb {
 			t.Errorf("%q differs (normalised):\n%s:\n%s\n%s:\n%s\n%s",
 				cmd, ref.Impl, quoteLines(na), sut.Impl, quoteLines(nb), firstDiff(na, nb))
 		}
 	}
+}
+
+// ourAdditions are the console lines our switch adds to Debian's (README.md, Compatibility
+// notes): hash/setmax in help, and the entry limit, the entries and the refused learnings
+// in hash/showinfo. withoutOurAdditions takes out exactly these before the comparison.
+var ourAdditions = []struct {
+	applies func(cmd string) bool
+	text    *regexp.Regexp
+}{
+	{func(cmd string) bool {
+		arg, ok := strings.CutPrefix(cmd, "help")
+		return ok && strings.HasPrefix("hash/setmax", strings.TrimLeft(arg, " "))
+	}, regexp.MustCompile(`(?m)^hash/setmax        N               maximum number of hash entries\n`)},
+	{func(cmd string) bool { return strings.HasPrefix(cmd, "hash/showinfo") },
+		regexp.MustCompile(`(?m)^Max entries [0-9]+\nEntries [0-9]+\nNot learned \(table full\) [0-9]+\n`)},
+}
+
+// withoutOurAdditions removes our additions from our response to cmd; an addition that
+// should be there and is not, or is there twice, is an error.
+func withoutOurAdditions(cmd, out string) (string, error) {
+	for _, a := range ourAdditions {
+		if !a.applies(cmd) {
+			continue
+		}
+		if n := len(a.text.FindAllStringIndex(out, -1)); n != 1 {
+			return out, fmt.Errorf("our addition %q appears %d times, want once", a.text, n)
+		}
+		out = a.text.ReplaceAllString(out, "")
+	}
+	return out, nil
 }
 
 // fixHashFindPort undoes Debian's documented hash/find quirk (it prints port+1,

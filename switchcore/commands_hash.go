@@ -13,14 +13,20 @@ var hashCommands = []command{
 	{path: "hash/setgcint", syntax: "N", help: "change garbage collector interval", run: cmdHashSetgcint},
 	{path: "hash/setexpire", syntax: "N", help: "change hash entries expire time", run: cmdHashSetexpire},
 	{path: "hash/setminper", syntax: "N", help: "minimum persistence time", run: cmdHashSetminper},
+	{path: "hash/setmax", syntax: "N", help: "maximum number of hash entries", run: cmdHashSetmax},
 	{path: "hash/print", help: "print the hash table", withFile: true, run: cmdHashPrint},
 	{path: "hash/find", syntax: "MAC [VLAN]", help: "MAC lookup", withFile: true, run: cmdHashFind},
 }
 
+// cmdHashShowinfo prints the C switch's four lines and then ours: the entry limit
+// (hash/setmax), the entries now, and how many frames' sources were not learned because
+// the table was full.
 func cmdHashShowinfo(c *cmdCtx) error {
 	s := c.s
 	c.printf("Hash size %d\nGC interval %d secs\nGC expire %d secs\nMin persistence %d secs\n",
 		s.hashSize.Load(), s.gcInterval.Load(), s.expireSecs.Load(), s.macs.minPers.Load())
+	c.printf("Max entries %d\nEntries %d\nNot learned (table full) %d\n",
+		s.macs.limit.Load(), s.macs.len(), s.macs.full.Load())
 	return nil
 }
 
@@ -47,6 +53,18 @@ func cmdHashSetgcint(c *cmdCtx) error {
 
 func cmdHashSetexpire(c *cmdCtx) error {
 	c.s.expireSecs.Store(int64(atoi(c.arg)))
+	return nil
+}
+
+// cmdHashSetmax sets the most entries the table holds (ours; the C table has no bound).
+// Lowering it below the entries there are removes none: nothing new is learned until
+// expiry or a flush brings the count below it.
+func cmdHashSetmax(c *cmdCtx) error {
+	n := atoi(c.arg)
+	if n <= 0 {
+		return unix.EINVAL
+	}
+	c.s.macs.setLimit(n)
 	return nil
 }
 

@@ -70,10 +70,21 @@ vlan/allprint      [N]             print the list of defined vlan (including ina
 1000 Success
 `
 
+// ourHelpOutput is Debian's help plus our one command, hash/setmax.
+var ourHelpOutput = strings.Replace(helpOutput,
+	"hash/setminper     N               minimum persistence time\n",
+	"hash/setminper     N               minimum persistence time\n"+
+		"hash/setmax        N               maximum number of hash entries\n", 1)
+
+// hashShowinfo is hash/showinfo's answer on a new switch: the C switch's four lines and
+// our three.
+const hashShowinfo = "0000 DATA END WITH '.'\nHash size 128\nGC interval 2 secs\nGC expire 100 secs\nMin persistence 3 secs\n" +
+	"Max entries 65536\nEntries 0\nNot learned (table full) 0\n.\n1000 Success\n"
+
 func TestConsoleResponses(t *testing.T) {
 	s := newTestSwitch(t, Config{})
 	tests := []struct{ in, want string }{
-		{"help", helpOutput},
+		{"help", ourHelpOutput},
 		{"help port/set", "0000 DATA END WITH '.'\nCOMMAND PATH       SYNTAX          HELP\n------------       --------------  ------------\n" +
 			"port/setnumports   N               set the number of ports\nport/sethub        0/1             1=HUB 0=switch\n" +
 			"port/setvlan       N VLAN          set port VLAN (untagged)\nport/setuser       N user          access control: set user\n" +
@@ -109,9 +120,17 @@ func TestConsoleResponses(t *testing.T) {
 		{"port/epclose 1", "1022 Invalid argument\n"},
 		{"port/epclose 1 99", "1006 No such device or address\n"},
 		{"hash/setsize 0", "1022 Invalid argument\n"},
-		{"hash/showinfo", "0000 DATA END WITH '.'\nHash size 128\nGC interval 2 secs\nGC expire 100 secs\nMin persistence 3 secs\n.\n1000 Success\n"},
+		{"hash/showinfo", hashShowinfo},
 		{"hash/setsize 100", "1000 Success\n"},
-		{"hash/showinfoXYZ", "0000 DATA END WITH '.'\nHash size 128\nGC interval 2 secs\nGC expire 100 secs\nMin persistence 3 secs\n.\n1000 Success\n"},
+		{"hash/showinfoXYZ", hashShowinfo},
+		{"hash/setmax 0", "1022 Invalid argument\n"},
+		{"hash/setmax -3", "1022 Invalid argument\n"},
+		{"hash/setmax", "1022 Invalid argument\n"},
+		{"hash/setmax many", "1022 Invalid argument\n"},
+		{"hash/setmax 1000", "1000 Success\n"},
+		{"help hash/setm", "0000 DATA END WITH '.'\nCOMMAND PATH       SYNTAX          HELP\n------------       --------------  ------------\n" +
+			"hash/setminper     N               minimum persistence time\nhash/setmax        N               maximum number of hash entries\n.\n1000 Success\n"},
+		{"hash/showinfo", strings.Replace(hashShowinfo, "Max entries 65536", "Max entries 1000", 1)},
 		{"plugin/list", "0000 DATA END WITH '.'\nNAME                   HELP\n------------           ----\n.\n1002 No such file or directory\n"},
 		{"plugin/add foo", "1002 No such file or directory\n"},
 		{"debug/del zz", "1022 Invalid argument\n"},
@@ -207,7 +226,8 @@ func TestDebugEvents(t *testing.T) {
 
 func FuzzConsoleLine(f *testing.F) {
 	for _, seed := range []string{"help", "port/setvlan 1 10", "vlan/create 4093", "hash/find 1:2:3:4:5:6 7",
-		"port/setuser 1 ANY", "load /dev/null", "debug/add", "port/epclose 1 2", "\r\n", "port/print -1"} {
+		"port/setuser 1 ANY", "load /dev/null", "debug/add", "port/epclose 1 2", "\r\n", "port/print -1",
+		"hash/setmax 1"} {
 		f.Add(seed)
 	}
 	s := newTestSwitch(f, Config{})

@@ -25,6 +25,7 @@ type reader struct {
 	rb, wb *wire.Batch
 
 	pend    [][][]byte  // frames queued for the endpoint in each slot
+	flooded [][]bool    // for each frame in pend: flooded (broadcast, multicast, unknown)
 	pendEp  []*endpoint // the endpoint of each slot with queued frames
 	touched []int       // slots with queued frames, in first-use order
 	// OUT counters of the port, summed per batch on the slot of its first endpoint, so
@@ -127,7 +128,7 @@ func (r *reader) forward(src *Port, n int) {
 		if v.hub {
 			for _, dp := range v.hubPorts {
 				if dp != sp {
-					r.queue(dp, f)
+					r.queue(dp, f, false) // a hub floods everything: no storm control
 				}
 			}
 			continue
@@ -179,9 +180,9 @@ func (r *reader) switchFrame(v *view, sp *fwdPort, f []byte, i int, now int64) b
 				if dp := v.ports[dst]; dp != nil {
 					switch {
 					case dp.untagged == vid:
-						r.queue(dp, r.variant(i, f, tagged, false, vid))
+						r.queue(dp, r.variant(i, f, tagged, false, vid), false)
 					case dp.tagged.has(vid):
-						r.queue(dp, r.variant(i, f, tagged, true, vid))
+						r.queue(dp, r.variant(i, f, tagged, true, vid), false)
 					}
 					return true
 				}
@@ -190,12 +191,12 @@ func (r *reader) switchFrame(v *view, sp *fwdPort, f []byte, i int, now int64) b
 	}
 	for _, dp := range vl.untagged {
 		if dp != sp {
-			r.queue(dp, r.variant(i, f, tagged, false, vid))
+			r.queue(dp, r.variant(i, f, tagged, false, vid), true)
 		}
 	}
 	for _, dp := range vl.tagged {
 		if dp != sp {
-			r.queue(dp, r.variant(i, f, tagged, true, vid))
+			r.queue(dp, r.variant(i, f, tagged, true, vid), true)
 		}
 	}
 	return true
@@ -241,8 +242,10 @@ func hashEventText(k macKey, port int) string {
 	return fmt.Sprintf("%02x:%02x:%02x:%02x:%02x:%02x VLAN %02x:%02x Port %d", m[0], m[1], m[2], m[3], m[4], m[5], vl&0xff, vl>>8, port)
 }
 
-// queue adds f to the outgoing batch of every endpoint of dp.
-func (r *reader) queue(dp *fwdPort, f []byte) {
+// queue adds f to the outgoing batch of every endpoint of dp; flood says it is flooded
+// (broadcast, multicast or unknown destination), which limits its room in a congested
+// output queue (floodShare).
+func (r *reader) queue(dp *fwdPort, f []byte, flood bool) {
 	for i, ep := range dp.eps {
 		slot := ep.slot
 		if slot >= len(r.pend) {
@@ -253,6 +256,7 @@ func (r *reader) queue(dp *fwdPort, f []byte) {
 			r.pendEp[slot] = ep
 		}
 		r.pend[slot] = append(r.pend[slot], f)
+		r.flooded[slot] = append(r.flooded[slot], flood)
 		if i == 0 { // counted once per port, however many endpoints it has
 			r.outPkts[slot]++
 			r.outBytes[slot] += uint64(len(f))
@@ -266,6 +270,7 @@ func (r *reader) grow(n int) {
 		// 32 frames' room for every slot, 256 readers that each broadcast once held
 		// 30 MB of empty batches).
 		r.pend = append(r.pend, nil)
+		r.flooded = append(r.flooded, nil)
 		r.pendEp = append(r.pendEp, nil)
 		r.outPkts = append(r.outPkts, 0)
 		r.outBytes = append(r.outBytes, 0)
@@ -285,9 +290,10 @@ func (r *reader) flush() {
 			r.outPkts[slot], r.outBytes[slot] = 0, 0
 		}
 		if !ep.closed.Load() {
-			r.send(ep, frames)
+			r.send(ep, frames, r.flooded[slot])
 		}
 		r.pend[slot] = frames[:0]
+		r.flooded[slot] = r.flooded[slot][:0]
 		r.pendEp[slot] = nil
 	}
 	r.touched = r.touched[:0]
@@ -302,18 +308,19 @@ func (r *reader) flush() {
 // at once until it reads again.
 const stallWait = 10 * time.Millisecond
 
-// enqueue queues frames behind those already waiting in q and returns how many it
-// dropped because q was full. With Config.FlowControl it waits for room first, while
-// the receiver keeps taking frames.
-func (r *reader) enqueue(q *outQueue, frames [][]byte) (dropped int) {
-	k := q.push(frames)
+// enqueue queues frames (flood[i]: frame i is flooded) behind those already waiting in q
+// and returns how many it dropped because q was full, or its flood share used. With
+// Config.FlowControl it waits for room first, while the receiver keeps taking frames.
+func (r *reader) enqueue(q *outQueue, frames [][]byte, flood []bool) (dropped int) {
+	fc := r.s.cfg.FlowControl
+	k, dropped := q.push(frames, flood, !fc)
 	if k == len(frames) {
-		return 0
+		return dropped
 	}
 	// Wait only for a queue that is full: one refused for the switch-wide budget gets
 	// no room signal when it drains, and its receiver is not slow.
-	if !r.s.cfg.FlowControl || q.stalled.Load() || q.pending.Load() < outQueueLen {
-		return len(frames) - k
+	if !fc || q.stalled.Load() || !q.fullFor(flood[k]) {
+		return dropped + len(frames) - k
 	}
 	if r.stallTimer == nil {
 		r.stallTimer = time.NewTimer(r.s.stallWait)
@@ -324,7 +331,8 @@ func (r *reader) enqueue(q *outQueue, frames [][]byte) (dropped int) {
 	for k < len(frames) {
 		select {
 		case <-q.room:
-			k += q.push(frames[k:])
+			n, _ := q.push(frames[k:], flood[k:], false)
+			k += n
 		case <-r.stallTimer.C:
 			if p := q.sent.Load(); p != progress {
 				progress = p
@@ -332,28 +340,28 @@ func (r *reader) enqueue(q *outQueue, frames [][]byte) (dropped int) {
 				continue
 			}
 			q.stalled.Store(true)
-			return len(frames) - k
+			return dropped + len(frames) - k
 		case <-q.done:
-			return len(frames) - k
+			return dropped + len(frames) - k
 		}
 	}
 	r.stallTimer.Stop()
 	if q.pending.Load() < outQueueLen {
 		q.signalRoom() // the token this reader took may have been meant for another one too
 	}
-	return 0
+	return dropped
 }
 
-func (r *reader) send(ep *endpoint, frames [][]byte) {
+func (r *reader) send(ep *endpoint, frames [][]byte, flood []bool) {
 	var sent, dropped int
 	var err error
 	switch {
 	case ep.queue != nil && ep.queue.pending.Load() > 0:
-		dropped = r.enqueue(ep.queue, frames) // behind the frames already waiting
+		dropped = r.enqueue(ep.queue, frames, flood) // behind the frames already waiting
 	case ep.dgram != nil:
 		sent, err = r.wb.Send(ep.dgram.RawConn(), frames)
 		if err == nil && sent < len(frames) {
-			dropped = r.enqueue(ep.queue, frames[sent:])
+			dropped = r.enqueue(ep.queue, frames[sent:], flood[sent:])
 		} else {
 			dropped = len(frames) - sent
 		}

@@ -47,7 +47,7 @@ func newForwardRig(tb testing.TB, size int) *forwardRig {
 		for _, ep := range p.eps {
 			if q := ep.queue; q != nil {
 				q.mu.Lock()
-				q.bufs, q.lens = make([][]byte, outQueueLen), make([]int, outQueueLen)
+				q.bufs, q.lens, q.flooded = make([][]byte, outQueueLen), make([]int, outQueueLen), make([]bool, outQueueLen)
 				for i := range q.bufs {
 					q.bufs[i] = make([]byte, minSlotBuf)
 				}

@@ -51,22 +51,37 @@ type macSlots struct {
 
 // macTable maps (MAC, VLAN) to a port. Lookups and refreshes of known entries take no lock;
 // inserting a new address, moving one and expiring take mu (rare compared with frames).
+//
+// The table holds at most limit entries (hash/setmax), so that a MAC flood cannot grow the
+// switch without bound. A frame whose new source finds the table full is still forwarded,
+// but its source is not learned and full counts it; that refusal takes no lock, so a flood
+// of new addresses into a full table costs each frame two atomic loads and one add. A limit
+// set below the current count removes nothing: the table learns nothing new until expiry
+// or flushes bring it below the limit.
 type macTable struct {
 	tab atomic.Pointer[macSlots]
 
 	mu      sync.Mutex
-	count   int
-	limit   int
-	full    atomic.Uint64 // addresses not learned because the table was full
+	count   atomic.Int64  // entries; changed under mu, read without it
+	limit   atomic.Int64  // most entries the table holds
+	full    atomic.Uint64 // frames whose new source was not learned because the table was full
 	minPers atomic.Int64  // seconds an entry stays on its port before it may move
 }
 
 func newMACTable(limit int) *macTable {
-	t := &macTable{limit: limit}
+	t := &macTable{}
+	t.limit.Store(int64(limit))
 	t.tab.Store(newSlots(256))
 	t.minPers.Store(3)
 	return t
 }
+
+// setLimit changes the most entries the table holds. Entries beyond a lowered limit stay
+// until they expire or are flushed.
+func (t *macTable) setLimit(n int) { t.limit.Store(int64(n)) }
+
+// isFull reports whether a new address would be refused now.
+func (t *macTable) isFull() bool { return t.count.Load() >= t.limit.Load() }
 
 func newSlots(n int) *macSlots {
 	return &macSlots{slots: make([]atomic.Pointer[macEntry], n), mask: uint64(n - 1)}
@@ -113,6 +128,10 @@ func (t *macTable) learn(k macKey, port int, now int64) (learnResult, int) {
 	if e != nil && now-e.lastSeen.Load() <= t.minPers.Load() {
 		return learnRefused, e.port
 	}
+	if e == nil && t.isFull() {
+		t.full.Add(1) // no lock: under a flood of new sources every frame comes here
+		return learnRefused, -1
+	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	tab := t.tab.Load()
@@ -126,38 +145,39 @@ func (t *macTable) learn(k macKey, port int, now int64) (learnResult, int) {
 		tab.slots[i].Store(ne)
 		return learnMoved, cur.port
 	}
-	if t.count >= t.limit {
+	if t.isFull() {
 		t.full.Add(1)
 		return learnRefused, -1
 	}
-	if (t.count+1)*2 > len(tab.slots) {
+	if (t.count.Load()+1)*2 > int64(len(tab.slots)) {
 		tab = t.rebuildLocked(len(tab.slots)*2, nil)
 		_, i = tab.find(k)
 	}
 	tab.slots[i].Store(ne)
-	t.count++
+	t.count.Add(1)
 	return learnNew, -1
 }
 
-// rebuildLocked publishes a new generation of size n holding the entries keep accepts
-// (all when keep is nil). Readers of the old generation finish undisturbed.
+// rebuildLocked publishes a new generation of at least n slots (more if the entries keep
+// accepts, all when keep is nil, need them) holding those entries. Readers of the old
+// generation finish undisturbed.
 func (t *macTable) rebuildLocked(n int, keep func(*macEntry) bool) *macSlots {
 	old := t.tab.Load()
-	for n < 256 || t.count*2 > n {
+	var kept []*macEntry
+	for i := range old.slots {
+		if e := old.slots[i].Load(); e != nil && (keep == nil || keep(e)) {
+			kept = append(kept, e)
+		}
+	}
+	for n < 256 || len(kept)*2 > n {
 		n *= 2
 	}
 	ns := newSlots(n)
-	count := 0
-	for i := range old.slots {
-		e := old.slots[i].Load()
-		if e == nil || (keep != nil && !keep(e)) {
-			continue
-		}
+	for _, e := range kept {
 		_, j := ns.find(e.key)
 		ns.slots[j].Store(e)
-		count++
 	}
-	t.count = count
+	t.count.Store(int64(len(kept)))
 	t.tab.Store(ns)
 	return ns
 }
@@ -174,7 +194,17 @@ func (t *macTable) remove(drop func(*macEntry) bool) []*macEntry {
 		}
 	}
 	if len(gone) > 0 {
-		t.rebuildLocked(len(old.slots), func(e *macEntry) bool { return !drop(e) })
+		dropped := make(map[*macEntry]bool, len(gone))
+		for _, e := range gone {
+			dropped[e] = true
+		}
+		// Shrink what a flood grew once its entries are gone (rebuildLocked grows it
+		// back if the entries left need more room).
+		n, left := len(old.slots), int(t.count.Load())-len(gone)
+		for n > 256 && left*8 < n {
+			n /= 2
+		}
+		t.rebuildLocked(n, func(e *macEntry) bool { return !dropped[e] })
 	}
 	return gone
 }
@@ -216,8 +246,4 @@ func (t *macTable) snapshot(buckets int) []*macEntry {
 	return all
 }
 
-func (t *macTable) len() int {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return t.count
-}
+func (t *macTable) len() int { return int(t.count.Load()) }

@@ -164,3 +164,74 @@ func TestFullQueueDropsWithoutFlowControl(t *testing.T) {
 		t.Errorf("port 3 never read but counts no drops of %d frames", total)
 	}
 }
+
+// Storm control: a broadcast storm fills at most floodShare of a congested port's output
+// queue, so unicast from another port to it still finds room and arrives, in full and in
+// order, instead of being dropped with the storm's overflow.
+func TestStormLeavesRoomForUnicast(t *testing.T) {
+	s := newTestSwitch(t, Config{})
+	s.logf = func(string, ...any) {}
+	storm, b, c := dial(t, s, 1), dial(t, s, 2), dial(t, s, 3)
+	b.WriteBatch([][]byte{frame(0xff, 2, "learn b")})
+	recvFrame(t, c, 2*time.Second)
+	const stormLen = 3 * outQueueLen
+	bc := frame(0xff, 1, "storm")
+	for i := 0; i < stormLen; i++ {
+		storm.WriteBatch([][]byte{bc}) // b reads nothing meanwhile: its queue fills
+	}
+	waitFor(t, func() bool { return s.ports[1].counters.inPkts.Load() == stormLen })
+	const unicast = 200
+	for i := 0; i < unicast; i++ {
+		c.WriteBatch([][]byte{frame(2, 3, strconv.Itoa(i))})
+	}
+	waitFor(t, func() bool { return s.ports[3].counters.inPkts.Load() == unicast })
+	time.Sleep(100 * time.Millisecond) // the last of c's frames from its reader into b's queue
+	stormGot, next := 0, 0
+	for {
+		f := recvFrame(t, b, 300*time.Millisecond)
+		if f == nil {
+			break
+		}
+		if bytes.Equal(f, bc) {
+			stormGot++
+			continue
+		}
+		if want := frame(2, 3, strconv.Itoa(next)); !bytes.Equal(f, want) {
+			t.Fatalf("b got %q, want %q", f, want)
+		}
+		next++
+	}
+	if next != unicast {
+		t.Errorf("b got %d of c's %d unicast frames during the storm (port 2 drops %d)", next, unicast, s.portDrops(2))
+	}
+	// The storm frames b got are the flood share of its queue plus what its socket took.
+	t.Logf("b got %d storm frames of %d (flood share %d) and all %d unicast frames", stormGot, stormLen, floodShare, next)
+}
+
+// With flow control, flooded frames to a slow receiver wait for room in their share of
+// its queue instead of being dropped: a broadcast burst arrives whole and in order.
+func TestFlowControlFloodWaitsForItsShare(t *testing.T) {
+	s := newTestSwitch(t, Config{FlowControl: true})
+	s.stallWait = 5 * time.Second // this receiver may be descheduled for long on a loaded machine
+	a, b := dial(t, s, 1), dial(t, s, 2)
+	const total = 3 * outQueueLen
+	go func() {
+		for i := 0; i < total; i++ {
+			if _, err := a.WriteBatch([][]byte{frame(0xff, 1, strconv.Itoa(i))}); err != nil {
+				return
+			}
+		}
+	}()
+	for i := 0; i < total; i++ {
+		if i%64 == 63 {
+			time.Sleep(time.Millisecond) // slower than the sender, never stopped for long
+		}
+		want := frame(0xff, 1, strconv.Itoa(i))
+		if got := recvFrame(t, b, 5*time.Second); !bytes.Equal(got, want) {
+			t.Fatalf("frame %d: got %q, want %q (port 2 drops: %d)", i, got, want, s.portDrops(2))
+		}
+	}
+	if d := s.portDrops(2); d != 0 {
+		t.Errorf("port 2 counts %d drops", d)
+	}
+}
