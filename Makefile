@@ -11,7 +11,7 @@ LINKS := vde_switch vde_plug vde_plug2tap slirpvde dpipe vdeq vdeqemu unixterm v
 
 LDFLAGS := -X github.com/vde-go/vde/applets.Version=$(VERSION)
 
-.PHONY: all build test bench run install uninstall clean
+.PHONY: all build test bench soak run install uninstall clean
 
 all: build
 
@@ -33,6 +33,10 @@ bench: build
 	$(GO) test -run '^$$' -bench . -benchmem ./switchcore/...
 	$(GO) run ./bench -ours bin/vde_switch -debian /usr/bin/vde_switch -rounds 5 -out BENCHMARKS.md
 	$(GO) run ./bench -ours bin/vde_switch -ours-args --flowcontrol -debian /usr/bin/vde_switch -rounds 5 -only switch -out BENCHMARKS-flowcontrol.md
+
+# The reliability tests (faults, floods, hostile clients) at soak scale; writes RELIABILITY.md.
+soak: build
+	$(GO) run ./bench/soak -out RELIABILITY.md
 
 # The default LAN: a switch on /tmp/vde.ctl (vdeplug's default switch, so `vde_plug` and
 # `qemu -netdev vde,id=n0` need no path) with a slirp router on it: DHCP from 10.0.2.15,

@@ -18,6 +18,14 @@ import (
 	"github.com/vde-go/vde/switchcore/wire"
 )
 
+// soak scales a count up tenfold for `make soak` (VDE_SOAK=1).
+func soak(n int) int {
+	if os.Getenv("VDE_SOAK") != "" {
+		return 10 * n
+	}
+	return n
+}
+
 // steady sends count unicast frames from a to b, one per millisecond, while b counts what
 // arrives; it returns how many of them b got.
 func steady(t *testing.T, a, b *peer, tag string, count int) (got int) {
@@ -80,7 +88,8 @@ func TestClientKilledMidTransfer(t *testing.T) {
 	}()
 
 	result := make(chan int, 1)
-	go func() { result <- steady(t, a, b, "tick", 3000) }()
+	ticks := soak(3000)
+	go func() { result <- steady(t, a, b, "tick", ticks) }()
 	time.Sleep(time.Second)
 	killedAt := time.Now()
 	if err := plug.Cmd.Process.Signal(syscall.SIGKILL); err != nil {
@@ -96,10 +105,10 @@ func TestClientKilledMidTransfer(t *testing.T) {
 		return true, ""
 	})
 	got := <-result
-	if got != 3000 {
-		t.Errorf("a->b at 1,000 frames/s across the kill: %d of 3000 arrived", got)
+	if got != ticks {
+		t.Errorf("a->b at 1,000 frames/s across the kill: %d of %d arrived", got, ticks)
 	}
-	t.Logf("RELIABILITY: client SIGKILLed mid-transfer (%d frames fed): port freed after %v (<= one console round trip); a->b 1000 frames/s: %d/3000 delivered", fed.Load(), freed.Round(time.Millisecond), got)
+	t.Logf("RELIABILITY: client SIGKILLed mid-transfer (%d frames fed): port freed after %v (<= one console round trip); a->b 1000 frames/s: %d/%d delivered", fed.Load(), freed.Round(time.Millisecond), got, ticks)
 }
 
 // drain drops the frames p has received and the test has not read.
@@ -173,7 +182,7 @@ func waitEndpoints(t *testing.T, sw *Switch, n int) {
 	})
 }
 
-// TestChurnRealProcess: 2,000 clients connect, send a frame and hang up; afterwards the
+// TestChurnRealProcess: 2,000 clients (20,000 in soak) connect, send a frame and hang up; afterwards the
 // switch holds exactly the descriptors it held before.
 func TestChurnRealProcess(t *testing.T) {
 	sw := startSwitch(t, implOurs)
@@ -194,16 +203,17 @@ func TestChurnRealProcess(t *testing.T) {
 	cycle(100)
 	fds, rss := procFDs(t, pid), procRSS(t, pid)
 	start := time.Now()
-	cycle(2000)
+	cycles := soak(2000)
+	cycle(cycles)
 	took := time.Since(start)
 	fdsAfter, rssAfter := procFDs(t, pid), procRSS(t, pid)
 	if fdsAfter != fds {
-		t.Errorf("switch descriptors after 2,000 cycles: %d, before: %d", fdsAfter, fds)
+		t.Errorf("switch descriptors after %d cycles: %d, before: %d", cycles, fdsAfter, fds)
 	}
 	drain(a)
 	drain(b)
 	exchange(t, a, b, "after-churn")
-	t.Logf("RELIABILITY: 2000 connect/disconnect cycles in %v: descriptors %d -> %d, VmRSS %d -> %d KiB", took.Round(time.Millisecond), fds, fdsAfter, rss, rssAfter)
+	t.Logf("RELIABILITY: %d connect/disconnect cycles in %v: descriptors %d -> %d, VmRSS %d -> %d KiB", cycles, took.Round(time.Millisecond), fds, fdsAfter, rss, rssAfter)
 }
 
 // TestOutOfDescriptors: a switch under a small `ulimit -n` takes clients until it runs out of

@@ -346,6 +346,9 @@ func (c *cmdCtx) portRecord(p *Port) {
 	k := &p.counters
 	c.printf(" IN:  pkts %10d          bytes %20d\n", k.inPkts.Load(), k.inBytes.Load())
 	c.printf(" OUT: pkts %10d          bytes %20d\n", k.outPkts.Load(), k.outBytes.Load())
+	// Ours only: frames this port's full queue did not take, and frames it sent that were
+	// not forwarded (too short or long, wrong VLAN).
+	c.printf(" DROP: pkts %9d          bad   %20d\n", k.drops.Load(), k.bad.Load())
 	for _, ep := range p.eps {
 		d := ep.descr
 		if d == "" {

@@ -110,7 +110,8 @@ func TestConsoleResponses(t *testing.T) {
 		{"port/allprint 5", "0000 DATA END WITH '.'\nPort 0005 untagged_vlan=0010 INACTIVE - NOT Unnamed Allocatable\n" +
 			" Current User: NONE Access Control: (User: NONE - Group: NONE)\n" +
 			" IN:  pkts          0          bytes                    0\n" +
-			" OUT: pkts          0          bytes                    0\n.\n1000 Success\n"},
+			" OUT: pkts          0          bytes                    0\n" +
+			" DROP: pkts         0          bad                      0\n.\n1000 Success\n"},
 		{"vlan/allprint 0", "0000 DATA END WITH '.'\n.\n1022 Invalid argument\n"},
 		{"vlan/allprint 10", "0000 DATA END WITH '.'\nVLAN 0010\n -- Port 0005 tagged=0 active=0 status=Learning\n.\n1000 Success\n"},
 		{"vlan/print", "0000 DATA END WITH '.'\nVLAN 0000\nVLAN 0010\n.\n1000 Success\n"},
