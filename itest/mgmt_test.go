@@ -146,7 +146,9 @@ var ourAdditions = []struct {
 	}, regexp.MustCompile(`(?m)^hash/setmax        N               maximum number of hash entries\n`), false},
 	{func(cmd string) bool { return strings.HasPrefix(cmd, "hash/showinfo") },
 		regexp.MustCompile(`(?m)^Max entries [0-9]+\nEntries [0-9]+\nNot learned \(table full\) [0-9]+\n`), false},
-	{func(cmd string) bool { return strings.HasPrefix(cmd, "port/print") || strings.HasPrefix(cmd, "port/allprint") },
+	{func(cmd string) bool {
+		return strings.HasPrefix(cmd, "port/print") || strings.HasPrefix(cmd, "port/allprint")
+	},
 		regexp.MustCompile(`(?m)^ DROP: pkts +[0-9]+ +bad +[0-9]+\n`), true},
 }
 
