@@ -260,7 +260,11 @@ func PlugMain(ctx context.Context, args []string, stdio Stdio) error {
 	case err = <-done:
 	}
 	switch {
-	case err == nil, errors.Is(err, io.EOF), errors.Is(err, wire.ErrPeerClosed), errors.Is(err, os.ErrClosed):
+	case errors.Is(err, wire.ErrPeerClosed):
+		// Status 0, as Debian's vde_plug on a control EOF; but say which switch let go.
+		fmt.Fprintf(stdio.Err, "vde_plug: %v\n", err)
+		return nil
+	case err == nil, errors.Is(err, io.EOF), errors.Is(err, os.ErrClosed):
 		return nil
 	case errors.Is(err, wire.ErrStreamLength), errors.Is(err, io.ErrUnexpectedEOF):
 		fmt.Fprintf(stdio.Err, "vde_plug: %v\n", err)

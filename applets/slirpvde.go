@@ -301,11 +301,34 @@ func SlirpvdeMain(ctx context.Context, args []string, stdio Stdio) error {
 	if err != nil && a.sock == "-" && (errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)) {
 		return nil // stream mode ends at EOF on stdin
 	}
+	if err == nil {
+		if cn, ok := ep.(wire.ClosedNotifier); ok {
+			select {
+			case <-cn.Closed():
+				err = closeReason(ep)
+			default:
+			}
+		}
+	}
+	if errors.Is(err, wire.ErrPeerClosed) {
+		// Status 0, as Debian's slirpvde when its switch goes away; but say so (a daemon
+		// says it to syslog).
+		logf("%v", err)
+		return nil
+	}
 	if err != nil {
 		fmt.Fprintf(stdio.Err, "slirpvde: %v\n", err)
 		return exit(1)
 	}
 	return nil
+}
+
+// closeReason is why the switch side ended: a *wire.Conn names its switch.
+func closeReason(ep wire.Endpoint) error {
+	if r, ok := ep.(interface{ CloseReason() error }); ok {
+		return r.CloseReason()
+	}
+	return wire.ErrPeerClosed
 }
 
 // waitRun gives the router's reader a moment to end: a read of stdin (stream mode)
