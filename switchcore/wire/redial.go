@@ -45,6 +45,9 @@ type Redial struct {
 	done    chan struct{}
 	once    sync.Once
 	dropped atomic.Uint64
+
+	// after, when set (by tests), replaces the backoff timer.
+	after func(time.Duration) <-chan time.Time
 }
 
 // redialLink is one connection of a Redial; lost is closed (once) when it fails.
@@ -70,6 +73,10 @@ var ErrRedialClosed = fmt.Errorf("redial: %w", os.ErrClosed)
 // NewRedial takes over c, a connection dial made, and dials again with dial whenever the
 // switch lets go of it. name is the switch as the log lines call it.
 func NewRedial(c *Conn, name string, dial func() (*Conn, error), o RedialOptions) *Redial {
+	return newRedial(c, name, dial, o, nil)
+}
+
+func newRedial(c *Conn, name string, dial func() (*Conn, error), o RedialOptions, after func(time.Duration) <-chan time.Time) *Redial {
 	if o.Min <= 0 {
 		o.Min = DefaultRedialMin
 	}
@@ -79,7 +86,7 @@ func NewRedial(c *Conn, name string, dial func() (*Conn, error), o RedialOptions
 	if o.Logf == nil {
 		o.Logf = func(string, ...any) {}
 	}
-	r := &Redial{dial: dial, name: name, o: o, changed: make(chan struct{}), done: make(chan struct{})}
+	r := &Redial{dial: dial, name: name, o: o, changed: make(chan struct{}), done: make(chan struct{}), after: after}
 	l := newRedialLink(c)
 	r.set(l)
 	go r.run(l)
@@ -165,14 +172,28 @@ func (r *Redial) redial() *Conn {
 			}
 			return c
 		}
-		t := time.NewTimer(delay)
-		select {
-		case <-r.done:
-			t.Stop()
+		if !r.sleep(delay) {
 			return nil
-		case <-t.C:
 		}
 		delay = min(2*delay, r.o.Max)
+	}
+}
+
+// sleep waits d; false means the Redial was closed meanwhile.
+func (r *Redial) sleep(d time.Duration) bool {
+	var wait <-chan time.Time
+	if r.after != nil {
+		wait = r.after(d)
+	} else {
+		t := time.NewTimer(d)
+		defer t.Stop()
+		wait = t.C
+	}
+	select {
+	case <-r.done:
+		return false
+	case <-wait:
+		return true
 	}
 }
 
