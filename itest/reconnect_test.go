@@ -145,40 +145,23 @@ func TestReconnectStaleDirReclaimed(t *testing.T) {
 	}
 }
 
-// reconnectPlug runs our vde_plug --reconnect with args (in ns, if not empty).
-func reconnectPlug(t testing.TB, ns, desc string, args ...string) *Proc {
+// reconnectPlug runs our vde_plug --reconnect with args.
+func reconnectPlug(t testing.TB, desc string, args ...string) *Proc {
 	t.Helper()
-	argv := append([]string{appletPath(t, "vde_plug"), "--reconnect"}, args...)
-	var p *Proc
-	if ns == "" {
-		p = startProc(t, argv[0], argv[1:]...)
-	} else {
-		p = startProc(t, "ip", append([]string{"netns", "exec", ns}, argv...)...)
-	}
+	p := startProc(t, appletPath(t, "vde_plug"), append([]string{"--reconnect"}, args...)...)
 	p.Name = desc
 	return p
 }
 
 // reconnectTap is a TAP host in a new namespace joined to url by our vde_plug
-// --reconnect; cidr (may be empty) is set on the TAP, whose link is brought up.
+// --reconnect, with cidr (may be empty) on the TAP, whose link is up.
 func reconnectTap(t testing.TB, sw *Switch, url, cidr string) *tapHost {
 	t.Helper()
-	requireTun(t)
-	h := &tapHost{NS: newNetns(t), Tap: tapName()}
-	h.Plug = reconnectPlug(t, h.NS, "vde_plug --reconnect ("+h.Tap+")", url, "tap://"+h.Tap)
-	waitFor(t, startTimeout, "TAP "+h.Tap+" in "+h.NS, func() (bool, string) {
-		if h.Plug.Exited() {
-			t.Fatalf("%s exited: %v\n%s", h.Plug.Name, h.Plug.waitErr, h.Plug.Stderr.String())
-		}
-		out, err := tryRun("ip", "-n", h.NS, "link", "show", h.Tap)
-		return err == nil, out
-	})
-	waitPlugged(t, sw, h.Plug.PID())
-	if cidr != "" {
-		h.Addr, _, _ = strings.Cut(cidr, "/")
-		run(t, "ip", "-n", h.NS, "addr", "add", cidr, "dev", h.Tap)
+	h := plugTapURL(t, appletPath(t, "vde_plug"), []string{"--reconnect"}, sw, url, cidr)
+	h.Plug.Name = "vde_plug --reconnect (" + h.Tap + ")"
+	if cidr == "" {
+		run(t, "ip", "-n", h.NS, "link", "set", h.Tap, "up")
 	}
-	run(t, "ip", "-n", h.NS, "link", "set", h.Tap, "up")
 	return h
 }
 
@@ -225,7 +208,7 @@ func TestReconnectPlugResumes(t *testing.T) {
 	t.Parallel()
 	requireTools(t, "ping", "ip")
 	a, b := startSwitch(t, implOurs), startSwitch(t, implOurs)
-	cable := reconnectPlug(t, "", "cable", "vde://"+a.Dir+"[4]", b.Dir)
+	cable := reconnectPlug(t, "cable", "vde://"+a.Dir+"[4]", b.Dir)
 	waitPlugged(t, a, cable.PID())
 	waitPlugged(t, b, cable.PID())
 	h1 := reconnectTap(t, a, a.Dir, "10.215.0.1/24")
@@ -275,7 +258,7 @@ func TestReconnectStreamPlugKeepsStdio(t *testing.T) {
 	t.Parallel()
 	requireRoot(t)
 	sw := startSwitch(t, implOurs)
-	p := reconnectPlug(t, "", "vde_plug --reconnect (stream)", sw.Dir)
+	p := reconnectPlug(t, "vde_plug --reconnect (stream)", sw.Dir)
 	waitPlugged(t, sw, p.PID())
 	stdoutRx := func(tag string) bool {
 		return strings.Contains(p.Stdout.String(), tag)
