@@ -312,7 +312,7 @@ func SlirpvdeMain(ctx context.Context, args []string, stdio Stdio) error {
 		if cn, ok := ep.(wire.ClosedNotifier); ok {
 			select {
 			case <-cn.Closed():
-				err = closeReason(ep)
+				err = wire.CloseReason(ep)
 			default:
 			}
 		}
@@ -328,14 +328,6 @@ func SlirpvdeMain(ctx context.Context, args []string, stdio Stdio) error {
 		return exit(1)
 	}
 	return nil
-}
-
-// closeReason is why the switch side ended: a *wire.Conn names its switch.
-func closeReason(ep wire.Endpoint) error {
-	if r, ok := ep.(interface{ CloseReason() error }); ok {
-		return r.CloseReason()
-	}
-	return wire.ErrPeerClosed
 }
 
 // waitRun gives the router's reader a moment to end: a read of stdin (stream mode)

@@ -11,7 +11,7 @@ func Join(a, b Endpoint) error {
 	go func() { done <- relay(b, a) }()
 	for _, e := range []Endpoint{a, b} {
 		if cn, ok := e.(ClosedNotifier); ok {
-			go func() { <-cn.Closed(); done <- closeReason(e) }()
+			go func() { <-cn.Closed(); done <- CloseReason(e) }()
 		}
 	}
 	err := <-done
@@ -23,9 +23,9 @@ func Join(a, b Endpoint) error {
 // ErrPeerClosed reports that a switch closed its control connection.
 var ErrPeerClosed = errors.New("switch closed the connection")
 
-// closeReason is why e's far side ended it: its CloseReason if it has one (a *Conn names
-// its switch), else ErrPeerClosed.
-func closeReason(e Endpoint) error {
+// CloseReason is why e's far side ended it (once its ClosedNotifier fired): its own
+// CloseReason if it has one (a *Conn names its switch), else ErrPeerClosed.
+func CloseReason(e Endpoint) error {
 	if r, ok := e.(interface{ CloseReason() error }); ok {
 		return r.CloseReason()
 	}
