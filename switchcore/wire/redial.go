@@ -7,6 +7,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // Backoff of a Redial between failed attempts: it starts at DefaultRedialMin and doubles
@@ -160,9 +162,12 @@ func (r *Redial) run(l *redialLink) {
 	}
 }
 
-// redial dials until it succeeds (the connection) or the Redial is closed (nil).
+// redial dials until it succeeds (the connection) or the Redial is closed (nil). While
+// no switch is there it is silent; a switch that is there but refuses (its port is taken,
+// it has fewer ports) is logged once per different reason.
 func (r *Redial) redial() *Conn {
 	delay := r.o.Min
+	said := ""
 	for {
 		c, err := r.dial()
 		if err == nil {
@@ -172,11 +177,21 @@ func (r *Redial) redial() *Conn {
 			}
 			return c
 		}
+		if !switchAbsent(err) && err.Error() != said {
+			said = err.Error()
+			r.o.Logf("%v; still trying", err)
+		}
 		if !r.sleep(delay) {
 			return nil
 		}
 		delay = min(2*delay, r.o.Max)
 	}
+}
+
+// switchAbsent tells the errors of dialling a switch that is not running (no
+// directory, no ctl socket, a stale one) from those of a switch that refused.
+func switchAbsent(err error) bool {
+	return errors.Is(err, os.ErrNotExist) || errors.Is(err, unix.ECONNREFUSED) || errors.Is(err, unix.ENOENT)
 }
 
 // sleep waits d; false means the Redial was closed meanwhile.

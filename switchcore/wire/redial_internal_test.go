@@ -60,14 +60,15 @@ func fakeConn(t testing.TB) (*Conn, *fakeSwitchEnd) {
 	return c, end
 }
 
-// fakeDialer fails its first fails calls, then connects; every connection's switch end
-// goes to ends.
+// fakeDialer fails its first fails calls (with failErr, or ECONNREFUSED as for a switch
+// that is not running), then connects; every connection's switch end goes to ends.
 type fakeDialer struct {
-	t     testing.TB
-	mu    sync.Mutex
-	fails int
-	calls int
-	ends  chan *fakeSwitchEnd
+	t       testing.TB
+	mu      sync.Mutex
+	fails   int
+	failErr error
+	calls   int
+	ends    chan *fakeSwitchEnd
 }
 
 func (d *fakeDialer) dial() (*Conn, error) {
@@ -76,7 +77,10 @@ func (d *fakeDialer) dial() (*Conn, error) {
 	d.calls++
 	if d.fails > 0 {
 		d.fails--
-		return nil, errors.New("vde switch /fake/sw: connection refused")
+		if d.failErr != nil {
+			return nil, d.failErr
+		}
+		return nil, fmt.Errorf("vde switch /fake/sw: %w", unix.ECONNREFUSED)
 	}
 	c, end := fakeConn(d.t)
 	d.ends <- end
@@ -248,5 +252,22 @@ func TestRedialReaderWaitsThroughOutage(t *testing.T) {
 		}
 	case <-time.After(20 * time.Second):
 		t.Fatal("reader still waiting")
+	}
+}
+
+// A switch that is back but refuses is said once per reason, however often it is tried;
+// one that is not there is not mentioned at all (TestRedialBackoff).
+func TestRedialSaysWhySwitchRefuses(t *testing.T) {
+	r, d, _, l, end := newTestRedial(t)
+	d.mu.Lock()
+	d.fails, d.failErr = 5, errors.New("vde switch /fake/sw: switch refused the connection (closed without reply)")
+	d.mu.Unlock()
+	end.close()
+	<-d.ends
+	eventually(t, "the reconnection", r.Connected)
+	eventually(t, "the reconnected line", func() bool { return len(l.get()) == 3 })
+	got := l.get()
+	if got[1] != "vde switch /fake/sw: switch refused the connection (closed without reply); still trying" {
+		t.Errorf("log %q", got)
 	}
 }
