@@ -23,7 +23,8 @@ func init() {
 }
 
 // plugFlags are vdeplug4's vde_plug options (optstring c:hp:dm:M:g:G:lLD:), plus the
-// classic vde2 -s/--sock/--vdesock/--unix DIR, which vdeplug4 rejects, as the URL.
+// classic vde2 -s/--sock/--vdesock/--unix DIR, which vdeplug4 rejects, as the URL, and
+// our --reconnect.
 var plugFlags = []cli.Flag{
 	&cli.StringFlag{Name: "c"},
 	&cli.BoolFlag{Name: "help", Aliases: []string{"h"}},
@@ -39,9 +40,10 @@ var plugFlags = []cli.Flag{
 	&cli.StringFlag{Name: "port"},
 	&cli.StringFlag{Name: "port2"},
 	&cli.StringFlag{Name: "sock", Aliases: []string{"vdesock", "unix", "s"}},
+	&cli.BoolFlag{Name: "reconnect", Usage: "when a vde:// switch goes away, dial it again instead of exiting"},
 }
 
-// plugUsage is vdeplug4's usage text.
+// plugUsage is vdeplug4's usage text, then our additions.
 const plugUsage = `Usage:
   vde_plug [ OPTIONS ] 
   vde_plug [ OPTIONS ] vde_plug_url
@@ -67,6 +69,13 @@ Options:
                             use [port] suffix in the vde_plug_url instead
   -D DESCR | --descr DESCR  set the description of this connection to DESCR
                             (the default value is "vdeplug:"
+
+More options of this vde_plug:
+  -s DIR | --sock DIR       the switch, as the classic vde2 vde_plug takes it
+  --reconnect               when a vde:// switch goes away, do not exit: dial it
+                            again (every 0.1 s, backing off to 5 s) and go on once
+                            it is back; what comes from the other side meanwhile is
+                            dropped
 `
 
 const loginShellRefusal = "This is a Virtual Distributed Ethernet (vde) tunnel broker. \n" +
@@ -82,6 +91,8 @@ type plugArgs struct {
 	log      bool
 	iplog    bool
 	loginCmd bool // -c vde_plug: run by sshd as a login shell
+	// reconnect is --reconnect: a vde:// side outlives its switch (wire.Redial).
+	reconnect bool
 }
 
 // parsePlugArgs reads vde_plug's command line. Options stop at "=": what follows is the
@@ -151,6 +162,9 @@ func parsePlugArgs(argv0 string, args []string) (*plugArgs, error) {
 			pa.opts[plugIndex(ev.Name)].Port = n
 		case "sock":
 			sock = ev.Value
+		case "reconnect":
+			pa.reconnect = true
+			pa.opts[0].Reconnect, pa.opts[1].Reconnect = true, true
 		}
 	}
 	if strings.HasPrefix(argv0, "-") && !pa.loginCmd {
@@ -211,6 +225,12 @@ func PlugMain(ctx context.Context, args []string, stdio Stdio) error {
 		defer logInfo("STOP user %s %s", currentUserName(), strings.Join(pa.urls, " "))
 	}
 
+	for i := range pa.opts {
+		pa.opts[i].Logf = func(format string, args ...any) {
+			fmt.Fprintf(stdio.Err, "vde_plug: "+format+"\n", args...)
+			logInfo(format, args...)
+		}
+	}
 	a, err := openPlugURL(pa, 0, stdio)
 	if err != nil {
 		return err
@@ -260,7 +280,11 @@ func PlugMain(ctx context.Context, args []string, stdio Stdio) error {
 	case err = <-done:
 	}
 	switch {
-	case err == nil, errors.Is(err, io.EOF), errors.Is(err, wire.ErrPeerClosed), errors.Is(err, os.ErrClosed):
+	case errors.Is(err, wire.ErrPeerClosed):
+		// Status 0, as Debian's vde_plug on a control EOF; but say which switch let go.
+		fmt.Fprintf(stdio.Err, "vde_plug: %v\n", err)
+		return nil
+	case err == nil, errors.Is(err, io.EOF), errors.Is(err, os.ErrClosed):
 		return nil
 	case errors.Is(err, wire.ErrStreamLength), errors.Is(err, io.ErrUnexpectedEOF):
 		fmt.Fprintf(stdio.Err, "vde_plug: %v\n", err)

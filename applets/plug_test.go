@@ -24,6 +24,11 @@ func TestParsePlugArgs(t *testing.T) {
 		{[]string{"-D", "left", "/a"}, []string{"/a"}, nil, func(p *plugArgs) bool { return p.opts[0].Description == "left" }},
 		{[]string{"-s", "/classic"}, []string{"/classic"}, nil, nil},
 		{[]string{"-L", "/a"}, []string{"/a"}, nil, func(p *plugArgs) bool { return p.log && p.iplog }},
+		{[]string{"--reconnect", "/a", "/b"}, []string{"/a", "/b"}, nil, func(p *plugArgs) bool {
+			return p.reconnect && p.opts[0].Reconnect && p.opts[1].Reconnect
+		}},
+		{[]string{"-reconnect", "-s", "/a"}, []string{"/a"}, nil, func(p *plugArgs) bool { return p.opts[0].Reconnect }},
+		{[]string{"/a", "=", "ssh", "--reconnect"}, []string{"/a"}, []string{"ssh", "--reconnect"}, func(p *plugArgs) bool { return !p.reconnect }},
 	}
 	for _, tt := range tests {
 		p, err := parsePlugArgs("vde_plug", tt.args)

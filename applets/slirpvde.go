@@ -25,7 +25,7 @@ func init() {
 
 // slirpvdeFlags are Debian slirpvde's options (optstring Ds:n:H:p:g:m:L:U:X:x:t:N:dqh,
 // shared/spec/slirpvde.md §1), then ours: --netaddr (which Debian's README promises),
-// -6/--ipv6[=PREFIX], --no-host-loopback, --bootfile.
+// -6/--ipv6[=PREFIX], --no-host-loopback, --bootfile, --reconnect.
 var slirpvdeFlags = []cli.Flag{
 	&cli.StringFlag{Name: "socket", Aliases: []string{"sock", "vdesock", "unix", "s"}},
 	&cli.StringFlag{Name: "pidfile", Aliases: []string{"p"}},
@@ -48,6 +48,7 @@ var slirpvdeFlags = []cli.Flag{
 	&optionalArgFlag{cli.BoolFlag{Name: "ipv6", Aliases: []string{"6"}}},
 	&cli.BoolFlag{Name: "no-host-loopback"},
 	&cli.StringFlag{Name: "bootfile"},
+	&cli.BoolFlag{Name: "reconnect", Usage: "when the switch goes away, dial it again instead of exiting"},
 }
 
 // slirpvdeUsage is Debian slirpvde's usage text (spec §1), then our additions.
@@ -70,6 +71,9 @@ const slirpvdeUsage = "Usage:\n" +
 	"  --bootfile FILE           boot file named by DHCP (with -t)\n" +
 	"  -6|--ipv6[=PREFIX/64]     IPv6 router on PREFIX (default fd00::/64)\n" +
 	"  --no-host-loopback        guests cannot reach the host's loopback at the router\n" +
+	"  --reconnect               when the switch goes away, do not exit: dial it again\n" +
+	"                            (every 0.1 s, backing off to 5 s) and go on once it is\n" +
+	"                            back; the guests' connections stay open meanwhile\n" +
 	"  -p FILE, -d, -m MODE, -g GROUP, --port N, -q\n"
 
 // slirpvdeArgs is a parsed slirpvde command line.
@@ -168,6 +172,8 @@ func parseSlirpvdeArgs(args []string) (*slirpvdeArgs, error) {
 			ipv6 = ev.Value
 		case "no-host-loopback":
 			a.cfg.NoHostLoopback = true
+		case "reconnect":
+			a.open.Reconnect = true
 		}
 	}
 	switch len(r.Operands) {
@@ -242,6 +248,7 @@ func SlirpvdeMain(ctx context.Context, args []string, stdio Stdio) error {
 		fmt.Fprintln(stdio.Err, msg)
 	}
 
+	a.open.Logf = logf // a Redial's lost and reconnected lines
 	var ep wire.Endpoint
 	if a.sock == "-" {
 		ep = wire.NewStream(stdio.In, stdio.Out, nil)
@@ -300,6 +307,21 @@ func SlirpvdeMain(ctx context.Context, args []string, stdio Stdio) error {
 	}
 	if err != nil && a.sock == "-" && (errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)) {
 		return nil // stream mode ends at EOF on stdin
+	}
+	if err == nil {
+		if cn, ok := ep.(wire.ClosedNotifier); ok {
+			select {
+			case <-cn.Closed():
+				err = wire.CloseReason(ep)
+			default:
+			}
+		}
+	}
+	if errors.Is(err, wire.ErrPeerClosed) {
+		// Status 0, as Debian's slirpvde when its switch goes away; but say so (a daemon
+		// says it to syslog).
+		logf("%v", err)
+		return nil
 	}
 	if err != nil {
 		fmt.Fprintf(stdio.Err, "slirpvde: %v\n", err)

@@ -62,6 +62,8 @@ func TestSlirpvdeArgs(t *testing.T) {
 		}},
 		{"--no-host-loopback", []string{"--no-host-loopback"}, func(a *slirpvdeArgs) bool { return a.cfg.NoHostLoopback }},
 		{"-q", []string{"-q"}, func(a *slirpvdeArgs) bool { return a.quiet }},
+		{"--reconnect", []string{"--reconnect", "-s", "/tmp/sw"}, func(a *slirpvdeArgs) bool { return a.open.Reconnect && a.sock == "/tmp/sw" }},
+		{"-reconnect (single dash)", []string{"-reconnect"}, func(a *slirpvdeArgs) bool { return a.open.Reconnect }},
 	}
 	for _, tc := range tests {
 		t.Run(tc.desc, func(t *testing.T) {

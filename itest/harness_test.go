@@ -716,13 +716,20 @@ func plugTap(t testing.TB, sw *Switch, port int, cidr string) *tapHost {
 // plugTapWith is plugTap with another vde_plug binary (ours, say).
 func plugTapWith(t testing.TB, plug string, sw *Switch, port int, cidr string) *tapHost {
 	t.Helper()
-	requireTun(t)
-	h := &tapHost{NS: newNetns(t), Tap: tapName()}
 	url := "vde://" + sw.Dir
 	if port > 0 {
 		url += fmt.Sprintf("[%d]", port)
 	}
-	h.Plug = startProc(t, "ip", "netns", "exec", h.NS, plug, url, "tap://"+h.Tap)
+	return plugTapURL(t, plug, nil, sw, url, cidr)
+}
+
+// plugTapURL is plugTapWith with the plug's options (before the URLs) and its switch URL.
+func plugTapURL(t testing.TB, plug string, opts []string, sw *Switch, url, cidr string) *tapHost {
+	t.Helper()
+	requireTun(t)
+	h := &tapHost{NS: newNetns(t), Tap: tapName()}
+	argv := append(append([]string{"netns", "exec", h.NS, plug}, opts...), url, "tap://"+h.Tap)
+	h.Plug = startProc(t, "ip", argv...)
 	h.Plug.Name = "vde_plug(" + h.Tap + ")"
 	waitFor(t, startTimeout, "TAP "+h.Tap+" in "+h.NS, func() (bool, string) {
 		if h.Plug.Exited() {

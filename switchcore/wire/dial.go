@@ -41,6 +41,8 @@ type Conn struct {
 	ctl *net.UnixConn
 	// Remote is the switch-side data socket path from the reply.
 	Remote string
+	// Switch is the switch directory as the caller named it (for messages).
+	Switch string
 
 	closedOnce sync.Once
 	closed     chan struct{}
@@ -51,7 +53,40 @@ type Conn struct {
 // holds back only its own source (a TAP, a stream), whose queue then fills and slows TCP
 // gently; dropping at the switch's 10-datagram queue instead cost ~100k TCP
 // retransmissions in 5 s of iperf3. Closing the connection ends a wait.
-func (c *Conn) WriteBatch(frames [][]byte) (int, error) { return c.WriteBatchWait(frames) }
+// A failed send (the switch's data socket is gone) is a *SwitchGoneError.
+func (c *Conn) WriteBatch(frames [][]byte) (int, error) {
+	n, err := c.WriteBatchWait(frames)
+	if err != nil && !errors.Is(err, os.ErrClosed) {
+		err = &SwitchGoneError{Switch: c.Switch, Err: err}
+	}
+	return n, err
+}
+
+// CloseReason is why the connection ended when Closed fired: the switch closed it.
+func (c *Conn) CloseReason() error { return &SwitchGoneError{Switch: c.Switch} }
+
+// SwitchGoneError reports that a switch let go of a client: it closed the control
+// stream (Err is nil: a shutdown, port/epclose, or the switch died), or the data socket
+// failed (Err says how). It matches ErrPeerClosed with errors.Is.
+type SwitchGoneError struct {
+	// Switch is the switch directory as the client named it.
+	Switch string
+	// Err is the data socket's error, or nil for an EOF on the control stream.
+	Err error
+}
+
+func (e *SwitchGoneError) Error() string {
+	if e.Err == nil {
+		return "switch " + e.Switch + " closed the connection"
+	}
+	return "switch " + e.Switch + ": data socket: " + e.Err.Error()
+}
+
+// Is makes errors.Is(err, ErrPeerClosed) true.
+func (e *SwitchGoneError) Is(target error) bool { return target == ErrPeerClosed }
+
+// Unwrap returns the data socket's error, if any.
+func (e *SwitchGoneError) Unwrap() error { return e.Err }
 
 // Closed is closed when the switch ends the connection (EOF or anything on the control
 // stream, as vde_plug reads it) or Close is called.
@@ -84,6 +119,7 @@ func Dial(dir string, o DialOptions) (*Conn, error) {
 		ctl.Close()
 		return nil, fmt.Errorf("vde switch %s: %w", dir, err)
 	}
+	c.Switch = dir
 	return c, nil
 }
 

@@ -11,7 +11,7 @@ func Join(a, b Endpoint) error {
 	go func() { done <- relay(b, a) }()
 	for _, e := range []Endpoint{a, b} {
 		if cn, ok := e.(ClosedNotifier); ok {
-			go func() { <-cn.Closed(); done <- ErrPeerClosed }()
+			go func() { <-cn.Closed(); done <- CloseReason(e) }()
 		}
 	}
 	err := <-done
@@ -22,6 +22,15 @@ func Join(a, b Endpoint) error {
 
 // ErrPeerClosed reports that a switch closed its control connection.
 var ErrPeerClosed = errors.New("switch closed the connection")
+
+// CloseReason is why e's far side ended it (once its ClosedNotifier fired): its own
+// CloseReason if it has one (a *Conn names its switch), else ErrPeerClosed.
+func CloseReason(e Endpoint) error {
+	if r, ok := e.(interface{ CloseReason() error }); ok {
+		return r.CloseReason()
+	}
+	return ErrPeerClosed
+}
 
 // relay copies batches from src to dst; dst dropping frames (a full queue) is not an error.
 func relay(src, dst Endpoint) error {

@@ -18,6 +18,11 @@ type OpenOptions struct {
 	// Group owning a client data socket, when HasGroup.
 	Group    int
 	HasGroup bool
+	// Reconnect makes a vde:// endpoint a Redial: when the switch lets go, it dials
+	// again (with backoff) instead of ending. Other schemes ignore it.
+	Reconnect bool
+	// Logf gets a Redial's lost and reconnected lines; nil means silence.
+	Logf func(format string, args ...any)
 }
 
 // Opener makes an endpoint from the part of a URL after "scheme://".

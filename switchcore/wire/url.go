@@ -223,7 +223,14 @@ func openVDE(arg string, o OpenOptions) (Endpoint, error) {
 	if a.HasGroup {
 		d.Group, d.HasGroup = a.Group, true
 	}
-	return Dial(a.Path, d)
+	c, err := Dial(a.Path, d)
+	if err != nil {
+		return nil, err
+	}
+	if !o.Reconnect {
+		return c, nil
+	}
+	return NewRedial(c, a.Path, func() (*Conn, error) { return Dial(a.Path, d) }, RedialOptions{Logf: o.Logf}), nil
 }
 
 // nullEndpoint sinks every frame and never produces one.
