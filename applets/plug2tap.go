@@ -252,6 +252,8 @@ func runPlug2Tap(ctx context.Context, o *plug2tapOptions, stdio Stdio, ready *os
 	case stream:
 		logf("stream: %v", err)
 		return exit(1)
+	case errors.As(err, new(*wire.SwitchGoneError)):
+		logf("%v", err) // names the switch, and the data socket's error if that ended it
 	case errors.Is(err, wire.ErrPeerClosed) || errors.Is(err, io.EOF):
 		logf("switch closed the connection")
 	default:

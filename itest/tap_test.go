@@ -273,8 +273,8 @@ func TestPlug2TapEndsWithPort(t *testing.T) {
 				t.Fatalf("%s after port/epclose: %v", h.Plug.Name, err)
 			}
 			if which == implOurs {
-				if s := h.Plug.Stderr.String(); s != "vde_plug2tap: switch closed the connection\n" {
-					t.Errorf("stderr %q", s)
+				if s, want := h.Plug.Stderr.String(), "vde_plug2tap: switch "+sw.Dir+" closed the connection\n"; s != want {
+					t.Errorf("stderr %q, want %q", s, want)
 				}
 			}
 			if out, err := tryRun("ip", "-n", h.NS, "link", "show", h.Tap); err == nil {

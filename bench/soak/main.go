@@ -36,8 +36,9 @@ var trials = []trial{
 	{"TestMgmtAccess", "a user outside the mgmt socket's group; a member who sends shutdown"},
 	{"TestBadRequests", "malformed control requests, and junk after the handshake"},
 	{"TestJunkAfterHandshake", "a client that writes on its control connection after the handshake"},
-	{"TestSwitchKilled", "the switch SIGKILLed under its plugs and slirpvde"},
-	{"TestReconnect", "the switch restarted under `vde_plug --reconnect` and `slirpvde --reconnect`"},
+	{"TestReconnectSwitchKilledEndsClients", "the switch SIGKILLed under every form of vde_plug and slirpvde"},
+	{"TestReconnectStaleDirReclaimed", "a new switch on a killed switch's directory; another on a live one"},
+	{"TestReconnect", "the switch killed and restarted under `vde_plug --reconnect` and `slirpvde --reconnect`"},
 	{"TestSlirpHostile", "a guest floods slirpvde (DHCP, DNS, NAT flows) and tries the host's loopback"},
 }
 
