@@ -262,10 +262,11 @@ func outOfDescriptors(t *testing.T, limit int) {
 		conns = append(conns, c)
 		t.Errorf("a second client past the limit was served")
 	}
-	log := sw.Proc.Stderr.String()
-	if !strings.Contains(strings.ToLower(log), "too many open files") {
-		t.Errorf("no logged reason for the refusals:\n%s", log)
-	}
+	// The log line travels through a pipe: it may come a moment after the refusal.
+	waitFor(t, 5*time.Second, "a logged reason for the refusals", func() (bool, string) {
+		log := sw.Proc.Stderr.String()
+		return strings.Contains(strings.ToLower(log), "too many open files"), log
+	})
 	exchange(t, a, b, "while-full")
 	sw.MustCmd(t, "showinfo")
 

@@ -159,7 +159,46 @@ func TestDataSocketHijack(t *testing.T) {
 	requireTools(t, sshDebianPlug)
 	plug := startProcOpts(t, procOptions{Credential: mallory}, sshDebianPlug, sw.Dir)
 	waitPlugged(t, sw, plug.PID())
-	t.Logf("RELIABILITY: data-socket hijack (root's 0666 dgram socket, and a symlink to it): refused, %q", "client data socket ...: owned by uid 0, not by the client")
+	t.Logf("RELIABILITY: data-socket hijack (root's 0666 dgram socket, and a symlink to it): refused, %q; %s", "client data socket ...: owned by uid 0, not by the client", debianHijack(t, mallory))
+}
+
+// debianHijack tries the same request on Debian's switch, for the record: whether it
+// connects to root's socket and sends it a broadcast.
+func debianHijack(t *testing.T, mallory *syscall.Credential) string {
+	if _, err := os.Stat(debianSwitch); err != nil {
+		return "Debian's switch not installed"
+	}
+	sw := startSwitch(t, implDebian, "-m", "0666", "--dirmode", "0777")
+	openSpace(t, sw.Tmp)
+	victim := filepath.Join(sw.Tmp, "log")
+	vfd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(vfd)
+	if err := unix.Bind(vfd, &unix.SockaddrUnix{Name: victim}); err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(victim, 0o666)
+	// socat keeps the control connection open while its stdin is.
+	p := startProcOpts(t, procOptions{Credential: mallory}, "socat", "STDIO", "UNIX-CONNECT:"+filepath.Join(sw.Dir, "ctl"))
+	p.Stdin.Write(v3Request(t, 0, victim, "hijack"))
+	defer p.Stdin.Close()
+	replied := false
+	for i := 0; i < 50 && !replied; i++ {
+		replied = len(p.Stdout.String()) >= 110
+		time.Sleep(20 * time.Millisecond)
+	}
+	a := dialPeer(t, sw, 1, wire.DialOptions{})
+	a.send(t, ethFrame(broadcast, a.MAC, "to-the-victim"))
+	tv := unix.Timeval{Sec: 2}
+	unix.SetsockoptTimeval(vfd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv)
+	var buf [2048]byte
+	n, _, err := unix.Recvfrom(vfd, buf[:], 0)
+	if err != nil {
+		return fmt.Sprintf("Debian's vde_switch: replied %v, the victim received nothing (%v)", replied, err)
+	}
+	return fmt.Sprintf("Debian's vde_switch: replied %v and sent the victim a %d-byte frame", replied, n)
 }
 
 // TestSwitchAccessControl: the control directory's mode and group (-m, --dirmode, -g) and
