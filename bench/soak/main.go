@@ -57,12 +57,18 @@ type outcome struct {
 func main() {
 	out := flag.String("out", "RELIABILITY.md", "the file to write")
 	timeout := flag.Duration("timeout", 60*time.Minute, "go test -timeout")
+	only := flag.String("only", "", "run only the trials whose test name contains this")
 	flag.Parse()
 
 	var names []string
+	var chosen []trial
 	for _, tr := range trials {
-		names = append(names, tr.test)
+		if strings.Contains(tr.test, *only) {
+			names = append(names, tr.test)
+			chosen = append(chosen, tr)
+		}
 	}
+	trials = chosen
 	// A trial's name is a prefix: TestReconnect covers TestReconnectPlug, TestReconnectSlirp...
 	pattern := "^(" + strings.Join(names, "|") + ")"
 	args := []string{"test", "-count=1", "-v", "-timeout", timeout.String(), "-run", pattern, "./itest/"}
