@@ -68,7 +68,6 @@ func main() {
 			chosen = append(chosen, tr)
 		}
 	}
-	trials = chosen
 	// A trial's name is a prefix: TestReconnect covers TestReconnectPlug, TestReconnectSlirp...
 	pattern := "^(" + strings.Join(names, "|") + ")"
 	args := []string{"test", "-count=1", "-v", "-timeout", timeout.String(), "-run", pattern, "./itest/"}
@@ -87,7 +86,7 @@ func main() {
 	runErr := cmd.Wait()
 	took := time.Since(start)
 
-	if err := write(*out, results, "VDE_SOAK=1 go "+strings.Join(quote(args), " "), took); err != nil {
+	if err := write(*out, chosen, results, "VDE_SOAK=1 go "+strings.Join(quote(args), " "), took); err != nil {
 		fatal(err)
 	}
 	fmt.Printf("soak: wrote %s (%v)\n", *out, took.Round(time.Second))
@@ -135,7 +134,7 @@ func collect(r io.Reader) map[string]*outcome {
 	return res
 }
 
-func write(path string, res map[string]*outcome, command string, took time.Duration) error {
+func write(path string, trials []trial, res map[string]*outcome, command string, took time.Duration) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# Reliability\n\n")
 	fmt.Fprintf(&b, "What the switch, its plugs and slirpvde survive: each fault, flood and hostile input below\n")
