@@ -25,20 +25,6 @@ const (
 
 var errRefused = errors.New("refused")
 
-// maxFlows bounds the TCP and UDP flows NATed at once (each holds a host socket), so
-// that one guest opening flows without end cannot take all of the host's descriptors.
-const maxFlows = 16384
-
-// takeFlow reserves a flow; false (logged) when maxFlows are open.
-func (r *Router) takeFlow(what string) bool {
-	if r.flows.Add(1) > maxFlows {
-		r.flows.Add(-1)
-		r.cfg.Logf("%s: refused: %d flows open already", what, maxFlows)
-		return false
-	}
-	return true
-}
-
 // target is where the host connects for a guest connecting to dst:port: the router
 // address is the host's loopback (unless forbidden), a -x port a unix socket, the DNS
 // proxy the host's nameserver, any outside address itself.
@@ -62,6 +48,8 @@ func (r *Router) target(udpFlow bool, dst netip.Addr, port uint16) (network, add
 		return network, net.JoinHostPort(r.dns.nameserver(), "53"), nil
 	case dst == r.router || (r.cfg.IPv6 && (dst == r.router6 || dst == r.linkLocal6)):
 		if r.cfg.NoHostLoopback {
+			r.count.loopbackRefused.Add(1)
+			r.logLimited("loopback", "%v:%d: refused: host loopback disabled", dst, port)
 			return "", "", errRefused
 		}
 		lo := "127.0.0.1"
@@ -69,7 +57,7 @@ func (r *Router) target(udpFlow bool, dst netip.Addr, port uint16) (network, add
 			lo = "::1"
 		}
 		return network, net.JoinHostPort(lo, strconv.Itoa(int(port))), nil
-	case !r.forUs(dst) || r.isOwn(dst) || r.cfg.Restricted:
+	case !r.forUs(dst) || r.isOwn(dst) || r.cfg.Restricted || r.loopbackRefused(dst):
 		return "", "", errRefused
 	}
 	return network, net.JoinHostPort(dst.String(), strconv.Itoa(int(port))), nil
@@ -89,7 +77,7 @@ func (r *Router) handleTCP(req *tcp.ForwarderRequest) {
 	defer r.flows.Add(-1)
 	host, err := net.DialTimeout(network, address, dialLimit)
 	if err != nil {
-		r.cfg.Logf("tcp %s:%d -> %s: %v", fromTCPAddr(id.RemoteAddress), id.RemotePort, address, err)
+		r.logLimited("tcp dial", "tcp %s:%d -> %s: %v", fromTCPAddr(id.RemoteAddress), id.RemotePort, address, err)
 		req.Complete(true)
 		return
 	}
@@ -137,13 +125,26 @@ func (r *Router) handleUDP(req *udp.ForwarderRequest) bool {
 	id := req.ID()
 	dst := fromTCPAddr(id.LocalAddress)
 	network, address, err := r.target(true, dst, id.LocalPort)
-	if err != nil || !r.takeFlow("udp "+address) {
+	if err != nil {
+		return false
+	}
+	proxy := id.LocalPort == 53 && r.isOwn(dst) // the DNS proxy
+	release := func() { r.flows.Add(-1) }
+	if proxy {
+		if r.dnsFlows.Add(1) > maxDNSFlows {
+			r.dnsFlows.Add(-1)
+			r.count.dnsRefused.Add(1)
+			r.logLimited("dns flows", "dns from %s: refused: %d queries waiting for answers already", fromTCPAddr(id.RemoteAddress), maxDNSFlows)
+			return false
+		}
+		release = func() { r.dnsFlows.Add(-1) }
+	} else if !r.takeFlow("udp " + address) {
 		return false
 	}
 	var wq waiter.Queue
 	ep, terr := req.CreateEndpoint(&wq)
 	if terr != nil {
-		r.flows.Add(-1)
+		release()
 		return false
 	}
 	guest := gonet.NewUDPConn(&wq, ep)
@@ -151,37 +152,57 @@ func (r *Router) handleUDP(req *udp.ForwarderRequest) bool {
 	if id.LocalPort == 53 {
 		idle = dnsUDPIdle
 	}
-	var check func([]byte) error
-	if id.LocalPort == 53 && r.isOwn(dst) {
+	var relay relayOptions
+	if proxy {
 		from := fromTCPAddr(id.RemoteAddress)
-		check = func(b []byte) error {
-			err := checkDNSQuery(b)
-			if err != nil {
-				r.cfg.Logf("dns from %s: dropped: %v", from, err)
+		relay.oneShot = true
+		relay.check = func(b []byte) error {
+			if err := checkDNSQuery(b); err != nil {
+				r.logLimited("dns junk", "dns from %s: dropped: %v", from, err)
+				return err
 			}
-			return err
+			if !r.dnsRate.take(time.Now()) {
+				r.count.dnsRateDropped.Add(1)
+				r.logLimited("dns rate", "dns from %s: dropped: over %d queries a second", from, dnsRate)
+				return errDNSRate
+			}
+			return nil
 		}
 	}
 	go func() {
-		defer r.flows.Add(-1)
+		defer release()
 		host, err := net.Dial(network, address)
 		if err != nil {
-			r.cfg.Logf("udp %s:%d -> %s: %v", fromTCPAddr(id.RemoteAddress), id.RemotePort, address, err)
+			r.logLimited("udp dial", "udp %s:%d -> %s: %v", fromTCPAddr(id.RemoteAddress), id.RemotePort, address, err)
 			guest.Close()
 			return
 		}
-		relayUDP(guest, host, idle, check)
+		relayUDP(guest, host, idle, relay)
 	}()
 	return true
 }
 
-// relayUDP copies datagrams both ways until neither side has sent for idle; check, when
-// not nil, vets what a sends (the DNS proxy's queries) and drops what it refuses.
-func relayUDP(a, b net.Conn, idle time.Duration, check func([]byte) error) {
+var errDNSRate = errors.New("over the DNS query rate")
+
+// relayOptions are what a UDP relay does beyond copying.
+type relayOptions struct {
+	// check, when not nil, vets what the guest sends (the DNS proxy's queries) and drops
+	// what it refuses.
+	check func([]byte) error
+	// oneShot ends the flow once every datagram the guest sent got an answer, or once
+	// the guest's datagrams were all dropped (the DNS proxy: a resolver asks each query
+	// from a new port, and each flow holds a host socket).
+	oneShot bool
+}
+
+// relayUDP copies datagrams between the guest (a) and the host (b) until neither side
+// has sent for idle, or as opt says.
+func relayUDP(a, b net.Conn, idle time.Duration, opt relayOptions) {
 	var last atomic.Int64
 	last.Store(time.Now().UnixNano())
+	var waiting atomic.Int64 // datagrams sent to b not answered yet (oneShot)
 	done := make(chan struct{}, 2)
-	pipe := func(dst, src net.Conn, check func([]byte) error) {
+	pipe := func(dst, src net.Conn, fromGuest bool) {
 		defer func() { done <- struct{}{} }()
 		buf := make([]byte, 65536)
 		for {
@@ -195,16 +216,25 @@ func relayUDP(a, b net.Conn, idle time.Duration, check func([]byte) error) {
 				return
 			}
 			last.Store(time.Now().UnixNano())
-			if check != nil && check(buf[:n]) != nil {
+			if fromGuest && opt.check != nil && opt.check(buf[:n]) != nil {
+				if opt.oneShot && waiting.Load() == 0 {
+					return
+				}
 				continue
+			}
+			if fromGuest {
+				waiting.Add(1)
 			}
 			// A write error (an ICMP error reported on a connected socket) loses this
 			// datagram only; the flow lives on until it idles.
 			dst.Write(buf[:n])
+			if !fromGuest && opt.oneShot && waiting.Add(-1) <= 0 {
+				return
+			}
 		}
 	}
-	go pipe(b, a, check)
-	go pipe(a, b, nil)
+	go pipe(b, a, true)
+	go pipe(a, b, false)
 	<-done
 	a.Close()
 	b.Close()

@@ -2,6 +2,7 @@ package slirp
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -83,14 +84,29 @@ func (r *Router) listenTCP(f Forward) error {
 		for {
 			c, err := ln.Accept()
 			if err != nil {
-				return
+				if errors.Is(err, net.ErrClosed) {
+					return
+				}
+				// Out of descriptors (EMFILE) or the like: the forward lives on.
+				r.logLimited("redir accept", "redir TCP %s: %v", f, err)
+				select {
+				case <-r.closed:
+					return
+				case <-time.After(100 * time.Millisecond):
+				}
+				continue
+			}
+			if !r.takeFlow("redir TCP " + f.String()) {
+				c.Close()
+				continue
 			}
 			go func() {
+				defer r.flows.Add(-1)
 				ctx, cancel := context.WithTimeout(context.Background(), dialLimit)
 				defer cancel()
 				g, err := gonet.DialTCPWithBind(ctx, r.stack, r.forwardSource(c.RemoteAddr()), guest, ipv4.ProtocolNumber)
 				if err != nil {
-					r.cfg.Logf("redir TCP %s: %v", f, err)
+					r.logLimited("redir dial", "redir TCP %s: %v", f, err)
 					c.Close()
 					return
 				}
@@ -133,12 +149,18 @@ func (r *Router) serveUDPForward(f Forward, pc net.PacketConn, guest tcpip.FullA
 		key := peer.(*net.UDPAddr).AddrPort()
 		mu.Lock()
 		c := flows[key]
+		if c == nil && len(flows) >= maxForwardPeers {
+			mu.Unlock()
+			r.count.peersRefused.Add(1)
+			r.logLimited("redir peers", "redir UDP %s: %v dropped: %d peers already", f, peer, maxForwardPeers)
+			continue
+		}
 		if c == nil {
 			src := r.forwardSource(peer)
 			c, err = gonet.DialUDP(r.stack, &src, &guest, ipv4.ProtocolNumber)
 			if err != nil {
 				mu.Unlock()
-				r.cfg.Logf("redir UDP %s: %v", f, err)
+				r.logLimited("redir UDP dial", "redir UDP %s: %v", f, err)
 				continue
 			}
 			flows[key] = c
@@ -168,7 +190,13 @@ func (r *Router) serveUDPForward(f Forward, pc net.PacketConn, guest tcpip.FullA
 // startTFTP serves cfg.TFTPDir at the router's UDP port 69; each transfer gets a socket
 // of its own on a fresh router port (the TFTP transfer-id rule).
 func (r *Router) startTFTP() error {
-	srv, err := tftp.New(tftp.Config{Root: r.cfg.TFTPDir, MaxBlockSize: r.cfg.MTU - 32, Logf: r.cfg.Logf})
+	srv, err := tftp.New(tftp.Config{
+		Root:         r.cfg.TFTPDir,
+		MaxBlockSize: r.cfg.MTU - 32,
+		MaxTransfers: maxTFTP,
+		Logf:         func(format string, args ...any) { r.logLimited("tftp", format, args...) },
+		Refused:      func() { r.count.tftpRefused.Add(1) },
+	})
 	if err != nil {
 		return fmt.Errorf("slirp: tftp: %w", err)
 	}
