@@ -16,8 +16,8 @@ import (
 	"gvisor.dev/gvisor/pkg/waiter"
 )
 
-// Flow timeouts of the C slirp (spec §3.5).
-const (
+// Flow timeouts of the C slirp (spec §3.5); variables for the tests.
+var (
 	udpIdle    = 240 * time.Second
 	dnsUDPIdle = 10 * time.Second
 	dialLimit  = 30 * time.Second
@@ -45,7 +45,7 @@ func (r *Router) target(udpFlow bool, dst netip.Addr, port uint16) (network, add
 		if port != 53 {
 			return "", "", errRefused
 		}
-		return network, net.JoinHostPort(r.dns.nameserver(), "53"), nil
+		return network, net.JoinHostPort(r.dns.nameserver(), r.dns.port), nil
 	case dst == r.router || (r.cfg.IPv6 && (dst == r.router6 || dst == r.linkLocal6)):
 		if r.cfg.NoHostLoopback {
 			r.count.loopbackRefused.Add(1)
