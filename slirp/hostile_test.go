@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -201,6 +202,7 @@ func TestUDPFlowFlood(t *testing.T) {
 	const limit = 1000
 	h.flowLimit = limit
 	base := openFDs(t)
+	heap0 := heapInUse()
 	const flood = 5000
 	for i := range flood {
 		h.input(udpFrame(routerIP, uint16(10000+i), sink.port, []byte("flood")))
@@ -212,8 +214,12 @@ func TestUDPFlowFlood(t *testing.T) {
 	}
 	st := h.Stats()
 	fds := openFDs(t)
-	t.Logf("RELIABILITY: slirp unit: UDP flood of %d source ports, flow bound %d: %d flows open, %d refused, descriptors %d -> %d, %d log lines",
-		flood, limit, st.Flows, st.FlowsRefused, base, fds, h.logs.Load())
+	perFlow := (heapInUse() - heap0) / limit
+	t.Logf("RELIABILITY: slirp unit: UDP flood of %d source ports, flow bound %d: %d flows open, %d refused, descriptors %d -> %d, heap %d KiB a flow, %d log lines",
+		flood, limit, st.Flows, st.FlowsRefused, base, fds, perFlow>>10, h.logs.Load())
+	if perFlow > 64<<10 {
+		t.Errorf("%d KiB of heap a waiting flow", perFlow>>10)
+	}
 	if st.Flows > limit || st.FlowsRefused < flood-limit {
 		t.Errorf("flows %d refused %d: want at most %d open and the other %d refused", st.Flows, st.FlowsRefused, limit, flood-limit)
 	}
@@ -437,6 +443,14 @@ func TestTokenBucket(t *testing.T) {
 	if n != 10 {
 		t.Fatalf("after a second: %d, want 10", n)
 	}
+}
+
+// heapInUse is the heap in use after a collection, plus goroutine stacks.
+func heapInUse() int64 {
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return int64(m.HeapInuse + m.StackInuse)
 }
 
 func itoa(p uint16) string {

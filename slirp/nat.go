@@ -5,11 +5,15 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"os"
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
+	"golang.org/x/sys/unix"
+	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/adapters/gonet"
 	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
 	"gvisor.dev/gvisor/pkg/tcpip/transport/udp"
@@ -177,7 +181,7 @@ func (r *Router) handleUDP(req *udp.ForwarderRequest) bool {
 			guest.Close()
 			return
 		}
-		relayUDP(guest, host, idle, relay)
+		relayUDP(guest, ep, &wq, host.(*net.UDPConn), idle, relay)
 	}()
 	return true
 }
@@ -195,48 +199,133 @@ type relayOptions struct {
 	oneShot bool
 }
 
-// relayUDP copies datagrams between the guest (a) and the host (b) until neither side
-// has sent for idle, or as opt says.
-func relayUDP(a, b net.Conn, idle time.Duration, opt relayOptions) {
+// dgramBufs are the buffers of UDP relays. A relay takes one only once a datagram is
+// there to read, so that an idle flow holds none: 4,096 flows waiting with 64 KiB each
+// way would hold 512 MiB.
+var dgramBufs = sync.Pool{New: func() any { b := make([]byte, 65536); return &b }}
+
+// errIdle is a relay side that sent nothing for its idle time.
+var errIdle = errors.New("idle")
+
+// recvGuest waits up to idle for the guest's next datagram on ep and hands it to fn.
+func recvGuest(ep tcpip.Endpoint, notify <-chan struct{}, idle time.Duration, fn func([]byte)) error {
+	var timeout <-chan time.Time
+	for {
+		bp := dgramBufs.Get().(*[]byte)
+		w := tcpip.SliceWriter(*bp)
+		res, terr := ep.Read(&w, tcpip.ReadOptions{})
+		if terr == nil {
+			fn((*bp)[:res.Count])
+			dgramBufs.Put(bp)
+			return nil
+		}
+		dgramBufs.Put(bp)
+		if _, ok := terr.(*tcpip.ErrWouldBlock); !ok {
+			return errors.New(terr.String())
+		}
+		if timeout == nil {
+			t := time.NewTimer(idle)
+			defer t.Stop()
+			timeout = t.C
+		}
+		select {
+		case <-notify:
+		case <-timeout:
+			return errIdle
+		}
+	}
+}
+
+// recvHost waits up to idle for the next datagram on the host socket and hands it to fn.
+func recvHost(host *net.UDPConn, raw syscall.RawConn, idle time.Duration, fn func([]byte)) error {
+	host.SetReadDeadline(time.Now().Add(idle))
+	var rerr error
+	err := raw.Read(func(fd uintptr) bool {
+		bp := dgramBufs.Get().(*[]byte)
+		defer dgramBufs.Put(bp)
+		for {
+			n, err := unix.Read(int(fd), *bp)
+			switch err {
+			case nil:
+				fn((*bp)[:n])
+				return true
+			case unix.EINTR:
+				continue
+			case unix.EAGAIN:
+				return false
+			}
+			rerr = err
+			return true
+		}
+	})
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return errIdle
+	}
+	if err != nil {
+		return err
+	}
+	return rerr
+}
+
+// relayUDP copies datagrams between the guest (the netstack endpoint ep, with guest its
+// net.Conn) and the host socket until neither side has sent for idle, or as opt says;
+// then it closes both.
+func relayUDP(guest net.Conn, ep tcpip.Endpoint, wq *waiter.Queue, host *net.UDPConn, idle time.Duration, opt relayOptions) {
+	defer guest.Close()
+	defer host.Close()
+	raw, err := host.SyscallConn()
+	if err != nil {
+		return
+	}
+	entry, notify := waiter.NewChannelEntry(waiter.ReadableEvents)
+	wq.EventRegister(&entry)
+	defer wq.EventUnregister(&entry)
+
 	var last atomic.Int64
 	last.Store(time.Now().UnixNano())
-	var waiting atomic.Int64 // datagrams sent to b not answered yet (oneShot)
+	var waiting atomic.Int64 // datagrams sent to the host not answered yet (oneShot)
 	done := make(chan struct{}, 2)
-	pipe := func(dst, src net.Conn, fromGuest bool) {
+	// keepOn tells after a receive error whether the side should wait on: only when it
+	// idled while the other side did not.
+	keepOn := func(err error) bool {
+		return errors.Is(err, errIdle) && time.Since(time.Unix(0, last.Load())) < idle
+	}
+	go func() { // guest -> host
 		defer func() { done <- struct{}{} }()
-		buf := make([]byte, 65536)
 		for {
-			src.SetReadDeadline(time.Now().Add(idle))
-			n, err := src.Read(buf)
-			if err != nil {
-				var ne net.Error
-				if errors.As(err, &ne) && ne.Timeout() && time.Since(time.Unix(0, last.Load())) < idle {
-					continue
-				}
-				return
-			}
-			last.Store(time.Now().UnixNano())
-			if fromGuest && opt.check != nil && opt.check(buf[:n]) != nil {
-				if opt.oneShot && waiting.Load() == 0 {
+			stop := false
+			err := recvGuest(ep, notify, idle, func(b []byte) {
+				last.Store(time.Now().UnixNano())
+				if opt.check != nil && opt.check(b) != nil {
+					stop = opt.oneShot && waiting.Load() == 0
 					return
 				}
-				continue
-			}
-			if fromGuest {
 				waiting.Add(1)
-			}
-			// A write error (an ICMP error reported on a connected socket) loses this
-			// datagram only; the flow lives on until it idles.
-			dst.Write(buf[:n])
-			if !fromGuest && opt.oneShot && waiting.Add(-1) <= 0 {
+				// A write error (an ICMP error reported on a connected socket) loses this
+				// datagram only; the flow lives on until it idles.
+				host.Write(b)
+			})
+			if stop || (err != nil && !keepOn(err)) {
 				return
 			}
 		}
-	}
-	go pipe(b, a, true)
-	go pipe(a, b, false)
+	}()
+	go func() { // host -> guest
+		defer func() { done <- struct{}{} }()
+		for {
+			stop := false
+			err := recvHost(host, raw, idle, func(b []byte) {
+				last.Store(time.Now().UnixNano())
+				guest.Write(b)
+				stop = opt.oneShot && waiting.Add(-1) <= 0
+			})
+			if stop || (err != nil && !keepOn(err)) {
+				return
+			}
+		}
+	}()
 	<-done
-	a.Close()
-	b.Close()
+	guest.Close()
+	host.Close()
 	<-done
 }
