@@ -47,6 +47,16 @@ func (f Forward) hostAddr() string {
 	return net.JoinHostPort(bind, strconv.Itoa(int(f.HostPort)))
 }
 
+// hostNetwork is the network the host side listens on: IPv4 only unless the bind address
+// is IPv6, so that a forward without one listens on 0.0.0.0 as the C slirp's does, not
+// on Go's dual-stack [::] (every IPv6 address of the host too).
+func (f Forward) hostNetwork() string {
+	if f.Bind.Is6() && !f.Bind.Is4In6() {
+		return f.proto() + "6"
+	}
+	return f.proto() + "4"
+}
+
 func (f Forward) proto() string {
 	if f.UDP {
 		return "udp"
@@ -72,7 +82,7 @@ func (r *Router) forwardSource(peer net.Addr) tcpip.FullAddress {
 }
 
 func (r *Router) listenTCP(f Forward) error {
-	ln, err := net.Listen("tcp", f.hostAddr())
+	ln, err := net.Listen(f.hostNetwork(), f.hostAddr())
 	if err != nil {
 		return fmt.Errorf("redir TCP %s: %w", f, err)
 	}
@@ -118,7 +128,7 @@ func (r *Router) listenTCP(f Forward) error {
 }
 
 func (r *Router) listenUDP(f Forward) error {
-	pc, err := net.ListenPacket("udp", f.hostAddr())
+	pc, err := net.ListenPacket(f.hostNetwork(), f.hostAddr())
 	if err != nil {
 		return fmt.Errorf("redir UDP %s: %w", f, err)
 	}
