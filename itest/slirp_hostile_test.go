@@ -8,6 +8,7 @@ package itest
 import (
 	"encoding/binary"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net"
 	"os"
@@ -392,5 +393,85 @@ func TestSlirpHostileFlood(t *testing.T) {
 	}
 	end := sample()
 	t.Logf("RELIABILITY: slirpvde flood: afterwards a new guest leased %s and both guests resolve; %d descriptors, RSS %d KiB", g2.Addr, end.fds, end.rssKiB)
+	w.checkAlive(t)
+}
+
+// TestSlirpHostileTCP: a guest holds 1,500 NATed TCP connections to a server that
+// reads them to the end; slirpvde's descriptors grow by one a connection, its memory by
+// a bounded amount; once the guest closes them, the descriptors go back to where they
+// were (no leak).
+func TestSlirpHostileTCP(t *testing.T) {
+	slirpOursOnly(t, "figures of our slirpvde")
+	w := newSlirpWorld(t, impl)
+	ln := listenIn(t, w.S, "tcp4", "127.0.0.1:"+loTCPPort)
+	held := make(chan net.Conn, 4096)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			held <- c
+			go func() { // a server that reads to the end, then closes
+				io.Copy(io.Discard, c)
+				c.Close()
+			}()
+		}
+	}()
+	t.Cleanup(func() {
+		for {
+			select {
+			case c := <-held:
+				c.Close()
+			default:
+				return
+			}
+		}
+	})
+	proc := w.startSlirp(t)
+	pid := proc.PID()
+	g := w.addGuest(t)
+	pingOK(t, g.NS, slirpRouter)
+	fds0, rss0 := procFDs(t, pid), procStatus(t, pid, "VmRSS")
+
+	const conns = 1500
+	var cs []net.Conn
+	defer func() {
+		for _, c := range cs {
+			c.Close()
+		}
+	}()
+	if err := inNetns(g.NS, func() error {
+		for range conns {
+			c, err := net.DialTimeout("tcp4", slirpRouter+":"+loTCPPort, slirpTimeout)
+			if err != nil {
+				return err
+			}
+			c.Write([]byte("x")) // some data in flight makes the splice's copies start
+			cs = append(cs, c)
+		}
+		return nil
+	}); err != nil {
+		t.Fatalf("after %d connections: %v", len(cs), err)
+	}
+	waitFor(t, slirpTimeout, "the server to accept them all", func() (bool, string) {
+		return len(held) >= conns, fmt.Sprint(len(held))
+	})
+	fds1, rss1 := procFDs(t, pid), procStatus(t, pid, "VmRSS")
+	t.Logf("RELIABILITY: slirpvde TCP: %d NATed connections held open: descriptors %d -> %d, RSS %d -> %d KiB (%d KiB a connection)",
+		conns, fds0, fds1, rss0, rss1, (rss1-rss0)/conns)
+	if fds1 > fds0+conns+16 {
+		t.Errorf("%d descriptors for %d connections, %d before", fds1, conns, fds0)
+	}
+	for _, c := range cs {
+		c.Close()
+	}
+	cs = nil
+	waitFor(t, slirpTimeout, "slirpvde's descriptors to go back", func() (bool, string) {
+		n := procFDs(t, pid)
+		return n <= fds0+2, fmt.Sprintf("%d descriptors, %d before", n, fds0)
+	})
+	fds2, rss2 := procFDs(t, pid), procStatus(t, pid, "VmRSS")
+	t.Logf("RELIABILITY: slirpvde TCP: after the guest closed them: %d descriptors, RSS %d KiB", fds2, rss2)
 	w.checkAlive(t)
 }
