@@ -1,6 +1,7 @@
 package dhcp
 
 import (
+	"bytes"
 	"math/rand/v2"
 	"net/netip"
 	"testing"
@@ -88,4 +89,58 @@ func TestExpiredLeaseReclaimed(t *testing.T) {
 	if !ok || a != netip.MustParseAddr("10.0.2.16") {
 		t.Fatalf("after a lease time: offered %v ok %v, want 10.0.2.16", a, ok)
 	}
+}
+
+// FuzzPoolSequence runs a sequence of DISCOVERs and REQUESTs, each three bytes (client
+// 0-31, message type and requested address, clock step), against a server whose clock the
+// input moves, and checks the pool's promises: the table never outgrows the pool, and an
+// address ACKed to one client is given to no other before its lease time has passed
+// without a renewal.
+func FuzzPoolSequence(f *testing.F) {
+	f.Add([]byte{1, 0, 0, 2, 0, 0, 1, 0x80, 0})
+	f.Add(bytes.Repeat([]byte{0x81, 0x10, 1}, 40))
+	f.Add([]byte{1, 0x80, 0, 1, 0x80, 0xff, 2, 0, 0})
+	f.Fuzz(func(t *testing.T, ops []byte) {
+		c := slirpConfig()
+		c.LeaseTime = time.Hour
+		s := newServer(t, c)
+		now := time.Unix(1e9, 0)
+		s.now = func() time.Time { return now }
+		type bound struct {
+			mac  byte
+			when time.Time
+		}
+		acked := map[netip.Addr]bound{}
+		for len(ops) >= 3 {
+			op, want, step := ops[0], ops[1], ops[2]
+			ops = ops[3:]
+			now = now.Add(time.Duration(step) * time.Minute)
+			client := op & 0x1f
+			mac := [6]byte{2, 0, 0, 0, 0, client}
+			msgType := byte(1)
+			if op&0x80 != 0 {
+				msgType = 3
+			}
+			var req netip.Addr
+			if op&0x40 != 0 {
+				req = netip.AddrFrom4([4]byte{10, 0, 2, 15 + want&0x1f})
+			}
+			_, rmac, yi, ok := s.Handle(macMessage(mac, msgType, req))
+			if n := len(s.Leases()); n > c.PoolSize {
+				t.Fatalf("%d leases in a pool of %d", n, c.PoolSize)
+			}
+			if !ok || !yi.IsValid() {
+				continue
+			}
+			if rmac[5] != client {
+				t.Fatalf("answer to client %d went to %v", client, rmac)
+			}
+			if b, held := acked[yi]; held && b.mac != client && now.Sub(b.when) < c.LeaseTime {
+				t.Fatalf("%v, ACKed to client %d %v ago, given to client %d", yi, b.mac, now.Sub(b.when), client)
+			}
+			if msgType == 3 {
+				acked[yi] = bound{client, now}
+			}
+		}
+	})
 }
