@@ -271,6 +271,27 @@ func TestSlirpHostileForwardBind(t *testing.T) {
 	w.checkAlive(t)
 }
 
+// udpFloodFrames are n datagrams from the hostile peer to as many outside host:port
+// pairs, which die in O: every flow waits its idle time.
+func udpFloodFrames(p *peer, n int) [][]byte {
+	var frames [][]byte
+	for i := range n {
+		dip := net.IPv4(198, 51, 100, byte(1+i%200)).To4()
+		frames = append(frames, udpFrameFrom(p.MAC, hostileIP, dip, uint16(20000+i%64), uint16(1024+i), []byte("flood")))
+	}
+	return frames
+}
+
+// dnsFloodFrames are n queries from the hostile peer to the DNS proxy, each from a port
+// of its own.
+func dnsFloodFrames(p *peer, n int) [][]byte {
+	var frames [][]byte
+	for i := range n {
+		frames = append(frames, udpFrameFrom(p.MAC, hostileIP, net.ParseIP(slirpDNS).To4(), uint16(40000+i%20000), 53, dnsQuery(uint16(i), hostileName)))
+	}
+	return frames
+}
+
 // hostileSample is slirpvde's descriptors and memory at one point.
 type hostileSample struct {
 	fds, rssKiB int
@@ -315,19 +336,14 @@ func TestSlirpHostileFlood(t *testing.T) {
 
 	// 1. UDP to 12,000 outside host:port pairs (dying in O: every flow waits its idle time).
 	const udpFlood = 12000
-	var frames [][]byte
-	for i := range udpFlood {
-		dip := net.IPv4(198, 51, 100, byte(1+i%200)).To4()
-		frames = append(frames, udpFrameFrom(p.MAC, hostileIP, dip, uint16(20000+i%64), uint16(1024+i), []byte("flood")))
-	}
-	sendAll(t, p, frames)
+	sendAll(t, p, udpFloodFrames(p, udpFlood))
 	afterUDP := settle()
 	t.Logf("RELIABILITY: slirpvde flood: %d UDP datagrams to as many outside host:port pairs: %d descriptors (+%d), RSS %d KiB (+%d)",
 		udpFlood, afterUDP.fds, afterUDP.fds-base.fds, afterUDP.rssKiB, afterUDP.rssKiB-base.rssKiB)
 
 	// 2. DHCP DISCOVERs from 10,000 random client MACs.
 	const dhcpFlood = 10000
-	frames = frames[:0]
+	var frames [][]byte
 	for range dhcpFlood {
 		mac := net.HardwareAddr{2, byte(rand.Uint32()), byte(rand.Uint32()), byte(rand.Uint32()), byte(rand.Uint32()), byte(rand.Uint32())}
 		frames = append(frames, ipv4Frame(broadcast, p.MAC, net.IPv4zero, net.IPv4bcast, 17,
@@ -341,10 +357,7 @@ func TestSlirpHostileFlood(t *testing.T) {
 	// 3. DNS queries from 5,000 source ports.
 	const dnsFlood = 5000
 	drainPeer(p) // the OFFERs
-	frames = frames[:0]
-	for i := range dnsFlood {
-		frames = append(frames, udpFrameFrom(p.MAC, hostileIP, net.ParseIP(slirpDNS).To4(), uint16(40000+i), 53, dnsQuery(uint16(i), hostileName)))
-	}
+	frames = dnsFloodFrames(p, dnsFlood)
 	answers := 0
 	done := make(chan struct{})
 	go func() {
@@ -473,5 +486,63 @@ func TestSlirpHostileTCP(t *testing.T) {
 	})
 	fds2, rss2 := procFDs(t, pid), procStatus(t, pid, "VmRSS")
 	t.Logf("RELIABILITY: slirpvde TCP: after the guest closed them: %d descriptors, RSS %d KiB", fds2, rss2)
+	w.checkAlive(t)
+}
+
+// TestSlirpHostileLowNofile: under RLIMIT_NOFILE 700, slirpvde's flow bound shrinks so
+// that a flood of UDP flows and DNS queries never runs it out of descriptors: it stays
+// under the limit, never fails for want of one (EMFILE), and still leases and resolves.
+func TestSlirpHostileLowNofile(t *testing.T) {
+	slirpOursOnly(t, "the bounds are ours")
+	requireTools(t, "prlimit")
+	const nofile = 700
+	w := newSlirpWorld(t, impl)
+	w.startDnsmasq(t, "127.0.0.1", hostileName, hostileAnswer)
+	argv := []string{"prlimit", fmt.Sprintf("--nofile=%d:%d", nofile, nofile), slirpBin(t), "-s", w.Sw.Dir, "-dhcp"}
+	proc := startProc(t, "ip", w.inS(argv...)...)
+	proc.Name = "slirpvde(prlimit)"
+	w.Slirp = proc
+	waitFor(t, startTimeout, proc.Name+" to join the switch", func() (bool, string) {
+		if proc.Exited() {
+			proc.log(t)
+			t.Fatalf("%s exited during start-up: %v", proc.Name, proc.waitErr)
+		}
+		raw := w.Sw.Cmd(t, "port/print")
+		return strings.Contains(raw, fmt.Sprintf(" pid=%d\n", proc.PID())), raw
+	})
+	pid := proc.PID()
+	if l := noFileLimit(t, pid); l != strconv.Itoa(nofile) {
+		t.Fatalf("slirpvde's RLIMIT_NOFILE is %s, want %d (did prlimit exec it?)", l, nofile)
+	}
+	g := w.addGuest(t)
+	p := dialPeer(t, w.Sw, 1, wire.DialOptions{})
+	fds0 := procFDs(t, pid)
+	peak := fds0
+	for round := range 2 {
+		sendAll(t, p, udpFloodFrames(p, 3000))
+		sendAll(t, p, dnsFloodFrames(p, 1000))
+		for range 10 {
+			time.Sleep(300 * time.Millisecond)
+			peak = max(peak, procFDs(t, pid))
+		}
+		t.Logf("round %d: %d descriptors", round, procFDs(t, pid))
+	}
+	stderr := proc.Stderr.String()
+	t.Logf("RELIABILITY: slirpvde under RLIMIT_NOFILE %d: 6,000 UDP flows and 2,000 DNS queries asked for: descriptors %d -> peak %d; log:\n%s", nofile, fds0, peak, stderr)
+	if peak >= nofile-64 {
+		t.Errorf("peak of %d descriptors, too close to the limit %d", peak, nofile)
+	}
+	if strings.Contains(stderr, "too many open files") {
+		t.Errorf("slirpvde ran out of descriptors:\n%s", stderr)
+	}
+	w.checkAlive(t)
+	drainPeer(p)
+	pingOK(t, g.NS, slirpRouter)
+	waitFor(t, slirpTimeout, "nslookup at 10.0.2.3 after the flood", func() (bool, string) {
+		out := nslookup(g.NS, hostileName, slirpDNS)
+		return strings.Contains(out, "Address: "+hostileAnswer), out
+	})
+	g2 := w.addGuest(t)
+	t.Logf("a new guest leased %s after the flood", g2.Addr)
 	w.checkAlive(t)
 }
