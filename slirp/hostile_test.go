@@ -456,3 +456,47 @@ func heapInUse() int64 {
 func itoa(p uint16) string {
 	return netip.AddrPortFrom(netip.IPv4Unspecified(), p).String()[len("0.0.0.0:"):]
 }
+
+// TestUDPForwardPeers: a -U forward keeps a flow for at most maxForwardPeers host peers;
+// more are dropped and counted, and waiting flows hold no buffers.
+func TestUDPForwardPeers(t *testing.T) {
+	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := uint16(pc.LocalAddr().(*net.UDPAddr).Port)
+	pc.Close()
+	h := newHostileRouter(t, nil)
+	fwd := Forward{UDP: true, Bind: netip.MustParseAddr("127.0.0.1"), HostPort: port, Guest: guestIP, GuestPort: 9}
+	if err := h.AddForward(fwd); err != nil {
+		t.Skipf("port %d taken meanwhile: %v", port, err)
+	}
+	heap0 := heapInUse()
+	const peers = maxForwardPeers + 200
+	to := &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: int(port)}
+	for i := range peers { // each from a port of its own, kept till the end
+		c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.WriteTo([]byte("peer"), to)
+		if i%64 == 63 {
+			time.Sleep(10 * time.Millisecond) // the forward's socket buffer is small
+		}
+	}
+	// The kernel may lose a few datagrams to the forward's full socket buffer.
+	if !waitFor(10*time.Second, func() bool { return h.Stats().PeersRefused >= (peers-maxForwardPeers)*9/10 }) {
+		t.Fatalf("%d peers refused, want %d", h.Stats().PeersRefused, peers-maxForwardPeers)
+	}
+	time.Sleep(200 * time.Millisecond)
+	perPeer := (heapInUse() - heap0) / maxForwardPeers
+	t.Logf("RELIABILITY: slirp unit: %d peers of a -U forward: %d refused (bound %d), heap %d KiB a peer flow, %d log lines",
+		peers, h.Stats().PeersRefused, maxForwardPeers, perPeer>>10, h.logs.Load())
+	if h.Stats().PeersRefused > peers-maxForwardPeers+5 {
+		t.Errorf("%d peers refused, want %d", h.Stats().PeersRefused, peers-maxForwardPeers)
+	}
+	if perPeer > 32<<10 {
+		t.Errorf("%d KiB of heap a peer flow", perPeer>>10)
+	}
+}

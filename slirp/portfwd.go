@@ -13,6 +13,8 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/adapters/gonet"
 	"gvisor.dev/gvisor/pkg/tcpip/network/ipv4"
+	"gvisor.dev/gvisor/pkg/tcpip/transport/udp"
+	"gvisor.dev/gvisor/pkg/waiter"
 
 	"github.com/vde-go/vde/slirp/tftp"
 )
@@ -166,35 +168,55 @@ func (r *Router) serveUDPForward(f Forward, pc net.PacketConn, guest tcpip.FullA
 			continue
 		}
 		if c == nil {
-			src := r.forwardSource(peer)
-			c, err = gonet.DialUDP(r.stack, &src, &guest, ipv4.ProtocolNumber)
+			var wq waiter.Queue
+			var ep tcpip.Endpoint
+			ep, err = r.dialGuestUDP(&wq, r.forwardSource(peer), guest)
 			if err != nil {
 				mu.Unlock()
 				r.logLimited("redir UDP dial", "redir UDP %s: %v", f, err)
 				continue
 			}
+			c = gonet.NewUDPConn(&wq, ep)
 			flows[key] = c
+			entry, notify := waiter.NewChannelEntry(waiter.ReadableEvents)
+			wq.EventRegister(&entry)
 			go func() {
 				defer func() {
 					mu.Lock()
 					delete(flows, key)
 					mu.Unlock()
+					wq.EventUnregister(&entry)
 					c.Close()
 				}()
-				reply := make([]byte, 65536)
+				// The guest's replies, read into a pooled buffer only once one is there:
+				// a peer waiting holds none (recvGuest).
 				for {
-					c.SetReadDeadline(time.Now().Add(udpIdle))
-					n, err := c.Read(reply)
-					if err != nil {
+					if err := recvGuest(ep, notify, udpIdle, func(b []byte) { pc.WriteTo(b, peer) }); err != nil {
 						return
 					}
-					pc.WriteTo(reply[:n], peer)
 				}
 			}()
 		}
 		mu.Unlock()
 		c.Write(buf[:n])
 	}
+}
+
+// dialGuestUDP makes a netstack UDP endpoint from src connected to guest.
+func (r *Router) dialGuestUDP(wq *waiter.Queue, src, guest tcpip.FullAddress) (tcpip.Endpoint, error) {
+	ep, terr := r.stack.NewEndpoint(udp.ProtocolNumber, ipv4.ProtocolNumber, wq)
+	if terr != nil {
+		return nil, errors.New(terr.String())
+	}
+	if terr := ep.Bind(src); terr != nil {
+		ep.Close()
+		return nil, fmt.Errorf("bind %v: %s", fromTCPAddr(src.Addr), terr)
+	}
+	if terr := ep.Connect(guest); terr != nil {
+		ep.Close()
+		return nil, fmt.Errorf("connect %v:%d: %s", fromTCPAddr(guest.Addr), guest.Port, terr)
+	}
+	return ep, nil
 }
 
 // startTFTP serves cfg.TFTPDir at the router's UDP port 69; each transfer gets a socket
