@@ -531,3 +531,46 @@ func TestDHCPFloodFrames(t *testing.T) {
 		t.Fatal("no OFFER after the flood")
 	}
 }
+
+// TestUDPFlowEviction: once a flood's flows have idled udpEvictIdle, a full table makes
+// room for new flows (another guest's) by closing them, without waiting for udpIdle; the
+// count and the descriptors stay at the bound.
+func TestUDPFlowEviction(t *testing.T) {
+	old := udpEvictIdle
+	udpEvictIdle = 300 * time.Millisecond
+	t.Cleanup(func() { udpEvictIdle = old })
+	h := newHostileRouter(t, nil)
+	sink := newUDPSink(t, false)
+	const limit = 200
+	h.flowLimit = limit
+	base := openFDs(t)
+	for i := range limit {
+		h.input(udpFrame(routerIP, uint16(10000+i), sink.port, []byte("flood")))
+	}
+	if !waitFor(10*time.Second, func() bool { return openFDs(t) >= base+limit }) {
+		t.Fatalf("%d descriptors, %d before", openFDs(t), base)
+	}
+	// At once, nothing is idle enough: refused.
+	h.input(udpFrame(routerIP, 30000, sink.port, []byte("early")))
+	if st := h.Stats(); st.FlowsRefused != 1 || st.FlowsEvicted != 0 {
+		t.Fatalf("a flow over the bound before any idled: refused %d evicted %d, want 1 and 0", st.FlowsRefused, st.FlowsEvicted)
+	}
+	time.Sleep(2 * udpEvictIdle)
+	before := sink.n.Load()
+	for i := range 50 {
+		h.input(udpFrame(routerIP, uint16(31000+i), sink.port, []byte("late")))
+	}
+	if !waitFor(5*time.Second, func() bool { return sink.n.Load() >= before+50 }) {
+		t.Fatalf("the new flows got %d datagrams through, want 50", sink.n.Load()-before)
+	}
+	time.Sleep(100 * time.Millisecond)
+	st := h.Stats()
+	fds := openFDs(t)
+	t.Logf("RELIABILITY: slirp unit: full table of %d idle UDP flows: 50 new flows evicted %d, %d flows open, descriptors %d (%d before)", limit, st.FlowsEvicted, st.Flows, fds, base)
+	if st.FlowsEvicted != 50 || st.Flows != limit {
+		t.Errorf("evicted %d, flows %d; want 50 and %d", st.FlowsEvicted, st.Flows, limit)
+	}
+	if fds > base+limit+8 {
+		t.Errorf("%d descriptors for %d flows, %d before", fds, limit, base)
+	}
+}

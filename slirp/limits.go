@@ -2,6 +2,7 @@ package slirp
 
 import (
 	"fmt"
+	"io"
 	"net/netip"
 	"sync"
 	"sync/atomic"
@@ -18,7 +19,12 @@ import (
 const (
 	// maxFlows bounds the TCP and UDP flows NATed at once and the connections of -L
 	// forwards, each of which holds a host socket. RLIMIT_NOFILE can lower it (flowBudget).
+	// When it is reached, a new flow takes the place of a UDP flow idle for at least
+	// udpEvictIdle (the least recently active of a sample), so that a guest that filled
+	// the table does not keep the others' new flows out for the whole udpIdle.
 	maxFlows = 4096
+	// evictSample is how many UDP flows an eviction looks at.
+	evictSample = 64
 	// fdReserve descriptors under RLIMIT_NOFILE are left to everything else: the switch
 	// link, the listeners of forwards, ICMP sockets, resolv.conf, the Go runtime.
 	fdReserve = 128
@@ -44,6 +50,7 @@ type Stats struct {
 	Flows, DNSFlows int64 // open now
 	FlowLimit       int64 // maxFlows, or less under a low RLIMIT_NOFILE
 	FlowsRefused    uint64
+	FlowsEvicted    uint64 // idle UDP flows closed to make room for new ones
 	DNSRefused      uint64 // new DNS flows over maxDNSFlows
 	DNSRateDropped  uint64 // queries over dnsRate
 	TFTPRefused     uint64
@@ -53,7 +60,7 @@ type Stats struct {
 
 // counters are the Stats kept as the router runs.
 type counters struct {
-	flowsRefused, dnsRefused, dnsRateDropped, tftpRefused, peersRefused, loopbackRefused atomic.Uint64
+	flowsRefused, flowsEvicted, dnsRefused, dnsRateDropped, tftpRefused, peersRefused, loopbackRefused atomic.Uint64
 }
 
 // Stats returns the flows open and the refusals so far.
@@ -63,6 +70,7 @@ func (r *Router) Stats() Stats {
 		DNSFlows:        r.dnsFlows.Load(),
 		FlowLimit:       r.flowLimit,
 		FlowsRefused:    r.count.flowsRefused.Load(),
+		FlowsEvicted:    r.count.flowsEvicted.Load(),
 		DNSRefused:      r.count.dnsRefused.Load(),
 		DNSRateDropped:  r.count.dnsRateDropped.Load(),
 		TFTPRefused:     r.count.tftpRefused.Load(),
@@ -83,15 +91,105 @@ func flowBudget() int64 {
 	return max(min(avail, maxFlows), 16)
 }
 
-// takeFlow reserves a flow; false (counted, logged) when the budget is spent.
-func (r *Router) takeFlow(what string) bool {
-	if r.flows.Add(1) > r.flowLimit {
-		r.flows.Add(-1)
+// takeFlow reserves a flow, for the UDP flow f if not nil. In a full table it takes the
+// place of the least recently active of a sample of UDP flows idle for udpEvictIdle, and
+// closes that; false (counted, logged) when there is none.
+func (r *Router) takeFlow(what string, f *udpFlow) bool {
+	if r.flows.Add(1) <= r.flowLimit {
+		if f != nil {
+			r.udpMu.Lock()
+			r.udpFlows[f] = struct{}{}
+			r.udpMu.Unlock()
+		}
+		return true
+	}
+	r.flows.Add(-1)
+	now := time.Now()
+	r.udpMu.Lock()
+	var victim *udpFlow
+	var oldest int64
+	n := 0
+	for v := range r.udpFlows {
+		if l := v.last.Load(); now.Sub(time.Unix(0, l)) >= udpEvictIdle && (victim == nil || l < oldest) {
+			victim, oldest = v, l
+		}
+		if n++; n >= evictSample {
+			break
+		}
+	}
+	if victim != nil { // its place in the count is the new flow's
+		delete(r.udpFlows, victim)
+		if f != nil {
+			r.udpFlows[f] = struct{}{}
+		}
+	}
+	r.udpMu.Unlock()
+	if victim == nil {
 		r.count.flowsRefused.Add(1)
 		r.logLimited("flows", "%s: refused: %d flows open already", what, r.flowLimit)
 		return false
 	}
+	victim.close()
+	r.count.flowsEvicted.Add(1)
+	r.logLimited("evict", "%s: %d flows open already: closed a UDP flow idle for %v", what, r.flowLimit, now.Sub(time.Unix(0, oldest)).Round(time.Second))
 	return true
+}
+
+// udpEvictIdle is how long a UDP flow must have been idle before a full table may close
+// it for a new one; a variable for the tests.
+var udpEvictIdle = 5 * time.Second
+
+// udpFlow is a NATed UDP flow, which a full table may evict.
+type udpFlow struct {
+	last atomic.Int64 // UnixNano of the last datagram either way
+
+	mu     sync.Mutex
+	closed bool
+	conns  []io.Closer
+}
+
+// attach makes c close with the flow; false (c closed) if the flow was evicted already.
+func (f *udpFlow) attach(c io.Closer) bool {
+	f.mu.Lock()
+	if f.closed {
+		f.mu.Unlock()
+		c.Close()
+		return false
+	}
+	f.conns = append(f.conns, c)
+	f.mu.Unlock()
+	return true
+}
+
+func (f *udpFlow) close() {
+	f.mu.Lock()
+	f.closed = true
+	cs := f.conns
+	f.mu.Unlock()
+	for _, c := range cs {
+		c.Close()
+	}
+}
+
+// takeUDPFlow reserves a flow for a new UDP flow (takeFlow); nil when there is none.
+func (r *Router) takeUDPFlow(what string) *udpFlow {
+	f := &udpFlow{}
+	f.last.Store(time.Now().UnixNano())
+	if !r.takeFlow(what, f) {
+		return nil
+	}
+	return f
+}
+
+// endUDPFlow gives f's place back, unless an eviction gave it to another flow.
+func (r *Router) endUDPFlow(f *udpFlow) {
+	r.udpMu.Lock()
+	_, ok := r.udpFlows[f]
+	delete(r.udpFlows, f)
+	r.udpMu.Unlock()
+	if ok {
+		r.flows.Add(-1)
+	}
 }
 
 // hostLoopback reports whether a guest sending to dst would reach the host's loopback:

@@ -74,7 +74,7 @@ func (r *Router) handleTCP(req *tcp.ForwarderRequest) {
 	id := req.ID()
 	dst := fromTCPAddr(id.LocalAddress)
 	network, address, err := r.target(false, dst, id.LocalPort)
-	if err != nil || !r.takeFlow("tcp "+address) {
+	if err != nil || !r.takeFlow("tcp "+address, nil) {
 		req.Complete(true)
 		return
 	}
@@ -133,7 +133,8 @@ func (r *Router) handleUDP(req *udp.ForwarderRequest) bool {
 		return false
 	}
 	proxy := id.LocalPort == 53 && r.isOwn(dst) // the DNS proxy
-	release := func() { r.flows.Add(-1) }
+	var flow *udpFlow
+	var release func()
 	if proxy {
 		if r.dnsFlows.Add(1) > maxDNSFlows {
 			r.dnsFlows.Add(-1)
@@ -142,8 +143,11 @@ func (r *Router) handleUDP(req *udp.ForwarderRequest) bool {
 			return false
 		}
 		release = func() { r.dnsFlows.Add(-1) }
-	} else if !r.takeFlow("udp " + address) {
-		return false
+	} else {
+		if flow = r.takeUDPFlow("udp " + address); flow == nil {
+			return false
+		}
+		release = func() { r.endUDPFlow(flow) }
 	}
 	var wq waiter.Queue
 	ep, terr := req.CreateEndpoint(&wq)
@@ -152,11 +156,15 @@ func (r *Router) handleUDP(req *udp.ForwarderRequest) bool {
 		return false
 	}
 	guest := gonet.NewUDPConn(&wq, ep)
+	var relay relayOptions
+	if flow != nil {
+		flow.attach(guest)
+		relay.last = &flow.last
+	}
 	idle := udpIdle
 	if id.LocalPort == 53 {
 		idle = dnsUDPIdle
 	}
-	var relay relayOptions
 	if proxy {
 		from := fromTCPAddr(id.RemoteAddress)
 		relay.oneShot = true
@@ -181,6 +189,10 @@ func (r *Router) handleUDP(req *udp.ForwarderRequest) bool {
 			guest.Close()
 			return
 		}
+		if flow != nil && !flow.attach(host) {
+			guest.Close()
+			return // evicted already
+		}
 		relayUDP(guest, ep, &wq, host.(*net.UDPConn), idle, relay)
 	}()
 	return true
@@ -197,6 +209,8 @@ type relayOptions struct {
 	// the guest's datagrams were all dropped (the DNS proxy: a resolver asks each query
 	// from a new port, and each flow holds a host socket).
 	oneShot bool
+	// last, when not nil, is where the relay keeps the time of the last datagram.
+	last *atomic.Int64
 }
 
 // dgramBufs are the buffers of UDP relays. A relay takes one only once a datagram is
@@ -281,7 +295,10 @@ func relayUDP(guest net.Conn, ep tcpip.Endpoint, wq *waiter.Queue, host *net.UDP
 	wq.EventRegister(&entry)
 	defer wq.EventUnregister(&entry)
 
-	var last atomic.Int64
+	last := opt.last
+	if last == nil {
+		last = new(atomic.Int64)
+	}
 	last.Store(time.Now().UnixNano())
 	var waiting atomic.Int64 // datagrams sent to the host not answered yet (oneShot)
 	done := make(chan struct{}, 2)

@@ -108,7 +108,7 @@ func (r *Router) listenTCP(f Forward) error {
 				}
 				continue
 			}
-			if !r.takeFlow("redir TCP " + f.String()) {
+			if !r.takeFlow("redir TCP "+f.String(), nil) {
 				c.Close()
 				continue
 			}

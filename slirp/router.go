@@ -48,6 +48,8 @@ type Router struct {
 	dnsRate   *tokenBucket
 	count     counters
 	logs      *logLimiter
+	udpMu     sync.Mutex
+	udpFlows  map[*udpFlow]struct{} // NATed UDP flows but the DNS proxy's (limits.go)
 
 	mu        sync.Mutex
 	listeners []interface{ Close() error }
@@ -72,6 +74,7 @@ func New(cfg Config) (*Router, error) {
 		flowLimit: flowBudget(),
 		dnsRate:   newTokenBucket(dnsRate, dnsBurst),
 		logs:      newLogLimiter(cfg.Logf),
+		udpFlows:  map[*udpFlow]struct{}{},
 	}
 	r.dnsMAC = r.routerMAC
 	if cfg.DNS.Is4() && cfg.Network().Contains(cfg.DNS) {
