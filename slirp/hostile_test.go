@@ -574,3 +574,56 @@ func TestUDPFlowEviction(t *testing.T) {
 		t.Errorf("%d descriptors for %d flows, %d before", fds, limit, base)
 	}
 }
+
+// udp6Frame is a UDP datagram over IPv6 from guest A (fd00::15:sport) to dst:dport.
+func udp6Frame(dst netip.Addr, sport, dport uint16, data []byte) []byte {
+	src := netip.MustParseAddr("fd00::15")
+	seg := make([]byte, header.UDPMinimumSize+len(data))
+	u := header.UDP(seg)
+	u.Encode(&header.UDPFields{SrcPort: sport, DstPort: dport, Length: uint16(len(seg))})
+	copy(seg[header.UDPMinimumSize:], data)
+	xsum := header.PseudoHeaderChecksum(header.UDPProtocolNumber, tcpAddr(src), tcpAddr(dst), uint16(len(seg)))
+	u.SetChecksum(^onesSumFrom(seg, xsum))
+	return ethernet(MACFor(routerIP), guestA, etherTypeIPv6, buildIPv6(src, dst, uint8(header.UDPProtocolNumber), 64, seg))
+}
+
+// TestNoHostLoopback6: the IPv6 router address is the host's ::1; with NoHostLoopback a
+// guest reaches nothing there, nor by sending to ::1 itself.
+func TestNoHostLoopback6(t *testing.T) {
+	pc, err := net.ListenPacket("udp6", "[::1]:0")
+	if err != nil {
+		t.Skipf("no ::1 here: %v", err)
+	}
+	pc.Close()
+	sink := &udpSink{}
+	{
+		pc, err := net.ListenPacket("udp6", "[::1]:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { pc.Close() })
+		sink.pc, sink.port = pc, uint16(pc.LocalAddr().(*net.UDPAddr).Port)
+		go func() {
+			buf := make([]byte, 2048)
+			for {
+				if _, _, err := pc.ReadFrom(buf); err != nil {
+					return
+				}
+				sink.n.Add(1)
+			}
+		}()
+	}
+	router6 := netip.MustParseAddr("fd00::2")
+	closed := newHostileRouter(t, func(c *Config) { c.IPv6, c.NoHostLoopback = true, true })
+	closed.input(udp6Frame(router6, 41000, sink.port, []byte("hello")))
+	closed.input(udp6Frame(netip.IPv6Loopback(), 41001, sink.port, []byte("hello")))
+	time.Sleep(500 * time.Millisecond)
+	if sink.n.Load() != 0 {
+		t.Fatalf("with NoHostLoopback, ::1 got %d datagrams", sink.n.Load())
+	}
+	open := newHostileRouter(t, func(c *Config) { c.IPv6 = true })
+	open.input(udp6Frame(router6, 41002, sink.port, []byte("hello")))
+	if !waitFor(3*time.Second, func() bool { return sink.n.Load() > 0 }) {
+		t.Fatal("without NoHostLoopback, fd00::2 does not reach ::1")
+	}
+}
