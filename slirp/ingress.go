@@ -188,7 +188,7 @@ func (r *Router) echo4(from, to netip.Addr, ttl uint8, icmp []byte) {
 		header.ICMPv4(reply).SetChecksum(0)
 		header.ICMPv4(reply).SetChecksum(^checksum.Checksum(reply, 0))
 		r.sendIP(buildIPv4(to, from, uint8(header.ICMPv4ProtocolNumber), 64, reply))
-	case r.forUs(to) && !r.cfg.Restricted:
+	case r.forUs(to) && !r.cfg.Restricted && !r.loopbackRefused(to):
 		r.ping.send(from, to, ttl, icmp)
 	}
 }

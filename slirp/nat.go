@@ -5,39 +5,29 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"os"
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
+	"golang.org/x/sys/unix"
+	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/adapters/gonet"
 	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
 	"gvisor.dev/gvisor/pkg/tcpip/transport/udp"
 	"gvisor.dev/gvisor/pkg/waiter"
 )
 
-// Flow timeouts of the C slirp (spec §3.5).
-const (
+// Flow timeouts of the C slirp (spec §3.5); variables for the tests.
+var (
 	udpIdle    = 240 * time.Second
 	dnsUDPIdle = 10 * time.Second
 	dialLimit  = 30 * time.Second
 )
 
 var errRefused = errors.New("refused")
-
-// maxFlows bounds the TCP and UDP flows NATed at once (each holds a host socket), so
-// that one guest opening flows without end cannot take all of the host's descriptors.
-const maxFlows = 16384
-
-// takeFlow reserves a flow; false (logged) when maxFlows are open.
-func (r *Router) takeFlow(what string) bool {
-	if r.flows.Add(1) > maxFlows {
-		r.flows.Add(-1)
-		r.cfg.Logf("%s: refused: %d flows open already", what, maxFlows)
-		return false
-	}
-	return true
-}
 
 // target is where the host connects for a guest connecting to dst:port: the router
 // address is the host's loopback (unless forbidden), a -x port a unix socket, the DNS
@@ -59,9 +49,11 @@ func (r *Router) target(udpFlow bool, dst netip.Addr, port uint16) (network, add
 		if port != 53 {
 			return "", "", errRefused
 		}
-		return network, net.JoinHostPort(r.dns.nameserver(), "53"), nil
+		return network, net.JoinHostPort(r.dns.nameserver(), r.dns.port), nil
 	case dst == r.router || (r.cfg.IPv6 && (dst == r.router6 || dst == r.linkLocal6)):
 		if r.cfg.NoHostLoopback {
+			r.count.loopbackRefused.Add(1)
+			r.logLimited("loopback", "%v:%d: refused: host loopback disabled", dst, port)
 			return "", "", errRefused
 		}
 		lo := "127.0.0.1"
@@ -69,7 +61,7 @@ func (r *Router) target(udpFlow bool, dst netip.Addr, port uint16) (network, add
 			lo = "::1"
 		}
 		return network, net.JoinHostPort(lo, strconv.Itoa(int(port))), nil
-	case !r.forUs(dst) || r.isOwn(dst) || r.cfg.Restricted:
+	case !r.forUs(dst) || r.isOwn(dst) || r.cfg.Restricted || r.loopbackRefused(dst):
 		return "", "", errRefused
 	}
 	return network, net.JoinHostPort(dst.String(), strconv.Itoa(int(port))), nil
@@ -82,14 +74,14 @@ func (r *Router) handleTCP(req *tcp.ForwarderRequest) {
 	id := req.ID()
 	dst := fromTCPAddr(id.LocalAddress)
 	network, address, err := r.target(false, dst, id.LocalPort)
-	if err != nil || !r.takeFlow("tcp "+address) {
+	if err != nil || !r.takeFlow("tcp "+address, nil) {
 		req.Complete(true)
 		return
 	}
 	defer r.flows.Add(-1)
 	host, err := net.DialTimeout(network, address, dialLimit)
 	if err != nil {
-		r.cfg.Logf("tcp %s:%d -> %s: %v", fromTCPAddr(id.RemoteAddress), id.RemotePort, address, err)
+		r.logLimited("tcp dial", "tcp %s:%d -> %s: %v", fromTCPAddr(id.RemoteAddress), id.RemotePort, address, err)
 		req.Complete(true)
 		return
 	}
@@ -137,76 +129,220 @@ func (r *Router) handleUDP(req *udp.ForwarderRequest) bool {
 	id := req.ID()
 	dst := fromTCPAddr(id.LocalAddress)
 	network, address, err := r.target(true, dst, id.LocalPort)
-	if err != nil || !r.takeFlow("udp "+address) {
+	if err != nil {
 		return false
+	}
+	proxy := id.LocalPort == 53 && r.isOwn(dst) // the DNS proxy
+	var flow *udpFlow
+	var release func()
+	if proxy {
+		if r.dnsFlows.Add(1) > maxDNSFlows {
+			r.dnsFlows.Add(-1)
+			r.count.dnsRefused.Add(1)
+			r.logLimited("dns flows", "dns from %s: refused: %d queries waiting for answers already", fromTCPAddr(id.RemoteAddress), maxDNSFlows)
+			return false
+		}
+		release = func() { r.dnsFlows.Add(-1) }
+	} else {
+		if flow = r.takeUDPFlow("udp " + address); flow == nil {
+			return false
+		}
+		release = func() { r.endUDPFlow(flow) }
 	}
 	var wq waiter.Queue
 	ep, terr := req.CreateEndpoint(&wq)
 	if terr != nil {
-		r.flows.Add(-1)
+		release()
 		return false
 	}
 	guest := gonet.NewUDPConn(&wq, ep)
+	var relay relayOptions
+	if flow != nil {
+		flow.attach(guest)
+		relay.last = &flow.last
+	}
 	idle := udpIdle
 	if id.LocalPort == 53 {
 		idle = dnsUDPIdle
 	}
-	var check func([]byte) error
-	if id.LocalPort == 53 && r.isOwn(dst) {
+	if proxy {
 		from := fromTCPAddr(id.RemoteAddress)
-		check = func(b []byte) error {
-			err := checkDNSQuery(b)
-			if err != nil {
-				r.cfg.Logf("dns from %s: dropped: %v", from, err)
+		relay.oneShot = true
+		relay.check = func(b []byte) error {
+			if err := checkDNSQuery(b); err != nil {
+				r.logLimited("dns junk", "dns from %s: dropped: %v", from, err)
+				return err
 			}
-			return err
+			if !r.dnsRate.take(time.Now()) {
+				r.count.dnsRateDropped.Add(1)
+				r.logLimited("dns rate", "dns from %s: dropped: over %d queries a second", from, dnsRate)
+				return errDNSRate
+			}
+			return nil
 		}
 	}
 	go func() {
-		defer r.flows.Add(-1)
+		defer release()
 		host, err := net.Dial(network, address)
 		if err != nil {
-			r.cfg.Logf("udp %s:%d -> %s: %v", fromTCPAddr(id.RemoteAddress), id.RemotePort, address, err)
+			r.logLimited("udp dial", "udp %s:%d -> %s: %v", fromTCPAddr(id.RemoteAddress), id.RemotePort, address, err)
 			guest.Close()
 			return
 		}
-		relayUDP(guest, host, idle, check)
+		if flow != nil && !flow.attach(host) {
+			guest.Close()
+			return // evicted already
+		}
+		relayUDP(guest, ep, &wq, host.(*net.UDPConn), idle, relay)
 	}()
 	return true
 }
 
-// relayUDP copies datagrams both ways until neither side has sent for idle; check, when
-// not nil, vets what a sends (the DNS proxy's queries) and drops what it refuses.
-func relayUDP(a, b net.Conn, idle time.Duration, check func([]byte) error) {
-	var last atomic.Int64
-	last.Store(time.Now().UnixNano())
-	done := make(chan struct{}, 2)
-	pipe := func(dst, src net.Conn, check func([]byte) error) {
-		defer func() { done <- struct{}{} }()
-		buf := make([]byte, 65536)
-		for {
-			src.SetReadDeadline(time.Now().Add(idle))
-			n, err := src.Read(buf)
-			if err != nil {
-				var ne net.Error
-				if errors.As(err, &ne) && ne.Timeout() && time.Since(time.Unix(0, last.Load())) < idle {
-					continue
-				}
-				return
-			}
-			last.Store(time.Now().UnixNano())
-			if check != nil && check(buf[:n]) != nil {
-				continue
-			}
-			// A write error (an ICMP error reported on a connected socket) loses this
-			// datagram only; the flow lives on until it idles.
-			dst.Write(buf[:n])
+var errDNSRate = errors.New("over the DNS query rate")
+
+// relayOptions are what a UDP relay does beyond copying.
+type relayOptions struct {
+	// check, when not nil, vets what the guest sends (the DNS proxy's queries) and drops
+	// what it refuses.
+	check func([]byte) error
+	// oneShot ends the flow once every datagram the guest sent got an answer, or once
+	// the guest's datagrams were all dropped (the DNS proxy: a resolver asks each query
+	// from a new port, and each flow holds a host socket).
+	oneShot bool
+	// last, when not nil, is where the relay keeps the time of the last datagram.
+	last *atomic.Int64
+}
+
+// dgramBufs are the buffers of UDP relays. A relay takes one only once a datagram is
+// there to read, so that an idle flow holds none: 4,096 flows waiting with 64 KiB each
+// way would hold 512 MiB.
+var dgramBufs = sync.Pool{New: func() any { b := make([]byte, 65536); return &b }}
+
+// errIdle is a relay side that sent nothing for its idle time.
+var errIdle = errors.New("idle")
+
+// recvGuest waits up to idle for the guest's next datagram on ep and hands it to fn.
+func recvGuest(ep tcpip.Endpoint, notify <-chan struct{}, idle time.Duration, fn func([]byte)) error {
+	var timeout <-chan time.Time
+	for {
+		bp := dgramBufs.Get().(*[]byte)
+		w := tcpip.SliceWriter(*bp)
+		res, terr := ep.Read(&w, tcpip.ReadOptions{})
+		if terr == nil {
+			fn((*bp)[:res.Count])
+			dgramBufs.Put(bp)
+			return nil
+		}
+		dgramBufs.Put(bp)
+		if _, ok := terr.(*tcpip.ErrWouldBlock); !ok {
+			return errors.New(terr.String())
+		}
+		if timeout == nil {
+			t := time.NewTimer(idle)
+			defer t.Stop()
+			timeout = t.C
+		}
+		select {
+		case <-notify:
+		case <-timeout:
+			return errIdle
 		}
 	}
-	go pipe(b, a, check)
-	go pipe(a, b, nil)
+}
+
+// recvHost waits up to idle for the next datagram on the host socket and hands it to fn.
+func recvHost(host *net.UDPConn, raw syscall.RawConn, idle time.Duration, fn func([]byte)) error {
+	host.SetReadDeadline(time.Now().Add(idle))
+	var rerr error
+	err := raw.Read(func(fd uintptr) bool {
+		bp := dgramBufs.Get().(*[]byte)
+		defer dgramBufs.Put(bp)
+		for {
+			n, err := unix.Read(int(fd), *bp)
+			switch err {
+			case nil:
+				fn((*bp)[:n])
+				return true
+			case unix.EINTR:
+				continue
+			case unix.EAGAIN:
+				return false
+			}
+			rerr = err
+			return true
+		}
+	})
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return errIdle
+	}
+	if err != nil {
+		return err
+	}
+	return rerr
+}
+
+// relayUDP copies datagrams between the guest (the netstack endpoint ep, with guest its
+// net.Conn) and the host socket until neither side has sent for idle, or as opt says;
+// then it closes both.
+func relayUDP(guest net.Conn, ep tcpip.Endpoint, wq *waiter.Queue, host *net.UDPConn, idle time.Duration, opt relayOptions) {
+	defer guest.Close()
+	defer host.Close()
+	raw, err := host.SyscallConn()
+	if err != nil {
+		return
+	}
+	entry, notify := waiter.NewChannelEntry(waiter.ReadableEvents)
+	wq.EventRegister(&entry)
+	defer wq.EventUnregister(&entry)
+
+	last := opt.last
+	if last == nil {
+		last = new(atomic.Int64)
+	}
+	last.Store(time.Now().UnixNano())
+	var waiting atomic.Int64 // datagrams sent to the host not answered yet (oneShot)
+	done := make(chan struct{}, 2)
+	// keepOn tells after a receive error whether the side should wait on: only when it
+	// idled while the other side did not.
+	keepOn := func(err error) bool {
+		return errors.Is(err, errIdle) && time.Since(time.Unix(0, last.Load())) < idle
+	}
+	go func() { // guest -> host
+		defer func() { done <- struct{}{} }()
+		for {
+			stop := false
+			err := recvGuest(ep, notify, idle, func(b []byte) {
+				last.Store(time.Now().UnixNano())
+				if opt.check != nil && opt.check(b) != nil {
+					stop = opt.oneShot && waiting.Load() == 0
+					return
+				}
+				waiting.Add(1)
+				// A write error (an ICMP error reported on a connected socket) loses this
+				// datagram only; the flow lives on until it idles.
+				host.Write(b)
+			})
+			if stop || (err != nil && !keepOn(err)) {
+				return
+			}
+		}
+	}()
+	go func() { // host -> guest
+		defer func() { done <- struct{}{} }()
+		for {
+			stop := false
+			err := recvHost(host, raw, idle, func(b []byte) {
+				last.Store(time.Now().UnixNano())
+				guest.Write(b)
+				stop = opt.oneShot && waiting.Add(-1) <= 0
+			})
+			if stop || (err != nil && !keepOn(err)) {
+				return
+			}
+		}
+	}()
 	<-done
-	a.Close()
-	b.Close()
+	guest.Close()
+	host.Close()
 	<-done
 }

@@ -77,7 +77,7 @@ func (r *Router) ipv6Input(src [6]byte, p []byte) {
 				reply := append([]byte(nil), body...)
 				reply[0] = icmpv6EchoReply
 				r.sendIP(buildIPv6(to, from, icmpv6ProtoNumber, 64, reply))
-			} else if r.forUs(to) && !r.cfg.Restricted {
+			} else if r.forUs(to) && !r.cfg.Restricted && !r.loopbackRefused(to) {
 				r.ping.send6(from, to, body)
 			}
 			return

@@ -2,6 +2,7 @@ package slirp
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -12,6 +13,8 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/adapters/gonet"
 	"gvisor.dev/gvisor/pkg/tcpip/network/ipv4"
+	"gvisor.dev/gvisor/pkg/tcpip/transport/udp"
+	"gvisor.dev/gvisor/pkg/waiter"
 
 	"github.com/vde-go/vde/slirp/tftp"
 )
@@ -46,6 +49,16 @@ func (f Forward) hostAddr() string {
 	return net.JoinHostPort(bind, strconv.Itoa(int(f.HostPort)))
 }
 
+// hostNetwork is the network the host side listens on: IPv4 only unless the bind address
+// is IPv6, so that a forward without one listens on 0.0.0.0 as the C slirp's does, not
+// on Go's dual-stack [::] (every IPv6 address of the host too).
+func (f Forward) hostNetwork() string {
+	if f.Bind.Is6() && !f.Bind.Is4In6() {
+		return f.proto() + "6"
+	}
+	return f.proto() + "4"
+}
+
 func (f Forward) proto() string {
 	if f.UDP {
 		return "udp"
@@ -71,7 +84,7 @@ func (r *Router) forwardSource(peer net.Addr) tcpip.FullAddress {
 }
 
 func (r *Router) listenTCP(f Forward) error {
-	ln, err := net.Listen("tcp", f.hostAddr())
+	ln, err := net.Listen(f.hostNetwork(), f.hostAddr())
 	if err != nil {
 		return fmt.Errorf("redir TCP %s: %w", f, err)
 	}
@@ -83,14 +96,29 @@ func (r *Router) listenTCP(f Forward) error {
 		for {
 			c, err := ln.Accept()
 			if err != nil {
-				return
+				if errors.Is(err, net.ErrClosed) {
+					return
+				}
+				// Out of descriptors (EMFILE) or the like: the forward lives on.
+				r.logLimited("redir accept", "redir TCP %s: %v", f, err)
+				select {
+				case <-r.closed:
+					return
+				case <-time.After(100 * time.Millisecond):
+				}
+				continue
+			}
+			if !r.takeFlow("redir TCP "+f.String(), nil) {
+				c.Close()
+				continue
 			}
 			go func() {
+				defer r.flows.Add(-1)
 				ctx, cancel := context.WithTimeout(context.Background(), dialLimit)
 				defer cancel()
 				g, err := gonet.DialTCPWithBind(ctx, r.stack, r.forwardSource(c.RemoteAddr()), guest, ipv4.ProtocolNumber)
 				if err != nil {
-					r.cfg.Logf("redir TCP %s: %v", f, err)
+					r.logLimited("redir dial", "redir TCP %s: %v", f, err)
 					c.Close()
 					return
 				}
@@ -102,7 +130,7 @@ func (r *Router) listenTCP(f Forward) error {
 }
 
 func (r *Router) listenUDP(f Forward) error {
-	pc, err := net.ListenPacket("udp", f.hostAddr())
+	pc, err := net.ListenPacket(f.hostNetwork(), f.hostAddr())
 	if err != nil {
 		return fmt.Errorf("redir UDP %s: %w", f, err)
 	}
@@ -133,30 +161,39 @@ func (r *Router) serveUDPForward(f Forward, pc net.PacketConn, guest tcpip.FullA
 		key := peer.(*net.UDPAddr).AddrPort()
 		mu.Lock()
 		c := flows[key]
+		if c == nil && len(flows) >= maxForwardPeers {
+			mu.Unlock()
+			r.count.peersRefused.Add(1)
+			r.logLimited("redir peers", "redir UDP %s: %v dropped: %d peers already", f, peer, maxForwardPeers)
+			continue
+		}
 		if c == nil {
-			src := r.forwardSource(peer)
-			c, err = gonet.DialUDP(r.stack, &src, &guest, ipv4.ProtocolNumber)
+			var wq waiter.Queue
+			var ep tcpip.Endpoint
+			ep, err = r.dialGuestUDP(&wq, r.forwardSource(peer), guest)
 			if err != nil {
 				mu.Unlock()
-				r.cfg.Logf("redir UDP %s: %v", f, err)
+				r.logLimited("redir UDP dial", "redir UDP %s: %v", f, err)
 				continue
 			}
+			c = gonet.NewUDPConn(&wq, ep)
 			flows[key] = c
+			entry, notify := waiter.NewChannelEntry(waiter.ReadableEvents)
+			wq.EventRegister(&entry)
 			go func() {
 				defer func() {
 					mu.Lock()
 					delete(flows, key)
 					mu.Unlock()
+					wq.EventUnregister(&entry)
 					c.Close()
 				}()
-				reply := make([]byte, 65536)
+				// The guest's replies, read into a pooled buffer only once one is there:
+				// a peer waiting holds none (recvGuest).
 				for {
-					c.SetReadDeadline(time.Now().Add(udpIdle))
-					n, err := c.Read(reply)
-					if err != nil {
+					if err := recvGuest(ep, notify, udpIdle, func(b []byte) { pc.WriteTo(b, peer) }); err != nil {
 						return
 					}
-					pc.WriteTo(reply[:n], peer)
 				}
 			}()
 		}
@@ -165,10 +202,33 @@ func (r *Router) serveUDPForward(f Forward, pc net.PacketConn, guest tcpip.FullA
 	}
 }
 
+// dialGuestUDP makes a netstack UDP endpoint from src connected to guest.
+func (r *Router) dialGuestUDP(wq *waiter.Queue, src, guest tcpip.FullAddress) (tcpip.Endpoint, error) {
+	ep, terr := r.stack.NewEndpoint(udp.ProtocolNumber, ipv4.ProtocolNumber, wq)
+	if terr != nil {
+		return nil, errors.New(terr.String())
+	}
+	if terr := ep.Bind(src); terr != nil {
+		ep.Close()
+		return nil, fmt.Errorf("bind %v: %s", fromTCPAddr(src.Addr), terr)
+	}
+	if terr := ep.Connect(guest); terr != nil {
+		ep.Close()
+		return nil, fmt.Errorf("connect %v:%d: %s", fromTCPAddr(guest.Addr), guest.Port, terr)
+	}
+	return ep, nil
+}
+
 // startTFTP serves cfg.TFTPDir at the router's UDP port 69; each transfer gets a socket
 // of its own on a fresh router port (the TFTP transfer-id rule).
 func (r *Router) startTFTP() error {
-	srv, err := tftp.New(tftp.Config{Root: r.cfg.TFTPDir, MaxBlockSize: r.cfg.MTU - 32, Logf: r.cfg.Logf})
+	srv, err := tftp.New(tftp.Config{
+		Root:         r.cfg.TFTPDir,
+		MaxBlockSize: r.cfg.MTU - 32,
+		MaxTransfers: maxTFTP,
+		Logf:         func(format string, args ...any) { r.logLimited("tftp", format, args...) },
+		Refused:      func() { r.count.tftpRefused.Add(1) },
+	})
 	if err != nil {
 		return fmt.Errorf("slirp: tftp: %w", err)
 	}

@@ -15,6 +15,7 @@ import (
 // the file changes (checked at most once a second, as the C slirp caches it).
 type resolver struct {
 	path string
+	port string // "53"; tests point it at a nameserver of their own
 
 	mu      sync.Mutex
 	checked time.Time
@@ -30,7 +31,7 @@ type fileStamp struct {
 
 const resolvRecheck = time.Second
 
-func newResolver(path string) *resolver { return &resolver{path: path} }
+func newResolver(path string) *resolver { return &resolver{path: path, port: "53"} }
 
 // nameserver returns the address DNS queries go to; 127.0.0.1 when the file names none.
 func (r *resolver) nameserver() string {

@@ -41,8 +41,15 @@ type Router struct {
 	router6, dns6     netip.Addr
 	linkLocal6        netip.Addr
 
-	out   atomic.Pointer[wire.Endpoint]
-	flows atomic.Int64 // NATed TCP and UDP flows open (nat.go)
+	out       atomic.Pointer[wire.Endpoint]
+	flows     atomic.Int64 // NATed TCP and UDP flows and -L connections open (nat.go)
+	dnsFlows  atomic.Int64 // UDP flows to the DNS proxy open
+	flowLimit int64        // flowBudget()
+	dnsRate   *tokenBucket
+	count     counters
+	logs      *logLimiter
+	udpMu     sync.Mutex
+	udpFlows  map[*udpFlow]struct{} // NATed UDP flows but the DNS proxy's (limits.go)
 
 	mu        sync.Mutex
 	listeners []interface{ Close() error }
@@ -64,6 +71,10 @@ func New(cfg Config) (*Router, error) {
 		dns4:      cfg.DNS,
 		routerMAC: MACFor(cfg.Router()),
 		closed:    make(chan struct{}),
+		flowLimit: flowBudget(),
+		dnsRate:   newTokenBucket(dnsRate, dnsBurst),
+		logs:      newLogLimiter(cfg.Logf),
+		udpFlows:  map[*udpFlow]struct{}{},
 	}
 	r.dnsMAC = r.routerMAC
 	if cfg.DNS.Is4() && cfg.Network().Contains(cfg.DNS) {

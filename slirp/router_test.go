@@ -308,6 +308,10 @@ func FuzzInput(f *testing.F) {
 	f.Add(echoRequest(guestA, "10.0.2.15", "10.0.2.2", 1))
 	f.Add(routerSolicitation(guestA))
 	f.Add(ethernet(broadcastMAC, guestA, etherTypeIPv4, buildUDP4(netip.IPv4Unspecified(), netip.MustParseAddr("255.255.255.255"), 68, 67, []byte{1, 1, 6, 0})))
+	// What a hostile guest sends: straight to the host's loopback and to 0.0.0.0.
+	f.Add(echoRequest(guestA, "10.0.2.15", "127.0.0.1", 2))
+	f.Add(udpFrame(netip.MustParseAddr("127.0.0.1"), 1234, 9, []byte("x")))
+	f.Add(tcpSYN(netip.IPv4Unspecified(), 1234, 9))
 	cfg := DefaultConfig()
 	cfg.DHCP, cfg.IPv6 = true, true
 	r, err := New(cfg)

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"time"
 )
 
 // Server answers DHCP requests from a fixed pool. It is safe for concurrent use.
@@ -16,6 +17,7 @@ type Server struct {
 
 	mu   sync.Mutex
 	pool pool
+	now  func() time.Time // time.Now; tests move the clock
 }
 
 // Lease is a pool address and the MAC that holds it.
@@ -38,7 +40,9 @@ func New(c Config) (*Server, error) {
 		pool: pool{
 			start: binary.BigEndian.Uint32(c.PoolStart.Unmap().AsSlice()),
 			slots: make([]slot, c.PoolSize),
+			lease: c.LeaseTime,
 		},
+		now: time.Now,
 	}
 	copy(s.file[:], c.BootFile)
 	return s, nil
@@ -67,33 +71,45 @@ func (s *Server) Handle(req []byte) (reply []byte, clientMAC net.HardwareAddr, y
 	return s.reply(m, answer, yiaddr), net.HardwareAddr(r.mac[:]), yiaddr, true
 }
 
-// choose picks the answer to r and the pool slot it gives, following slirp's bootp_reply.
+// choose picks the answer to r and the pool slot it gives, following slirp's bootp_reply:
+// a DISCOVER offers a slot, a REQUEST binds one. A full pool reclaims the oldest
+// unconfirmed offer, or a lease expired unrenewed (pool.reclaim).
 func (s *Server) choose(r request) (answer uint8, slotIdx int, ok bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	now := s.now()
 	if r.msgType == typeDiscover {
 		// A requested address that cannot be given is no error in a DISCOVER: offer another.
 		if r.requested != 0 {
-			if i, ok := s.pool.request(r.requested, r.mac); ok {
+			if i, ok := s.pool.request(r.requested, r.mac, false, now); ok {
 				return typeOffer, i, true
 			}
 		}
-		i, ok := s.pool.assign(r.mac)
+		i, ok := s.pool.assign(r.mac, false, now)
 		return typeOffer, i, ok
 	}
 	if r.requested != 0 {
-		if i, ok := s.pool.request(r.requested, r.mac); ok {
+		if i, ok := s.pool.request(r.requested, r.mac, true, now); ok {
 			return typeAck, i, true
 		}
 		return typeNak, 0, true
 	}
 	if i, ok := s.pool.find(r.mac); ok {
+		s.pool.take(i, r.mac, true, now)
 		return typeAck, i, true
 	}
 	// A client that remembers an address from before a restart asks without naming it
 	// (slirp's "windows fix"): answer as if it had been assigned.
-	i, ok := s.pool.assign(r.mac)
+	i, ok := s.pool.assign(r.mac, true, now)
 	return typeAck, i, ok
+}
+
+// Reclaimed returns how many pool addresses were taken back from a MAC that held them
+// (an offer never confirmed, or a lease expired) to give to another.
+func (s *Server) Reclaimed() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.pool.reclaimed
 }
 
 // Leases returns the allocated pool addresses in address order.
@@ -102,7 +118,7 @@ func (s *Server) Leases() []Lease {
 	defer s.mu.Unlock()
 	var ls []Lease
 	for i, sl := range s.pool.slots {
-		if sl.allocated {
+		if sl.state != slotFree {
 			mac := sl.mac
 			ls = append(ls, Lease{Addr: netip.AddrFrom4(be4(s.pool.addr(i))), MAC: net.HardwareAddr(mac[:])})
 		}

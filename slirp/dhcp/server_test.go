@@ -221,6 +221,10 @@ func TestHandleSequence(t *testing.T) {
 	for i := range 16 {
 		fill = append(fill, step{mac: byte(0x10 + i), msgType: discover, want: fmt.Sprintf("OFFER 10.0.2.%d", 15+i)})
 	}
+	var bound []step // the same 16 confirm theirs
+	for i := range 16 {
+		bound = append(bound, step{mac: byte(0x10 + i), msgType: request, want: fmt.Sprintf("ACK 10.0.2.%d", 15+i)})
+	}
 	tests := []struct {
 		desc  string
 		steps []step
@@ -314,8 +318,18 @@ func TestHandleSequence(t *testing.T) {
 			},
 		},
 		{
-			desc: "pool exhausted",
+			desc: "full pool of offers: a new MAC gets the oldest unconfirmed one",
 			steps: append(fill,
+				step{mac: 0x20, msgType: discover, want: "OFFER 10.0.2.15"},
+				step{mac: 0x20, msgType: request, requested: "10.0.2.15", want: "ACK 10.0.2.15"},
+				step{mac: 0x10, msgType: request, requested: "10.0.2.15", want: "NAK"},
+				step{mac: 0x10, msgType: discover, want: "OFFER 10.0.2.16"},
+				step{mac: 0x1f, msgType: request, want: "ACK 10.0.2.30"},
+			),
+		},
+		{
+			desc: "pool of confirmed leases exhausted",
+			steps: append(bound,
 				step{mac: 0x20, msgType: discover},
 				step{mac: 0x20, msgType: request},
 				step{mac: 0x20, msgType: discover, requested: "10.0.2.15", want: ""},
@@ -459,14 +473,14 @@ func TestLeaseTimeOption(t *testing.T) {
 	}
 }
 
-// TestHandleConcurrent gives every pool address once when clients race; run with -race.
+// TestHandleConcurrent binds every pool address once when clients race; run with -race.
 func TestHandleConcurrent(t *testing.T) {
 	s := newServer(t, slirpConfig())
 	var wg sync.WaitGroup
 	got := make([]netip.Addr, 32)
 	for i := range got {
 		wg.Go(func() {
-			if _, _, yi, ok := s.Handle(step{mac: byte(i), msgType: 1}.payload()); ok {
+			if _, _, yi, ok := s.Handle(step{mac: byte(i), msgType: 3}.payload()); ok && yi.IsValid() {
 				got[i] = yi
 			}
 		})

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -53,6 +54,12 @@ type Config struct {
 	MaxBlockSize int
 	// Logf, if set, receives one line per transfer and per refused request.
 	Logf func(format string, args ...any)
+	// MaxTransfers, if above zero, bounds the transfers at once (each holds an open file
+	// and a socket); a request over it is answered with ERROR 0 "too many transfers"
+	// from port 69 and Refused is called.
+	MaxTransfers int
+	// Refused, if set, is called for each request refused over MaxTransfers.
+	Refused func()
 }
 
 // Server answers TFTP read requests from the files under Config.Root. A Server holds no
@@ -63,6 +70,8 @@ type Server struct {
 	retries  int
 	maxBlock int
 	logf     func(format string, args ...any)
+	maxXfers int
+	refused  func()
 }
 
 // New checks c and returns a Server for it. Root must be an existing directory; it is
@@ -89,6 +98,8 @@ func New(c Config) (*Server, error) {
 		retries:  c.Retries,
 		maxBlock: c.MaxBlockSize,
 		logf:     c.Logf,
+		maxXfers: c.MaxTransfers,
+		refused:  c.Refused,
 	}
 	switch {
 	case s.timeout == 0:
@@ -112,6 +123,9 @@ func New(c Config) (*Server, error) {
 	if s.logf == nil {
 		s.logf = func(string, ...any) {}
 	}
+	if s.refused == nil {
+		s.refused = func() {}
+	}
 	return s, nil
 }
 
@@ -133,10 +147,11 @@ func New(c Config) (*Server, error) {
 // goroutines to finish.
 func (s *Server) Serve(conn net.PacketConn, dial func(peer net.Addr) (net.Conn, error)) error {
 	var (
-		mu     sync.Mutex
-		active = make(map[net.Conn]struct{})
-		closed bool
-		wg     sync.WaitGroup
+		mu      sync.Mutex
+		active  = make(map[net.Conn]struct{})
+		closed  bool
+		wg      sync.WaitGroup
+		running atomic.Int64 // transfers
 	)
 	defer func() {
 		mu.Lock()
@@ -163,9 +178,17 @@ func (s *Server) Serve(conn net.PacketConn, dial func(peer net.Addr) (net.Conn, 
 			conn.WriteTo(AppendError(nil, CodeIllegalOperation, "Illegal TFTP operation"), peer)
 			continue
 		}
+		if s.maxXfers > 0 && running.Load() >= int64(s.maxXfers) {
+			s.refused()
+			s.logf("tftp: %s: %q refused: %d transfers running already", peer, req.Filename, s.maxXfers)
+			conn.WriteTo(AppendError(nil, CodeNotDefined, "too many transfers"), peer)
+			continue
+		}
+		running.Add(1)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			defer running.Add(-1)
 			tc, err := dial(peer)
 			if err != nil {
 				s.logf("tftp: %s: open transfer socket: %v", peer, err)

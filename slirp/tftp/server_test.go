@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -595,5 +596,45 @@ func TestMaxBlockSize(t *testing.T) {
 	res := get(t, srv, rrq("boot/initrd.gz", "blksize", "1468"), clientOpts{})
 	if !reflect.DeepEqual(res.oack, []Option{{"blksize", "600"}}) || !bytes.Equal(res.data, files["boot/initrd.gz"]) {
 		t.Errorf("OACK %v, %d bytes", res.oack, len(res.data))
+	}
+}
+
+// TestMaxTransfers: clients that never ACK hold MaxTransfers transfers; one more request
+// is answered with ERROR 0 from port 69 and counted, and once the held transfers give
+// up, requests are served again.
+func TestMaxTransfers(t *testing.T) {
+	root, _ := testRoot(t)
+	var refused atomic.Int64
+	srv := startServer(t, Config{Root: root, Timeout: 200 * time.Millisecond, Retries: 1, MaxTransfers: 3, Refused: func() { refused.Add(1) }})
+	for range 3 {
+		c := dialServer(t, srv)
+		c.Write(AppendRequest(nil, rrq("small.txt")))
+		if p := readFrom(t, c, 2*time.Second); p == nil {
+			t.Fatal("no DATA for a transfer under the bound")
+		}
+	}
+	c := dialServer(t, srv)
+	c.Write(AppendRequest(nil, rrq("small.txt")))
+	p := readFrom(t, c, 2*time.Second)
+	code, msg, err := ParseError(p)
+	if err != nil || code != CodeNotDefined || c.tid.Port != srv.Port {
+		t.Fatalf("over the bound: %q from %v (err %v), want ERROR 0 from port 69", p, c.tid, err)
+	}
+	if refused.Load() != 1 {
+		t.Fatalf("refused %d times, want 1", refused.Load())
+	}
+	t.Logf("refused with %q", msg)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c := dialServer(t, srv)
+		c.Write(AppendRequest(nil, rrq("small.txt")))
+		p := readFrom(t, c, 2*time.Second)
+		if _, _, err := ParseData(p); err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no transfer after the held ones gave up: %q", p)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }
