@@ -39,7 +39,12 @@ var trials = []trial{
 	{"TestReconnectSwitchKilledEndsClients", "the switch SIGKILLed under every form of vde_plug and slirpvde"},
 	{"TestReconnectStaleDirReclaimed", "a new switch on a killed switch's directory; another on a live one"},
 	{"TestReconnect", "the switch killed and restarted under `vde_plug --reconnect` and `slirpvde --reconnect`"},
-	{"TestSlirpHostile", "a guest floods slirpvde (DHCP, DNS, NAT flows) and tries the host's loopback"},
+	{"TestSlirpHostileLoopback", "a guest tries the host's loopback through the router address, 127/8 and ::1 (`--no-host-loopback`)"},
+	{"TestSlirpHostileForwardBind", "port forwards reached at addresses other than the one configured"},
+	{"TestSlirpHostileFlood", "a guest floods slirpvde: UDP flows to thousands of host:port pairs, random-MAC DHCP DISCOVERs, DNS queries"},
+	{"TestSlirpHostileTCP", "a guest holds 1,500 NATed TCP connections"},
+	{"TestSlirpHostileLowNofile", "a UDP and DNS flood against slirpvde run under RLIMIT_NOFILE 700"},
+	{"TestSlirpHostile", "other hostile-guest tests of slirpvde"},
 }
 
 var (
