@@ -97,6 +97,11 @@ func TestReconnectSwitchKilledEndsClients(t *testing.T) {
 			t.Errorf("%s: stderr says more than once that the switch went away: %q", c.desc, stderr)
 		}
 	}
+	var ended []string
+	for _, c := range clients {
+		ended = append(ended, fmt.Sprintf("%s: status %d", c.desc, c.proc.ExitCode()))
+	}
+	t.Logf("RELIABILITY: switch SIGKILLed: every client ended within %v with one line naming the switch (ours) or silently (Debian's): %s", stopTimeout, strings.Join(ended, ", "))
 }
 
 // (b) A switch started on the directory of a SIGKILLed one reclaims it (its ctl and
@@ -234,6 +239,8 @@ func TestReconnectPlugResumes(t *testing.T) {
 	checkReconnected(t, cable, "vde_plug", b, 1)
 	checkReconnected(t, h2.Plug, "vde_plug", b, 1)
 
+	t.Logf("RELIABILITY: vde_plug --reconnect (a cable on port 4, two TAP hosts): after a restart of either switch (ours, then Debian's in place of ours) the hosts ping again and the cable is back on port 4; %s", lastLine(cable.Stderr.String()))
+
 	// No switch at all now: the plugs wait, and SIGTERM still ends them at once.
 	killSwitch(t, a2)
 	waitFor(t, reconnectTimeout, "the cable to notice", func() (bool, string) {
@@ -350,4 +357,5 @@ func TestReconnectSlirp(t *testing.T) {
 	w.checkAlive(t)
 	checkReconnected(t, w.Slirp, "slirpvde", w.Sw, 1)
 	checkReconnected(t, g.Plug, "vde_plug", w.Sw, 1)
+	t.Logf("RELIABILITY: slirpvde --reconnect across a switch restart: the guest's open TCP connection echoes again, same lease, new connections work; %s", lastLine(w.Slirp.Stderr.String()))
 }
