@@ -45,8 +45,8 @@ fuzz:
 # `go test -fuzz` of its own; its output is shown only when it fails, followed by the
 # target and the failing input's file. Any failure fails the whole run (after the rest).
 define fuzz-all
-	@echo "fuzzing every target for $(1), $(FUZZJOBS) at a time"
-	@grep -r --include='*_test.go' -o '^func Fuzz[A-Za-z0-9_]*' . | \
+	@echo "fuzzing every target for $(1), $(FUZZJOBS) at a time"; t0=$$(date +%s); \
+	grep -r --include='*_test.go' -o '^func Fuzz[A-Za-z0-9_]*' . | \
 	sed 's|^\(.*\)/[^/:]*:func \(.*\)|\1 \2|' | sort | \
 	xargs -P $(FUZZJOBS) -L 1 sh -c '\
 		log=$$(mktemp) start=$$(date +%s); \
@@ -59,7 +59,8 @@ define fuzz-all
 			-e "s|.*failure while testing seed corpus entry: $$3/\(.*\)|$$2/testdata/fuzz/$$3/\1|p" "$$log" | head -n 1); \
 		rm -f "$$log"; \
 		echo "FAIL fuzz $$2 $$3: failing input $${in:-not saved (see the output above)}"; \
-		exit 1' fuzz $(1) || { echo "make: some fuzz targets failed (FAIL lines above)"; exit 1; }
+		exit 1' fuzz $(1) || { echo "make: some fuzz targets failed (FAIL lines above)"; exit 1; }; \
+	echo "fuzzing done in $$(($$(date +%s) - t0)) s"
 endef
 
 bench: build
