@@ -188,6 +188,9 @@ func nicDevice(opts, model string) (string, error) {
 		k, v, _ := strings.Cut(kv, "=")
 		switch k {
 		case "model":
+			if v == "" {
+				return "", fmt.Errorf("-net nic: %q: no model named", kv)
+			}
 			model = escapeOpt(v)
 		case "macaddr":
 			props = append(props, "mac="+escapeOpt(v))

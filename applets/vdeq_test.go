@@ -103,6 +103,11 @@ func TestVdeqRefuses(t *testing.T) {
 	if _, err := parseVdeq("qemu", strings.Fields("-net nic,frob=1 -net vde,sock=/a"), "e1000"); err == nil {
 		t.Error("unknown nic parameter accepted")
 	}
+	for _, nic := range []string{"nic,model", "nic,model="} {
+		if _, err := parseVdeq("qemu", []string{"-net", nic, "-net", "vde"}, "e1000"); err == nil {
+			t.Errorf("-net %s: a card with no model accepted", nic)
+		}
+	}
 }
 
 func TestForNameVdeLinks(t *testing.T) {
@@ -203,7 +208,7 @@ func FuzzVdeqArgs(f *testing.F) {
 				paired++
 			}
 			dev := splitOpts(n.device)
-			if len(dev) == 0 || dev[0] == "" && n.device != "" {
+			if len(dev) == 0 || dev[0] == "" {
 				t.Fatalf("parseVdeq(%q): card device %q has no model", args, n.device)
 			}
 			for _, kv := range dev[1:] {
