@@ -11,7 +11,15 @@ LINKS := vde_switch vde_plug vde_plug2tap slirpvde dpipe vdeq vdeqemu unixterm v
 
 LDFLAGS := -X github.com/vde-go/vde/applets.Version=$(VERSION)
 
-.PHONY: all build test bench soak run install uninstall clean
+# Fuzzing: every fuzz target (every `func FuzzX(` of a *_test.go; a new one joins by
+# itself) runs for FUZZQUICK in `make test` and for FUZZTIME in `make fuzz`, FUZZJOBS
+# targets at once with one worker each. New failing inputs land in the package's
+# testdata/fuzz/FuzzX/, where they stay as seeds.
+FUZZTIME  ?= 5m
+FUZZQUICK ?= 8s
+FUZZJOBS  ?= 2
+
+.PHONY: all build test fuzz bench soak run install uninstall clean
 
 all: build
 
@@ -28,6 +36,32 @@ test: build
 		echo "gofmt -l: these files are not gofmt'd:"; echo "$$unformatted"; exit 1; \
 	fi
 	$(GO) test -count=1 -timeout 40m ./...
+	$(call fuzz-all,$(FUZZQUICK))
+
+fuzz:
+	$(call fuzz-all,$(FUZZTIME))
+
+# fuzz-all TIME: go fuzzes one target of one package per run, so each "./pkg FuzzX" is a
+# `go test -fuzz` of its own; its output is shown only when it fails, followed by the
+# target and the failing input's file. Any failure fails the whole run (after the rest).
+define fuzz-all
+	@echo "fuzzing every target for $(1), $(FUZZJOBS) at a time"; t0=$$(date +%s); \
+	grep -r --include='*_test.go' -o '^func Fuzz[A-Za-z0-9_]*' . | \
+	sed 's|^\(.*\)/[^/:]*:func \(.*\)|\1 \2|' | sort | \
+	xargs -P $(FUZZJOBS) -L 1 sh -c '\
+		log=$$(mktemp) start=$$(date +%s); \
+		if $(GO) test -run "^\$$" -fuzz "^$$3\$$" -fuzztime "$$1" -parallel 1 "$$2" >"$$log" 2>&1; then \
+			echo "fuzz ok   $$2 $$3 ($$(($$(date +%s) - start)) s)"; rm -f "$$log"; exit 0; \
+		fi; \
+		cat "$$log"; \
+		in=$$(sed -n -e "s|.*Failing input written to \(.*\)|$$2/\1|p" \
+			-e "s|.*failure while testing seed corpus entry: $$3/\(seed#.*\)|\1 (an f.Add seed)|p" \
+			-e "s|.*failure while testing seed corpus entry: $$3/\(.*\)|$$2/testdata/fuzz/$$3/\1|p" "$$log" | head -n 1); \
+		rm -f "$$log"; \
+		echo "FAIL fuzz $$2 $$3: failing input $${in:-not saved (see the output above)}"; \
+		exit 1' fuzz $(1) || { echo "make: some fuzz targets failed (FAIL lines above)"; exit 1; }; \
+	echo "fuzzing done in $$(($$(date +%s) - t0)) s"
+endef
 
 bench: build
 	$(GO) test -run '^$$' -bench . -benchmem ./switchcore/...

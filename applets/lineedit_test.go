@@ -1,6 +1,7 @@
 package applets
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -264,4 +265,66 @@ func TestLineEditorScroll(t *testing.T) {
 	if out := string(e.Output()); out != "\r> abcdefgh\x1b[K\r\x1b[2C" {
 		t.Errorf("home: %q", out)
 	}
+}
+
+// editRun feeds keys to a fresh editor, pieces of at most split bytes at a time, and
+// records what happened: every completed line or end of input, then the line being
+// edited, the cursor and everything shown. It checks the cursor after every feed.
+func editRun(t *testing.T, keys []byte, split, cols int) string {
+	e := &lineEditor{Prompt: "vde$ ", Cols: cols, HistoryMax: 3,
+		Complete: func(w string) []string {
+			var out []string
+			for _, c := range []string{"help", "port/print", "port/setvlan", "vlan/create", "vlan/print", "hash/print"} {
+				if strings.HasPrefix(c, w) {
+					out = append(out, c)
+				}
+			}
+			return out
+		}}
+	e.Start()
+	var log strings.Builder
+	for b := keys; len(b) > 0; {
+		k := min(split, len(b))
+		n, act, line := e.Feed(b[:k])
+		if n < 1 || n > k {
+			t.Fatalf("Feed of %d bytes used %d", k, n)
+		}
+		if e.Cursor() < 0 || e.Cursor() > len([]rune(e.Line())) {
+			t.Fatalf("cursor %d in %q", e.Cursor(), e.Line())
+		}
+		b = b[n:]
+		switch act {
+		case editLine:
+			fmt.Fprintf(&log, "line %q\n", line)
+		case editEOF:
+			log.WriteString("EOF\n")
+			e.Start()
+		}
+	}
+	for _, r := range e.Line() {
+		if r < 0x20 || r == 0x7f {
+			t.Fatalf("control character %q in the line %q", r, e.Line())
+		}
+	}
+	fmt.Fprintf(&log, "editing %q at %d\nshown %q\n", e.Line(), e.Cursor(), e.Output())
+	return log.String()
+}
+
+// FuzzLineEditor types arbitrary bytes at vdeterm's line editor: the cursor stays in the
+// line, the line holds no control characters, and how the bytes are cut into reads (an
+// escape sequence or a UTF-8 character split between two) changes nothing: the same
+// lines, the same line being edited and the same output.
+func FuzzLineEditor(f *testing.F) {
+	for _, s := range []string{
+		"port/print\r\n", "abc\x1b[D\x1b[DX\r", "p\t\t\x1b[1;5Cx\x7f\x17\r", "\x1b[A\x1b[B\x10\x0e\x15\x0b",
+		"h\xc3\xa9llo \xe2\x82\xac\x1bb\x1bf\x1bd\r", "\x1bOH\x1bOF\x1b[3~\x1b[1~\x1b[4~", "\x04", "x\x03\x0c\r\n",
+	} {
+		f.Add([]byte(s), uint8(1), uint8(20))
+	}
+	f.Fuzz(func(t *testing.T, keys []byte, split, cols uint8) {
+		whole := editRun(t, keys, len(keys)+1, int(cols))
+		if cut := editRun(t, keys, int(split%8)+1, int(cols)); cut != whole {
+			t.Fatalf("keys %q in reads of %d:\n%s\nat once:\n%s", keys, split%8+1, cut, whole)
+		}
+	})
 }

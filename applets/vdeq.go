@@ -78,7 +78,11 @@ func parseVdeq(qemu string, args []string, model string) (*vdeqPlan, error) {
 		args = args[2:]
 	}
 	byVlan := map[string]*vdeqNIC{}
+	// Each -net nic is resolved once all the vde are known: nicOpts holds its options
+	// and nicAt where in p.args it stands (by position: no argument value can be
+	// mistaken for it).
 	var nicOpts []struct{ vlan, opts string }
+	var nicAt []int
 	for i := 0; i < len(args); i++ {
 		if args[i] != "-net" || i+1 >= len(args) {
 			p.args = append(p.args, args[i])
@@ -128,8 +132,9 @@ func parseVdeq(qemu string, args []string, model string) (*vdeqPlan, error) {
 					rest = append(rest, kv)
 				}
 			}
-			nicOpts = append(nicOpts, struct{ vlan, opts string }{vlan, strings.Join(rest, ",")})
-			p.args = append(p.args, "-net", "\x00nic"+vlan) // placeholder, resolved below
+			nicOpts = append(nicOpts, struct{ vlan, opts string }{vlan, joinOpts(rest)})
+			nicAt = append(nicAt, len(p.args))
+			p.args = append(p.args, "-net", "nic") // resolved below
 			i++
 		default:
 			// Another backend (-net user, -net tap): QEMU >= 3.0 refuses vlan=.
@@ -142,7 +147,7 @@ func parseVdeq(qemu string, args []string, model string) (*vdeqPlan, error) {
 	out := p.args[:0:0]
 	k := 0
 	for i := 0; i < len(p.args); i++ {
-		if p.args[i] == "-net" && i+1 < len(p.args) && strings.HasPrefix(p.args[i+1], "\x00nic") {
+		if k < len(nicAt) && i == nicAt[k] {
 			no := nicOpts[k]
 			k++
 			i++
@@ -183,11 +188,14 @@ func nicDevice(opts, model string) (string, error) {
 		k, v, _ := strings.Cut(kv, "=")
 		switch k {
 		case "model":
-			model = v
+			if v == "" {
+				return "", fmt.Errorf("-net nic: %q: no model named", kv)
+			}
+			model = escapeOpt(v)
 		case "macaddr":
-			props = append(props, "mac="+v)
+			props = append(props, "mac="+escapeOpt(v))
 		case "addr", "vectors":
-			props = append(props, kv)
+			props = append(props, escapeOpt(kv))
 		case "name", "":
 		default:
 			return "", fmt.Errorf("-net nic: unknown parameter %q", kv)
@@ -219,15 +227,34 @@ func splitOpts(s string) []string {
 	return append(out, cur.String())
 }
 
+// escapeOpt writes one option value back in QEMU's syntax (a comma doubled).
+func escapeOpt(s string) string { return strings.ReplaceAll(s, ",", ",,") }
+
+// joinOpts is the inverse of splitOpts.
+func joinOpts(opts []string) string {
+	esc := make([]string, len(opts))
+	for i, kv := range opts {
+		esc[i] = escapeOpt(kv)
+	}
+	return strings.Join(esc, ",")
+}
+
+// dropVlan removes the vlan= options of a -net value and leaves the rest as it was.
 func dropVlan(v string) string {
 	kind, opts, _ := strings.Cut(v, ",")
-	kept := []string{kind}
+	var kept []string
 	for _, kv := range splitOpts(opts) {
 		if !strings.HasPrefix(kv, "vlan=") {
-			kept = append(kept, strings.ReplaceAll(kv, ",", ",,"))
+			kept = append(kept, kv)
 		}
 	}
-	return strings.Join(kept, ",")
+	switch {
+	case len(kept) == len(splitOpts(opts)):
+		return v
+	case len(kept) == 0:
+		return kind
+	}
+	return kind + "," + joinOpts(kept)
 }
 
 // defaultNICModel is what QEMU's -net nic gives on the machine's architecture.

@@ -2,7 +2,10 @@ package slirp
 
 import (
 	"errors"
+	"io"
 	"net/netip"
+	"os"
+	"strings"
 	"testing"
 )
 
@@ -217,4 +220,49 @@ func bracket(f Forward) string {
 		return "[" + b.String() + "]:" + f.String()
 	}
 	return f.String()
+}
+
+// FuzzParseURLOptions: slirp:// options (vde_plug's command line) either are refused
+// with a "slirp: " message or give a configuration a router can be made of: an IPv4
+// router address, DHCP on, IPv6 on whenever IPv4 is off, a /64 IPv6 prefix, forwards to
+// real ports; and making that router (New, then Close) fails with a message or works,
+// never panics. The unix and X11 forward syntaxes are fuzzed with the same strings.
+func FuzzParseURLOptions(f *testing.F) {
+	for _, s := range []string{"", "/v6", "/host=10.1.0.0/16/verbose", "/addr6=fd00:7::/64/vnameserver6=fd00:7::53",
+		"/tcpfwd=2222:10.0.2.15:22,127.0.0.1:8080:10.0.2.15:80", "/unixfwd=10.0.2.2:6000:/tmp/.X11-unix/X0", "/mtu=576/restricted"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		ParseUnixForward(s)
+		ParseX11(s)
+		c, _, err := ParseURLOptions(s)
+		if err != nil {
+			if !strings.HasPrefix(err.Error(), "slirp: ") {
+				t.Fatalf("ParseURLOptions(%q): error %q", s, err)
+			}
+			return
+		}
+		if !c.DHCP || !c.Host.Addr().Is4() || c.Host.Bits() < 1 || c.Host.Bits() > 32 || !c.DNS.IsValid() || !c.DHCPStart.IsValid() {
+			t.Fatalf("ParseURLOptions(%q): IPv4 config %+v", s, c)
+		}
+		if c.NoIPv4 && !c.IPv6 || c.IPv6 && (c.Host6.Bits() != 64 || !c.Host6.Addr().Is6() || !c.DNS6.IsValid()) {
+			t.Fatalf("ParseURLOptions(%q): IPv6 config %+v", s, c)
+		}
+		for _, fw := range c.Forwards {
+			if fw.HostPort == 0 || fw.GuestPort == 0 || !fw.Guest.Is4() {
+				t.Fatalf("ParseURLOptions(%q): forward %+v", s, fw)
+			}
+		}
+		c.Describe(io.Discard)
+		c.TFTPDir = "" // the router would serve a directory of the host
+		c.ResolvConf = os.DevNull
+		r, err := New(c)
+		if err != nil {
+			if !strings.HasPrefix(err.Error(), "slirp: ") {
+				t.Fatalf("New(ParseURLOptions(%q)): error %q", s, err)
+			}
+			return
+		}
+		r.Close()
+	})
 }

@@ -1,7 +1,9 @@
 package slirp
 
 import (
+	"bytes"
 	"errors"
+	"net/netip"
 	"testing"
 )
 
@@ -58,12 +60,36 @@ func TestFirstNameserver(t *testing.T) {
 	}
 }
 
+// FuzzCheckDNSQuery: what a guest sends to the DNS proxy is refused with ErrDNSQuery or
+// is a query (QR clear) with at least one question, at least a header and a root
+// question long, that stays a query whatever follows its questions; and what
+// firstNameserver makes of a resolv.conf is nothing or an address in its canonical form.
 func FuzzCheckDNSQuery(f *testing.F) {
 	f.Add(query("slirp-test", "example"))
 	f.Add([]byte{0, 0, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0xc0, 0x0c, 0, 1, 0, 1})
 	f.Add([]byte("nameserver 127.0.0.1\n"))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		checkDNSQuery(b)
-		firstNameserver(b)
+		in := bytes.Clone(b)
+		err := checkDNSQuery(b)
+		if !bytes.Equal(in, b) {
+			t.Fatalf("checkDNSQuery modified its input")
+		}
+		switch {
+		case err != nil && !errors.Is(err, ErrDNSQuery):
+			t.Fatalf("checkDNSQuery(%x) = %v, not an ErrDNSQuery", b, err)
+		case err == nil && (len(b) < dnsHeaderSize+5 || b[2]&0x80 != 0 || b[4] == 0 && b[5] == 0):
+			t.Fatalf("checkDNSQuery(%x) accepted a message that cannot be a query", b)
+		case err == nil:
+			if err := checkDNSQuery(append(bytes.Clone(b), 0xc0, 0xff, 0, 0x3f, 0x40)); err != nil {
+				t.Fatalf("checkDNSQuery(%x) accepted, but refused with bytes after it: %v", b, err)
+			}
+		}
+		ns := firstNameserver(b)
+		if ns == "" {
+			return
+		}
+		if a, err := netip.ParseAddr(ns); err != nil || a.String() != ns || !bytes.Contains(b, []byte("nameserver")) {
+			t.Fatalf("firstNameserver(%q) = %q", b, ns)
+		}
 	})
 }

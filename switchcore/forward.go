@@ -203,10 +203,15 @@ func (r *reader) switchFrame(v *view, sp *fwdPort, f []byte, i int, now int64) b
 }
 
 // variant returns frame i as it must leave a port that wants it tagged (wantTag) or not:
-// unchanged when the tag-ness matches, else a converted copy made once per frame.
+// unchanged when the tag-ness matches, else a converted copy made once per frame. It is
+// nil when the tag would make the frame longer than wire.MaxFrame (a client's receive
+// buffer would cut it): such a frame cannot leave a tagged port.
 func (r *reader) variant(i int, f []byte, tagged, wantTag bool, vid uint16) []byte {
 	if tagged == wantTag {
 		return f
+	}
+	if wantTag && len(f)+4 > wire.MaxFrame {
+		return nil
 	}
 	if !r.convOK[i] {
 		if r.conv[i] == nil {
@@ -244,8 +249,13 @@ func hashEventText(k macKey, port int) string {
 
 // queue adds f to the outgoing batch of every endpoint of dp; flood says it is flooded
 // (broadcast, multicast or unknown destination), which limits its room in a congested
-// output queue (floodShare).
+// output queue (floodShare). A nil f (a frame too long for dp once tagged) is counted as
+// dropped there.
 func (r *reader) queue(dp *fwdPort, f []byte, flood bool) {
+	if f == nil {
+		dp.port.counters.drops.Add(1)
+		return
+	}
 	for i, ep := range dp.eps {
 		slot := ep.slot
 		if slot >= len(r.pend) {

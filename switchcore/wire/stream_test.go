@@ -3,7 +3,9 @@ package wire
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"testing"
 	"testing/iotest"
@@ -160,6 +162,10 @@ func TestParseVDEArg(t *testing.T) {
 	}
 }
 
+// FuzzParseURL: the vde://, udp:// and cmd:// arguments of any string. Nothing panics; a
+// path written with every byte %XX-escaped comes back whole, also followed by a port;
+// cmd:// words come back the same when written again with single quotes, and a line
+// without quotes or backslashes is its space- and tab-separated fields.
 func FuzzParseURL(f *testing.F) {
 	for _, s := range []string{"/tmp/a[port=4/mode=660]", "'x'[\"3\"]", "%41%4", "a]b[c", "udp://1->h:2", "2000->hostb:3000", "[]"} {
 		f.Add(s)
@@ -167,7 +173,32 @@ func FuzzParseURL(f *testing.F) {
 	f.Fuzz(func(t *testing.T, s string) {
 		ParseVDEArg(s)
 		ParseUDPArg(s)
-		SplitCommand(s)
+
+		var esc strings.Builder
+		for i := 0; i < len(s); i++ {
+			fmt.Fprintf(&esc, "%%%02X", s[i])
+		}
+		if a, err := ParseVDEArg(esc.String()); err != nil || a != (VDEArg{Path: s}) {
+			t.Fatalf("ParseVDEArg(%q) = %+v, %v; want the path %q", esc.String(), a, err, s)
+		}
+		if a, err := ParseVDEArg(esc.String() + "[7]"); err != nil || a != (VDEArg{Path: s, Port: 7}) {
+			t.Fatalf("ParseVDEArg(%q) = %+v, %v; want the path %q and port 7", esc.String()+"[7]", a, err, s)
+		}
+
+		words := SplitCommand(s)
+		quoted := make([]string, len(words))
+		for i, w := range words {
+			quoted[i] = "'" + strings.ReplaceAll(w, "'", `'\''`) + "'"
+		}
+		if again := SplitCommand(strings.Join(quoted, " \t")); !slices.Equal(again, words) {
+			t.Fatalf("SplitCommand(%q) = %q, quoted again %q", s, words, again)
+		}
+		if !strings.ContainsAny(s, `'"\`) {
+			fields := strings.FieldsFunc(s, func(r rune) bool { return r == ' ' || r == '\t' })
+			if !slices.Equal(words, fields) {
+				t.Fatalf("SplitCommand(%q) = %q, want %q", s, words, fields)
+			}
+		}
 	})
 }
 
@@ -192,4 +223,83 @@ func TestSplitCommand(t *testing.T) {
 	if strings.Join(got, "|") != strings.Join(want, "|") {
 		t.Fatalf("%q", got)
 	}
+}
+
+// chunkReader hands out its data in reads of the sizes given, in turn.
+type chunkReader struct {
+	data  []byte
+	sizes []byte
+	i     int
+}
+
+func (r *chunkReader) Read(p []byte) (int, error) {
+	if len(r.data) == 0 {
+		return 0, io.EOF
+	}
+	n := 1
+	if len(r.sizes) > 0 {
+		n = int(r.sizes[r.i%len(r.sizes)])*37 + 1 // up to a few KiB, so frames straddle reads
+		r.i++
+	}
+	n = min(n, len(p), len(r.data))
+	copy(p, r.data[:n])
+	r.data = r.data[n:]
+	return n, nil
+}
+
+// FuzzStreamRoundTrip: frames a Stream writes come back whole and in order from a Stream
+// reading the bytes in reads of any sizes, except the empty ones and those longer than
+// MaxStreamFrame, which are not sent; ReadBatch never reports zero frames without an error.
+// The input is records of a 2-byte size, a length byte n and n bytes of the frame
+// (padded with zeros to the size), then the read sizes.
+func FuzzStreamRoundTrip(f *testing.F) {
+	f.Add([]byte{0, 5, 5, 'h', 'e', 'l', 'l', 'o', 0x24, 0x14, 1, 0xff, 0, 0, 0}, []byte{0})
+	f.Add([]byte{0x24, 0x15, 0, 0, 14, 0}, []byte{1, 200, 3})
+	f.Fuzz(func(t *testing.T, in, reads []byte) {
+		var frames, want [][]byte
+		for len(in) >= 3 && len(frames) < 64 {
+			size, n := int(in[0])<<8|int(in[1]), min(int(in[2]), len(in)-3)
+			fr := make([]byte, size)
+			copy(fr, in[3:3+n])
+			in = in[3+n:]
+			frames = append(frames, fr)
+			if size > 0 && size <= MaxStreamFrame {
+				want = append(want, fr)
+			}
+		}
+		var out bytes.Buffer
+		if n, err := NewStream(nil, &out, nil).WriteBatch(frames); n != len(frames) || err != nil {
+			t.Fatalf("WriteBatch: %d of %d, %v", n, len(frames), err)
+		}
+		s := NewStream(&chunkReader{data: out.Bytes(), sizes: reads}, nil, nil)
+		bufs := make([][]byte, 8)
+		for i := range bufs {
+			bufs[i] = make([]byte, MaxStreamFrame)
+		}
+		sizes := make([]int, len(bufs))
+		var got [][]byte
+		for {
+			n, err := s.ReadBatch(bufs, sizes)
+			if err != nil {
+				if err != io.EOF {
+					t.Fatalf("ReadBatch after %d frames: %v", len(got), err)
+				}
+				break
+			}
+			if n == 0 {
+				t.Fatal("ReadBatch: no frames and no error")
+			}
+			for i := 0; i < n; i++ {
+				got = append(got, bytes.Clone(bufs[i][:sizes[i]]))
+			}
+		}
+		if len(got) != len(want) {
+			t.Fatalf("%d frames back, want %d", len(got), len(want))
+		}
+		for i := range got {
+			if !bytes.Equal(got[i], want[i]) {
+				t.Fatalf("frame %d: %d bytes %x..., want %d bytes %x...", i, len(got[i]), got[i][:min(len(got[i]), 20)], len(want[i]), want[i][:min(len(want[i]), 20)])
+			}
+		}
+	})
 }
