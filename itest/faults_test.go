@@ -283,5 +283,5 @@ func outOfDescriptors(t *testing.T, limit int) {
 	p := &peer{Name: "late", Conn: c, MAC: peerMAC(9), rx: make(chan []byte, 1024)}
 	go p.readLoop()
 	exchange(t, a, p, "resumed")
-	t.Logf("RELIABILITY: ulimit -n %d: %d clients served, the next refused at once (%v); connected ports forward, console answers; served again after 3 left. Log:\n%s", limit, 2+len(conns)-1, refusal, sw.Proc.Stderr.String())
+	t.Logf("RELIABILITY: ulimit -n %d: %d clients served, the next refused at once (%v); connected ports forward, console answers; served again after 3 left; the switch logged %q", limit, 2+len(conns)-1, refusal, strings.SplitN(sw.Proc.Stderr.String(), "\n", 2)[0])
 }

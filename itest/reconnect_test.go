@@ -146,6 +146,7 @@ func TestReconnectStaleDirReclaimed(t *testing.T) {
 			exchange(t, a, b, "still-serving")
 			c := dialPeer(t, sw2, 5, wire.DialOptions{})
 			exchange(t, a, c, "new-client")
+			t.Logf("RELIABILITY: %s: a switch on a SIGKILLed switch's directory takes it over and serves; one on a live switch's directory exits 255 (%q) and the live one serves on", which, lastLine(third.Stderr.String()))
 		})
 	}
 }

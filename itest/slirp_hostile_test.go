@@ -213,6 +213,7 @@ func TestSlirpHostileLoopback(t *testing.T) {
 			w.checkAlive(t)
 		})
 	}
+	t.Logf("RELIABILITY: --no-host-loopback: a guest's TCP and UDP to the router address, TCP/UDP/ping to 127.0.0.1 and 127.1.2.3 (and IPv6 ::1, in process) reach nothing on the host's loopback; without the flag the router address reaches it; the DNS proxy to a 127.0.0.1 nameserver still answers")
 }
 
 // TestSlirpHostileForwardBind: a forward with a host address listens on that address
@@ -269,6 +270,7 @@ func TestSlirpHostileForwardBind(t *testing.T) {
 		t.Errorf("want a UDP socket on 127.0.0.1:%s only; ss -lun in S:\n%s", hostileFwdUDPLo, udpOut)
 	}
 	w.checkAlive(t)
+	t.Logf("RELIABILITY: -L forwards: one on 127.0.0.1 is not reachable at the host's other address (nor the other way round), one without an address listens on 0.0.0.0 only (not [::]); a UDP forward on 127.0.0.1 is not answered elsewhere")
 }
 
 // udpFloodFrames are n datagrams from the hostile peer to as many outside host:port

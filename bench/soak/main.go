@@ -44,7 +44,6 @@ var trials = []trial{
 	{"TestSlirpHostileFlood", "a guest floods slirpvde: UDP flows to thousands of host:port pairs, random-MAC DHCP DISCOVERs, DNS queries"},
 	{"TestSlirpHostileTCP", "a guest holds 1,500 NATed TCP connections"},
 	{"TestSlirpHostileLowNofile", "a UDP and DNS flood against slirpvde run under RLIMIT_NOFILE 700"},
-	{"TestSlirpHostile", "other hostile-guest tests of slirpvde"},
 }
 
 var (
