@@ -5,7 +5,10 @@ package itest
 // "RELIABILITY:" lines go to RELIABILITY.md.
 
 import (
+	"errors"
 	"fmt"
+	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -173,6 +176,29 @@ func dialWithin(dir string, d time.Duration) (*wire.Conn, error) {
 	}
 }
 
+// bannerOrRefusal connects to a management socket and reads until the banner's prompt
+// or the switch hangs up, whichever comes first; it fails only if neither comes within d.
+func bannerOrRefusal(path string, d time.Duration) error {
+	c, err := net.DialTimeout("unix", path, d)
+	if err != nil {
+		return nil // refused at connect: not waiting either
+	}
+	defer c.Close()
+	c.SetReadDeadline(time.Now().Add(d))
+	var got []byte
+	buf := make([]byte, 512)
+	for {
+		n, err := c.Read(buf)
+		got = append(got, buf[:n]...)
+		if strings.Contains(string(got), "$ ") || err == io.EOF || errors.Is(err, syscall.ECONNRESET) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("after %q: %v", got, err)
+		}
+	}
+}
+
 // waitEndpoints waits until the switch lists n endpoints.
 func waitEndpoints(t *testing.T, sw *Switch, n int) {
 	t.Helper()
@@ -254,6 +280,7 @@ func outOfDescriptors(t *testing.T, limit int) {
 	if refusal == nil {
 		t.Fatalf("%d clients were all served under ulimit -n %d", limit, limit)
 	}
+	served := 2 + len(conns)
 	if strings.Contains(refusal.Error(), "no answer within") {
 		t.Errorf("out of descriptors, a new client was left waiting: %v", refusal)
 	}
@@ -269,19 +296,31 @@ func outOfDescriptors(t *testing.T, limit int) {
 	})
 	exchange(t, a, b, "while-full")
 	sw.MustCmd(t, "showinfo")
+	// A new console connection is answered or refused at once, never left waiting.
+	if err := bannerOrRefusal(mgmt, 5*time.Second); err != nil {
+		t.Errorf("a new mgmt connection while out of descriptors: %v", err)
+	}
 
 	for _, c := range conns[:3] {
 		c.Close()
 	}
 	conns = conns[3:]
 	waitEndpoints(t, sw, 2+len(conns))
-	c, err := dialWithin(dir, 10*time.Second)
-	if err != nil {
-		t.Fatalf("after three clients left, a new one: %v", err)
+	// Three clients' descriptors are free: the next two clients are served, the first of
+	// them too (it must not be taken for one more to refuse).
+	var late []*peer
+	for i := 0; i < 2; i++ {
+		c, err := dialWithin(dir, 10*time.Second)
+		if err != nil {
+			t.Fatalf("after three clients left, new client %d: %v", i+1, err)
+		}
+		conns = append(conns, c)
+		p := &peer{Name: fmt.Sprintf("late%d", i), Conn: c, MAC: peerMAC(9 + i), rx: make(chan []byte, 1024)}
+		go p.readLoop()
+		late = append(late, p)
 	}
-	conns = append(conns, c)
-	p := &peer{Name: "late", Conn: c, MAC: peerMAC(9), rx: make(chan []byte, 1024)}
-	go p.readLoop()
-	exchange(t, a, p, "resumed")
-	t.Logf("RELIABILITY: ulimit -n %d: %d clients served, the next refused at once (%v); connected ports forward, console answers; served again after 3 left; the switch logged %q", limit, 2+len(conns)-1, refusal, strings.SplitN(sw.Proc.Stderr.String(), "\n", 2)[0])
+	exchange(t, a, late[0], "resumed")
+	exchange(t, late[1], b, "resumed-too")
+	t.Logf("RELIABILITY: ulimit -n %d: %d clients served, the next refused at once (%v); connected ports forward, console answers; served again after 3 left; the switch logged %q", limit, served, refusal, strings.SplitN(sw.Proc.Stderr.String(), "\n", 2)[0])
+	t.Logf("switch log:\n%s", sw.Proc.Stderr.String())
 }

@@ -536,10 +536,9 @@ func TestDHCPFloodFrames(t *testing.T) {
 // room for new flows (another guest's) by closing them, without waiting for udpIdle; the
 // count and the descriptors stay at the bound.
 func TestUDPFlowEviction(t *testing.T) {
-	old := udpEvictIdle
-	udpEvictIdle = 300 * time.Millisecond
-	t.Cleanup(func() { udpEvictIdle = old })
 	h := newHostileRouter(t, nil)
+	// Nothing idles out while the table fills, however slow the machine; then 300 ms.
+	h.evictIdle.Store(int64(time.Hour))
 	sink := newUDPSink(t, false)
 	const limit = 200
 	h.flowLimit = limit
@@ -555,7 +554,8 @@ func TestUDPFlowEviction(t *testing.T) {
 	if st := h.Stats(); st.FlowsRefused != 1 || st.FlowsEvicted != 0 {
 		t.Fatalf("a flow over the bound before any idled: refused %d evicted %d, want 1 and 0", st.FlowsRefused, st.FlowsEvicted)
 	}
-	time.Sleep(2 * udpEvictIdle)
+	h.evictIdle.Store(int64(300 * time.Millisecond))
+	time.Sleep(600 * time.Millisecond)
 	before := sink.n.Load()
 	for i := range 50 {
 		h.input(udpFrame(routerIP, uint16(31000+i), sink.port, []byte("late")))
@@ -617,7 +617,12 @@ func TestNoHostLoopback6(t *testing.T) {
 	closed := newHostileRouter(t, func(c *Config) { c.IPv6, c.NoHostLoopback = true, true })
 	closed.input(udp6Frame(router6, 41000, sink.port, []byte("hello")))
 	closed.input(udp6Frame(netip.IPv6Loopback(), 41001, sink.port, []byte("hello")))
-	time.Sleep(500 * time.Millisecond)
+	// The one to the router address is refused (and counted; the netstack itself drops
+	// the one to ::1 as martian), and nothing arrives a moment later either.
+	if !waitFor(3*time.Second, func() bool { return closed.Stats().LoopbackRefused >= 1 }) {
+		t.Errorf("with NoHostLoopback, no refusal counted for a datagram to fd00::2")
+	}
+	time.Sleep(200 * time.Millisecond)
 	if sink.n.Load() != 0 {
 		t.Fatalf("with NoHostLoopback, ::1 got %d datagrams", sink.n.Load())
 	}

@@ -110,7 +110,7 @@ func (r *Router) takeFlow(what string, f *udpFlow) bool {
 	var oldest int64
 	n := 0
 	for v := range r.udpFlows {
-		if l := v.last.Load(); now.Sub(time.Unix(0, l)) >= udpEvictIdle && (victim == nil || l < oldest) {
+		if l := v.last.Load(); now.Sub(time.Unix(0, l)) >= time.Duration(r.evictIdle.Load()) && (victim == nil || l < oldest) {
 			victim, oldest = v, l
 		}
 		if n++; n >= evictSample {
@@ -136,8 +136,8 @@ func (r *Router) takeFlow(what string, f *udpFlow) bool {
 }
 
 // udpEvictIdle is how long a UDP flow must have been idle before a full table may close
-// it for a new one; a variable for the tests.
-var udpEvictIdle = 5 * time.Second
+// it for a new one (Router.evictIdle, which tests change).
+const udpEvictIdle = 5 * time.Second
 
 // udpFlow is a NATed UDP flow, which a full table may evict.
 type udpFlow struct {

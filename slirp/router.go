@@ -45,6 +45,7 @@ type Router struct {
 	flows     atomic.Int64 // NATed TCP and UDP flows and -L connections open (nat.go)
 	dnsFlows  atomic.Int64 // UDP flows to the DNS proxy open
 	flowLimit int64        // flowBudget()
+	evictIdle atomic.Int64 // nanoseconds a UDP flow idles before a full table may close it
 	dnsRate   *tokenBucket
 	count     counters
 	logs      *logLimiter
@@ -76,6 +77,7 @@ func New(cfg Config) (*Router, error) {
 		logs:      newLogLimiter(cfg.Logf),
 		udpFlows:  map[*udpFlow]struct{}{},
 	}
+	r.evictIdle.Store(int64(udpEvictIdle))
 	r.dnsMAC = r.routerMAC
 	if cfg.DNS.Is4() && cfg.Network().Contains(cfg.DNS) {
 		r.dnsMAC = MACFor(cfg.DNS)

@@ -125,7 +125,7 @@ func (s *Switch) Console(in io.Reader, out io.Writer, promptW io.Writer) error {
 }
 
 func (s *Switch) acceptMgmt() {
-	s.acceptLoop(s.mgmtLn, s.cfg.MgmtPath, func(c *net.UnixConn) { s.serveMgmt(c) })
+	s.acceptLoop(s.mgmtLn, s.cfg.MgmtPath, true, func(c *net.UnixConn) { s.serveMgmt(c) })
 }
 
 func (s *Switch) serveMgmt(c net.Conn) {

@@ -18,8 +18,10 @@ import (
 const handshakeTimeout = 5 * time.Second
 
 func (s *Switch) acceptCtl() {
-	s.acceptLoop(s.ctlLn, s.ctlDir+"/ctl", s.serveCtl)
+	s.acceptLoop(s.ctlLn, s.ctlPath(), false, s.serveCtl)
 }
+
+func (s *Switch) ctlPath() string { return s.ctlDir + "/ctl" }
 
 // serveCtl runs one control connection: the request, the reply, then waiting for EOF,
 // which ends the endpoint. Every refusal closes the connection and logs one line.
@@ -44,9 +46,11 @@ func (s *Switch) serveCtl(c *net.UnixConn) {
 	ep, err := s.attach(c, id, req)
 	if err != nil {
 		s.logf("control connection %d: %v", id, err)
+		s.refusedForWant(err)
 		c.Close()
 		return
 	}
+	s.endSpell(s.ctlPath())
 	var b [256]byte
 	n, err := c.Read(b[:])
 	if err == nil && n > 0 {

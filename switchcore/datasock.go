@@ -21,11 +21,14 @@ import (
 type dataSocketError struct {
 	path string
 	why  string
+	err  error // the system call's error, if one failed
 }
 
 func (e *dataSocketError) Error() string {
 	return fmt.Sprintf("client data socket %s: %s", e.path, e.why)
 }
+
+func (e *dataSocketError) Unwrap() error { return e.err }
 
 // peerUID is the uid of the process at the other end of the control connection.
 func peerUID(c *net.UnixConn) (int, error) {
@@ -52,23 +55,23 @@ func peerUID(c *net.UnixConn) (int, error) {
 func connectClient(path string, peer int) (fd, uid int, err error) {
 	// The C check: only sockets the switch's real uid may read and write.
 	if err := unix.Access(path, unix.R_OK|unix.W_OK); err != nil {
-		return -1, -1, &dataSocketError{path, errText(err)}
+		return -1, -1, &dataSocketError{path, errText(err), err}
 	}
 	file, err := unix.Open(path, unix.O_PATH|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return -1, -1, &dataSocketError{path, errText(err)}
+		return -1, -1, &dataSocketError{path, errText(err), err}
 	}
 	defer unix.Close(file)
 	var st unix.Stat_t
 	if err := unix.Fstat(file, &st); err != nil {
-		return -1, -1, &dataSocketError{path, errText(err)}
+		return -1, -1, &dataSocketError{path, errText(err), err}
 	}
 	if st.Mode&unix.S_IFMT != unix.S_IFSOCK {
-		return -1, -1, &dataSocketError{path, "not a socket"}
+		return -1, -1, &dataSocketError{path, "not a socket", nil}
 	}
 	uid = int(st.Uid)
 	if peer != 0 && peer != uid {
-		return -1, -1, &dataSocketError{path, fmt.Sprintf("owned by uid %d, not by the client (uid %d): refused", uid, peer)}
+		return -1, -1, &dataSocketError{path, fmt.Sprintf("owned by uid %d, not by the client (uid %d): refused", uid, peer), nil}
 	}
 	fd, err = wire.SocketDatagram()
 	if err != nil {
@@ -76,33 +79,19 @@ func connectClient(path string, peer int) (fd, uid int, err error) {
 	}
 	err = unix.Connect(fd, &unix.SockaddrUnix{Name: "/proc/self/fd/" + strconv.Itoa(file)})
 	if errors.Is(err, unix.ENOENT) && !procMounted() {
-		err = connectSame(fd, path, &st)
+		// Without /proc the inode checked cannot be named; connecting by path could be
+		// raced by a client that swaps the name, so only root's clients get that.
+		if peer != 0 {
+			unix.Close(fd)
+			return -1, -1, &dataSocketError{path, "cannot be checked without /proc: refused", nil}
+		}
+		err = unix.Connect(fd, &unix.SockaddrUnix{Name: path})
 	}
 	if err != nil {
 		unix.Close(fd)
-		var dse *dataSocketError
-		if errors.As(err, &dse) {
-			return -1, -1, err
-		}
 		return -1, -1, fmt.Errorf("Connecting to client data socket %s: %s", path, errText(err))
 	}
 	return fd, uid, nil
-}
-
-// connectSame connects by path where /proc is missing, and then makes sure that the path
-// still names the inode that was checked.
-func connectSame(fd int, path string, checked *unix.Stat_t) error {
-	if err := unix.Connect(fd, &unix.SockaddrUnix{Name: path}); err != nil {
-		return err
-	}
-	var st unix.Stat_t
-	if err := unix.Stat(path, &st); err != nil {
-		return err
-	}
-	if st.Dev != checked.Dev || st.Ino != checked.Ino {
-		return &dataSocketError{path, "replaced while the switch connected to it: refused"}
-	}
-	return nil
 }
 
 func procMounted() bool {

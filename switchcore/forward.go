@@ -32,6 +32,7 @@ type reader struct {
 	// that a frame costs no shared atomic add.
 	outPkts, outBytes []uint64
 	stallTimer        *time.Timer // enqueue's, made at its first wait and reused
+	notLearned        uint64      // new sources this batch found the MAC table full for
 }
 
 func newReader(s *Switch) *reader {
@@ -143,6 +144,10 @@ func (r *reader) forward(src *Port, n int) {
 	if bad > 0 {
 		c.bad.Add(bad)
 	}
+	if r.notLearned > 0 {
+		r.s.macs.full.Add(r.notLearned)
+		r.notLearned = 0
+	}
 	r.flush()
 }
 
@@ -231,6 +236,8 @@ func (r *reader) learn(src []byte, vid uint16, port int, now int64) {
 	k := makeKey(src, vid)
 	res, old := r.s.macs.learn(k, port, now)
 	switch res {
+	case learnFull:
+		r.notLearned++
 	case learnNew:
 		if r.s.debugSubs.Load() > 0 {
 			r.s.event(catHashAdd, hashEventText(k, port))

@@ -112,7 +112,8 @@ const (
 	learnKnown learnResult = iota
 	learnNew
 	learnMoved
-	learnRefused // moved too soon (min persistence) or table full
+	learnRefused // moved too soon (min persistence)
+	learnFull    // a new source, not learned because the table is full (the caller counts it)
 )
 
 // learn records that k was seen on port at time now (seconds). It returns what happened
@@ -129,8 +130,9 @@ func (t *macTable) learn(k macKey, port int, now int64) (learnResult, int) {
 		return learnRefused, e.port
 	}
 	if e == nil && t.isFull() {
-		t.full.Add(1) // no lock: under a flood of new sources every frame comes here
-		return learnRefused, -1
+		// No lock, no shared write: under a flood of new sources every frame comes here,
+		// and the reader adds its count to full once a batch.
+		return learnFull, -1
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -146,8 +148,7 @@ func (t *macTable) learn(k macKey, port int, now int64) (learnResult, int) {
 		return learnMoved, cur.port
 	}
 	if t.isFull() {
-		t.full.Add(1)
-		return learnRefused, -1
+		return learnFull, -1
 	}
 	if (t.count.Load()+1)*2 > int64(len(tab.slots)) {
 		tab = t.rebuildLocked(len(tab.slots)*2, nil)

@@ -8,6 +8,15 @@ import (
 	"github.com/vde-go/vde/switchcore/wire"
 )
 
+// learnCount is learn plus the count a switch's reader keeps of frames not learned.
+func (t *macTable) learnCount(k macKey, port int, now int64) (learnResult, int) {
+	res, old := t.learn(k, port, now)
+	if res == learnFull {
+		t.full.Add(1)
+	}
+	return res, old
+}
+
 func testKey(i int) macKey {
 	return makeKey([]byte{2, 0, byte(i >> 24), byte(i >> 16), byte(i >> 8), byte(i)}, 0)
 }
@@ -18,9 +27,9 @@ func testKey(i int) macKey {
 func TestMACTableBound(t *testing.T) {
 	m := newMACTable(4)
 	for i := 0; i < 6; i++ {
-		res, _ := m.learn(testKey(i), 1, 20)
+		res, _ := m.learnCount(testKey(i), 1, 20)
 		if want := learnNew; i >= 4 {
-			if res != learnRefused {
+			if res != learnFull {
 				t.Fatalf("key %d in a full table: %v, want refused", i, res)
 			}
 		} else if res != want {
@@ -31,15 +40,15 @@ func TestMACTableBound(t *testing.T) {
 		t.Fatalf("limit 4: %d entries, %d refused; want 4, 2", m.len(), m.full.Load())
 	}
 	// The count is of frames: the same refused source again counts again.
-	m.learn(testKey(5), 1, 21)
+	m.learnCount(testKey(5), 1, 21)
 	if m.full.Load() != 3 || m.lookup(testKey(5)) != -1 {
 		t.Fatalf("refused again: %d refused, lookup %d", m.full.Load(), m.lookup(testKey(5)))
 	}
 	// Known entries refresh and move while the table is full.
-	if res, _ := m.learn(testKey(0), 1, 60); res != learnKnown {
+	if res, _ := m.learnCount(testKey(0), 1, 60); res != learnKnown {
 		t.Fatalf("refresh in a full table: %v", res)
 	}
-	if res, old := m.learn(testKey(1), 2, 60); res != learnMoved || old != 1 || m.lookup(testKey(1)) != 2 {
+	if res, old := m.learnCount(testKey(1), 2, 60); res != learnMoved || old != 1 || m.lookup(testKey(1)) != 2 {
 		t.Fatalf("move in a full table: %v from %d, now on %d", res, old, m.lookup(testKey(1)))
 	}
 	if m.len() != 4 || m.full.Load() != 3 {
@@ -50,7 +59,7 @@ func TestMACTableBound(t *testing.T) {
 		t.Fatalf("expire: %d gone, %d left", len(gone), m.len())
 	}
 	for i := 10; i < 13; i++ {
-		m.learn(testKey(i), 3, 125)
+		m.learnCount(testKey(i), 3, 125)
 	}
 	if m.len() != 4 || m.full.Load() != 4 || m.lookup(testKey(10)) != 3 || m.lookup(testKey(12)) != -1 {
 		t.Fatalf("after expiry: %d entries, %d refused", m.len(), m.full.Load())
@@ -58,7 +67,7 @@ func TestMACTableBound(t *testing.T) {
 	// A raised limit makes room.
 	m.setLimit(6)
 	for i := 12; i < 16; i++ {
-		m.learn(testKey(i), 3, 126)
+		m.learnCount(testKey(i), 3, 126)
 	}
 	if m.len() != 6 || m.full.Load() != 6 {
 		t.Fatalf("limit 6: %d entries, %d refused; want 6, 6", m.len(), m.full.Load())
@@ -68,15 +77,15 @@ func TestMACTableBound(t *testing.T) {
 	if m.len() != 6 || m.lookup(testKey(0)) != 1 || m.lookup(testKey(13)) != 3 {
 		t.Fatalf("limit lowered to 3: %d entries", m.len())
 	}
-	if res, _ := m.learn(testKey(20), 4, 127); res != learnRefused || m.len() != 6 {
+	if res, _ := m.learnCount(testKey(20), 4, 127); res != learnFull || m.len() != 6 {
 		t.Fatalf("new key over a lowered limit: %v, %d entries", res, m.len())
 	}
 	// ...until the count is below it again.
 	m.flushPort(3) // keys 10, 11, 12, 13: 2 left
-	if res, _ := m.learn(testKey(20), 4, 127); res != learnNew || m.len() != 3 {
+	if res, _ := m.learnCount(testKey(20), 4, 127); res != learnNew || m.len() != 3 {
 		t.Fatalf("after the flush: %v, %d entries", res, m.len())
 	}
-	if res, _ := m.learn(testKey(21), 4, 127); res != learnRefused {
+	if res, _ := m.learnCount(testKey(21), 4, 127); res != learnFull {
 		t.Fatalf("at the lowered limit: %v", res)
 	}
 }
@@ -86,7 +95,7 @@ func TestMACTableBound(t *testing.T) {
 func TestMACTableShrinksAfterFlood(t *testing.T) {
 	m := newMACTable(DefaultMACLimit)
 	for i := 0; i < 100000; i++ {
-		m.learn(testKey(i), 1, 10)
+		m.learnCount(testKey(i), 1, 10)
 	}
 	if m.len() != DefaultMACLimit || m.full.Load() != 100000-DefaultMACLimit {
 		t.Fatalf("flood: %d entries, %d refused", m.len(), m.full.Load())
@@ -94,7 +103,7 @@ func TestMACTableShrinksAfterFlood(t *testing.T) {
 	if n := len(m.tab.Load().slots); n > 2*DefaultMACLimit {
 		t.Fatalf("%d slots for %d entries", n, DefaultMACLimit)
 	}
-	m.learn(testKey(7), 1, 50) // one flood entry stays fresh
+	m.learnCount(testKey(7), 1, 50) // one flood entry stays fresh
 	m.expire(115, 100)
 	if m.len() != 1 || m.lookup(testKey(7)) != 1 {
 		t.Fatalf("after expiry: %d entries, key 7 on %d", m.len(), m.lookup(testKey(7)))
@@ -102,7 +111,7 @@ func TestMACTableShrinksAfterFlood(t *testing.T) {
 	if n := len(m.tab.Load().slots); n != 256 {
 		t.Fatalf("after expiry: %d slots, want 256", n)
 	}
-	if res, _ := m.learn(testKey(200000), 2, 115); res != learnNew {
+	if res, _ := m.learnCount(testKey(200000), 2, 115); res != learnNew {
 		t.Fatalf("learning after expiry: %v", res)
 	}
 }

@@ -85,7 +85,7 @@ func TestMACTableLearnMoveAge(t *testing.T) {
 	}
 	// The limit stops learning and counts.
 	for i := 0; i < 6; i++ {
-		m.learn(makeKey([]byte{2, 0, 0, 0, 1, byte(i)}, 0), 1, 20)
+		m.learnCount(makeKey([]byte{2, 0, 0, 0, 1, byte(i)}, 0), 1, 20)
 	}
 	if m.len() != 4 || m.full.Load() != 2 {
 		t.Fatalf("limit: %d entries, %d refused", m.len(), m.full.Load())

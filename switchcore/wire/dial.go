@@ -53,13 +53,24 @@ type Conn struct {
 // holds back only its own source (a TAP, a stream), whose queue then fills and slows TCP
 // gently; dropping at the switch's 10-datagram queue instead cost ~100k TCP
 // retransmissions in 5 s of iperf3. Closing the connection ends a wait.
-// A failed send (the switch's data socket is gone) is a *SwitchGoneError.
+// A send that fails because the switch's data socket is gone is a *SwitchGoneError.
 func (c *Conn) WriteBatch(frames [][]byte) (int, error) {
 	n, err := c.WriteBatchWait(frames)
-	if err != nil && !errors.Is(err, os.ErrClosed) {
+	if err != nil && !errors.Is(err, os.ErrClosed) && switchGone(err) {
 		err = &SwitchGoneError{Switch: c.Switch, Err: err}
 	}
 	return n, err
+}
+
+// switchGone tells the send errors that mean the switch's side of the data socket is
+// gone from the others (a frame too big, a kernel short of memory).
+func switchGone(err error) bool {
+	for _, e := range []unix.Errno{unix.ECONNREFUSED, unix.ECONNRESET, unix.ENOTCONN, unix.EPIPE, unix.ENOENT} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
 }
 
 // CloseReason is why the connection ended when Closed fired: the switch closed it.

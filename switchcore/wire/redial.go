@@ -214,6 +214,10 @@ func (r *Redial) sleep(d time.Duration) bool {
 
 // next waits for a link other than prev; it fails only when the Redial is closed.
 func (r *Redial) next(prev *redialLink) (*redialLink, error) {
+	// The common case, a batch read on a link that is up: no lock.
+	if l := r.cur.Load(); l != nil && l != prev && !r.closed() {
+		return l, nil
+	}
 	for {
 		r.mu.Lock()
 		l, changed := r.cur.Load(), r.changed
@@ -270,10 +274,10 @@ func (r *Redial) WriteBatch(frames [][]byte) (int, error) {
 		if r.closed() {
 			return n, ErrRedialClosed
 		}
-		if !errors.Is(err, ErrPeerClosed) {
-			err = &SwitchGoneError{Switch: r.name, Err: err}
+		if errors.Is(err, ErrPeerClosed) {
+			l.fail(err) // the switch is gone: dial again
 		}
-		l.fail(err)
+		// Otherwise (a frame too big, say) only the rest of this batch is lost.
 		r.dropped.Add(uint64(len(frames) - n))
 	}
 	return len(frames), nil

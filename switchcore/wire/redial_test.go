@@ -161,6 +161,8 @@ func TestRedialResumesAfterSwitchRestart(t *testing.T) {
 	if port := switchPortOf(t, sw2, "redial-test"); port != 3 {
 		t.Errorf("reconnected on port %d, want the URL's [3]", port)
 	}
+	// The line comes just after the Redial is connected again.
+	waitUntil(t, "the reconnected line", func() bool { return len(logs.get()) >= 2 })
 	lines := logs.get()
 	if len(lines) != 2 || !strings.Contains(lines[0], "switch "+dir+" closed the connection; reconnecting") ||
 		!strings.Contains(lines[1], "switch "+dir+": reconnected after") {
