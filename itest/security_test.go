@@ -112,17 +112,7 @@ func TestDataSocketHijack(t *testing.T) {
 	sw := startSwitch(t, implOurs, "-m", "0666", "--dirmode", "0777")
 	openSpace(t, sw.Tmp)
 
-	// The victim: root's datagram socket, writable by all, like /dev/log.
-	victim := filepath.Join(sw.Tmp, "log")
-	vfd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer unix.Close(vfd)
-	if err := unix.Bind(vfd, &unix.SockaddrUnix{Name: victim}); err != nil {
-		t.Fatal(err)
-	}
-	os.Chmod(victim, 0o666)
+	victim, vfd := bindVictim(t, sw.Tmp)
 	// A directory of mallory's with a symlink to it.
 	mine := filepath.Join(sw.Tmp, "mallory")
 	os.Mkdir(mine, 0o755)
@@ -162,6 +152,25 @@ func TestDataSocketHijack(t *testing.T) {
 	t.Logf("RELIABILITY: data-socket hijack (root's 0666 dgram socket, and a symlink to it): refused, %q; %s", "client data socket ...: owned by uid 0, not by the client", debianHijack(t, mallory))
 }
 
+// bindVictim binds the victim in dir: root's datagram socket, writable by all, like
+// /dev/log. Reads from the descriptor wait at most 2 s; it is closed at cleanup.
+func bindVictim(t *testing.T, dir string) (path string, fd int) {
+	t.Helper()
+	path = filepath.Join(dir, "log")
+	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Close(fd) })
+	if err := unix.Bind(fd, &unix.SockaddrUnix{Name: path}); err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(path, 0o666)
+	tv := unix.Timeval{Sec: 2}
+	unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv)
+	return path, fd
+}
+
 // debianHijack tries the same request on Debian's switch, for the record: whether it
 // connects to root's socket and sends it a broadcast.
 func debianHijack(t *testing.T, mallory *syscall.Credential) string {
@@ -170,16 +179,7 @@ func debianHijack(t *testing.T, mallory *syscall.Credential) string {
 	}
 	sw := startSwitch(t, implDebian, "-m", "0666", "--dirmode", "0777")
 	openSpace(t, sw.Tmp)
-	victim := filepath.Join(sw.Tmp, "log")
-	vfd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer unix.Close(vfd)
-	if err := unix.Bind(vfd, &unix.SockaddrUnix{Name: victim}); err != nil {
-		t.Fatal(err)
-	}
-	os.Chmod(victim, 0o666)
+	victim, vfd := bindVictim(t, sw.Tmp)
 	// socat keeps the control connection open while its stdin is.
 	p := startProcOpts(t, procOptions{Credential: mallory}, "socat", "STDIO", "UNIX-CONNECT:"+filepath.Join(sw.Dir, "ctl"))
 	p.Stdin.Write(v3Request(t, 0, victim, "hijack"))
@@ -191,8 +191,6 @@ func debianHijack(t *testing.T, mallory *syscall.Credential) string {
 	}
 	a := dialPeer(t, sw, 1, wire.DialOptions{})
 	a.send(t, ethFrame(broadcast, a.MAC, "to-the-victim"))
-	tv := unix.Timeval{Sec: 2}
-	unix.SetsockoptTimeval(vfd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv)
 	var buf [2048]byte
 	n, _, err := unix.Recvfrom(vfd, buf[:], 0)
 	if err != nil {

@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/vde-go/vde/switchcore/wire"
 )
 
 // Receivers that never read fill their output queues; together the queues stay within
@@ -52,26 +54,7 @@ func TestSlowReceiverSlowsSenderLosesNothing(t *testing.T) {
 	a, b := dial(t, s, 1), dial(t, s, 2)
 	b.WriteBatch([][]byte{frame(0xff, 2, "learn b")})
 	recvFrame(t, a, 2*time.Second)
-	const total = 3 * outQueueLen
-	go func() {
-		for i := 0; i < total; i++ {
-			if _, err := a.WriteBatch([][]byte{frame(2, 1, strconv.Itoa(i))}); err != nil {
-				return
-			}
-		}
-	}()
-	for i := 0; i < total; i++ {
-		if i%64 == 63 {
-			time.Sleep(time.Millisecond) // slower than the sender, never stopped for long
-		}
-		want := frame(2, 1, strconv.Itoa(i))
-		if got := recvFrame(t, b, 5*time.Second); !bytes.Equal(got, want) {
-			t.Fatalf("frame %d: got %q, want %q (port 2 drops: %d)", i, got, want, s.portDrops(2))
-		}
-	}
-	if d := s.portDrops(2); d != 0 {
-		t.Errorf("port 2 counts %d drops", d)
-	}
+	slowReaderGetsAll(t, s, a, b, 2)
 }
 
 // With flow control, a receiver that stopped reading costs its senders one stallWait,
@@ -214,10 +197,18 @@ func TestFlowControlFloodWaitsForItsShare(t *testing.T) {
 	s := newTestSwitch(t, Config{FlowControl: true})
 	s.stallWait = 5 * time.Second // this receiver may be descheduled for long on a loaded machine
 	a, b := dial(t, s, 1), dial(t, s, 2)
+	slowReaderGetsAll(t, s, a, b, 0xff)
+}
+
+// slowReaderGetsAll sends 3 queues' worth of frames to dst from a (port 1) as fast as the
+// switch takes them, while b (port 2) reads them a little slower: with flow control every
+// frame arrives, in order, and port 2 counts no drop.
+func slowReaderGetsAll(t *testing.T, s *Switch, a, b *wire.Conn, dst byte) {
+	t.Helper()
 	const total = 3 * outQueueLen
 	go func() {
 		for i := 0; i < total; i++ {
-			if _, err := a.WriteBatch([][]byte{frame(0xff, 1, strconv.Itoa(i))}); err != nil {
+			if _, err := a.WriteBatch([][]byte{frame(dst, 1, strconv.Itoa(i))}); err != nil {
 				return
 			}
 		}
@@ -226,7 +217,7 @@ func TestFlowControlFloodWaitsForItsShare(t *testing.T) {
 		if i%64 == 63 {
 			time.Sleep(time.Millisecond) // slower than the sender, never stopped for long
 		}
-		want := frame(0xff, 1, strconv.Itoa(i))
+		want := frame(dst, 1, strconv.Itoa(i))
 		if got := recvFrame(t, b, 5*time.Second); !bytes.Equal(got, want) {
 			t.Fatalf("frame %d: got %q, want %q (port 2 drops: %d)", i, got, want, s.portDrops(2))
 		}
