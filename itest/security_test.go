@@ -278,6 +278,23 @@ func TestMgmtAccess(t *testing.T) {
 	if sw.Proc.Exited() {
 		t.Fatalf("the switch exited after alice's shutdown")
 	}
+	// load reads a script with alice's rights, not the root switch's: not root's 0600 file.
+	secret, script := filepath.Join(sw.Tmp, "secret"), filepath.Join(sw.Tmp, "ok.rc")
+	os.WriteFile(secret, []byte("root-only-line\n"), 0o600)
+	os.WriteFile(script, []byte("port/create 12\n"), 0o644)
+	out, _, err = socatAs(t, alice, sw.Mgmt, []byte("load "+secret+"\nload "+script+"\nlogout\n"))
+	if err != nil {
+		t.Errorf("alice's load: %v", err)
+	}
+	if strings.Contains(out, "root-only-line") || !strings.Contains(out, "1013 Permission denied") {
+		t.Errorf("alice's load of root's 0600 file: %q; want 1013 Permission denied and none of its lines", out)
+	}
+	if !strings.Contains(out, "vde["+script+"]: port/create 12") {
+		t.Errorf("alice's load of a script she may read: %q", out)
+	}
+	if !strings.Contains(sw.Cmd(t, "port/allprint"), "Port 0012") {
+		t.Errorf("alice's script did not run")
+	}
 	waitFor(t, 5*time.Second, "a log line for the refused shutdown", func() (bool, string) {
 		return strings.Contains(sw.Proc.Stderr.String(), fmt.Sprintf("shutdown from uid %d refused", alice.Uid)), sw.Proc.Stderr.String()
 	})
@@ -288,7 +305,7 @@ func TestMgmtAccess(t *testing.T) {
 	if !sw.Proc.Exited() {
 		t.Errorf("the switch is still running after root's shutdown")
 	}
-	t.Logf("RELIABILITY: mgmt 0660 group vdeops: outsider refused (EACCES); member's shutdown -> 1001 Operation not permitted, switch runs on; root's shutdown stops it")
+	t.Logf("RELIABILITY: mgmt 0660 group vdeops: outsider refused (EACCES); member's shutdown -> 1001 Operation not permitted, switch runs on; member's load of root's 0600 file -> 1013 Permission denied (the C switch echoes it), of her own script -> runs; root's shutdown stops it")
 }
 
 // groupID is a private group's gid.

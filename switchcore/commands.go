@@ -93,8 +93,9 @@ func cmdShowinfo(c *cmdCtx) error {
 
 // cmdLoad runs a script, echoing each line and its response as the C switch does.
 func cmdLoad(c *cmdCtx) error {
-	data, err := os.ReadFile(c.arg)
+	data, err := c.s.readScript(c.ss, c.arg)
 	if err != nil {
+		c.s.logf("mgmt: load %s: %v", c.arg, err)
 		return errnoOf(err)
 	}
 	for _, line := range strings.Split(string(data), "\n") {

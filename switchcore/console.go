@@ -43,10 +43,11 @@ type session struct {
 	subs   map[*debugCat]bool
 	// console marks the stdin console, which ignores logout.
 	console bool
-	// peer is the uid of a mgmt socket client (SO_PEERCRED), -1 for the console and rc files.
-	peer int
-	once sync.Once
-	buf  bytes.Buffer
+	// peer and peerGID are the uid and gid of a mgmt socket client (SO_PEERCRED), -1 for
+	// the console and rc files.
+	peer, peerGID int
+	once          sync.Once
+	buf           bytes.Buffer
 }
 
 type chunk struct {
@@ -55,7 +56,7 @@ type chunk struct {
 }
 
 func (s *Switch) newSession(out, promptW io.Writer, conn net.Conn) *session {
-	ss := &session{s: s, out: make(chan chunk, 256), closed: make(chan struct{}), conn: conn, subs: map[*debugCat]bool{}, peer: -1}
+	ss := &session{s: s, out: make(chan chunk, 256), closed: make(chan struct{}), conn: conn, subs: map[*debugCat]bool{}, peer: -1, peerGID: -1}
 	go func() {
 		defer close(ss.closed)
 		dead := false
@@ -132,8 +133,8 @@ func (s *Switch) serveMgmt(c net.Conn) {
 	defer c.Close()
 	ss := s.newSession(c, c, c)
 	if uc, ok := c.(*net.UnixConn); ok {
-		if uid, err := peerUID(uc); err == nil {
-			ss.peer = uid
+		if uid, gid, err := peerCred(uc); err == nil {
+			ss.peer, ss.peerGID = uid, gid
 		} else {
 			ss.peer = int(^uint32(0) >> 1) // unknown: nobody may shut the switch down
 		}

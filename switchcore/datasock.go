@@ -32,21 +32,27 @@ func (e *dataSocketError) Unwrap() error { return e.err }
 
 // peerUID is the uid of the process at the other end of the control connection.
 func peerUID(c *net.UnixConn) (int, error) {
+	uid, _, err := peerCred(c)
+	return uid, err
+}
+
+// peerCred is the uid and gid of the process at the other end of a unix connection.
+func peerCred(c *net.UnixConn) (uid, gid int, err error) {
 	rc, err := c.SyscallConn()
 	if err != nil {
-		return -1, err
+		return -1, -1, err
 	}
 	var cred *unix.Ucred
 	var cerr error
 	if err := rc.Control(func(fd uintptr) {
 		cred, cerr = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED)
 	}); err != nil {
-		return -1, err
+		return -1, -1, err
 	}
 	if cerr != nil {
-		return -1, fmt.Errorf("SO_PEERCRED: %w", cerr)
+		return -1, -1, fmt.Errorf("SO_PEERCRED: %w", cerr)
 	}
-	return int(cred.Uid), nil
+	return int(cred.Uid), int(cred.Gid), nil
 }
 
 // connectClient opens the switch side of a client's data socket: a non-blocking datagram
