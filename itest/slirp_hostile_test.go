@@ -387,7 +387,7 @@ func TestSlirpHostileFlood(t *testing.T) {
 	if peak > base.fds+4096+256+64 {
 		t.Errorf("%d descriptors at the peak, %d before: over the flow bounds", peak, base.fds)
 	}
-	if hwm > base.rssKiB+400<<10 {
+	if hwm > base.rssKiB+memScale*400<<10 {
 		t.Errorf("RSS peaked at %d KiB, %d before", hwm, base.rssKiB)
 	}
 	if lines > 60 {
