@@ -120,7 +120,7 @@ func (s *Switch) attach(c *net.UnixConn, id int, req wire.Request) (*endpoint, e
 	if req.Path == "" {
 		return nil, errors.New("request names no data socket")
 	}
-	peer, err := peerUID(c)
+	peer, _, err := peerCred(c)
 	if err != nil {
 		return nil, fmt.Errorf("control connection: %v", err)
 	}

@@ -30,12 +30,6 @@ func (e *dataSocketError) Error() string {
 
 func (e *dataSocketError) Unwrap() error { return e.err }
 
-// peerUID is the uid of the process at the other end of the control connection.
-func peerUID(c *net.UnixConn) (int, error) {
-	uid, _, err := peerCred(c)
-	return uid, err
-}
-
 // peerCred is the uid and gid of the process at the other end of a unix connection.
 func peerCred(c *net.UnixConn) (uid, gid int, err error) {
 	rc, err := c.SyscallConn()
