@@ -135,6 +135,9 @@ func run() int {
 				res[im.name][size] = append(res[im.name][size], rs[i])
 			}
 		}
+		if cfg.only == "unicast" {
+			continue
+		}
 		if err := srows.ceilingRound(ctx, round, 1); err != nil {
 			fmt.Fprintln(os.Stderr, "bench: interrupted")
 			return 130
@@ -148,6 +151,9 @@ func run() int {
 	rows := summarize(cfg, res)
 	fmt.Println()
 	printTable(os.Stdout, rows)
+	if cfg.only == "unicast" {
+		return 0
+	}
 	srows.addUnicast(res)
 	fmt.Println()
 	srows.printCeiling(os.Stdout, 1)
@@ -238,7 +244,7 @@ func parseFlags(args []string) (*config, error) {
 	fl.BoolVar(&cfg.tap, "tap", true, "also run iperf3 over TAPs (-t and vde_plug2tap) of each switch; needs root and iperf3")
 	fl.BoolVar(&cfg.slirp, "slirp", true, "also run the slirp rows: TCP from a guest namespace to host loopback through our slirpvde, Debian's, slirp4netns and pasta; needs root and iperf3")
 	fl.DurationVar(&cfg.slirpDur, "slirp-duration", 5*time.Second, "measuring time per slirp case (after 1s of warm-up)")
-	fl.StringVar(&cfg.only, "only", "", "run only these rows: `slirp`, switch (unicast, ceiling, 4→4, broadcast, CPU, latency, memory) or latency (the round trips alone, printed, not written)")
+	fl.StringVar(&cfg.only, "only", "", "run only these rows: `slirp`, switch (unicast, ceiling, 4→4, broadcast, CPU, latency, memory) latency (the round trips alone, printed, not written) or unicast (the A→B table alone, printed, not written)")
 	fl.IntVar(&cfg.rtts, "rtts", 20000, "timed round trips of the latency row (after 1000 untimed)")
 	fl.IntVar(&cfg.rssPorts, "rss-ports", 256, "ports attached for the memory row")
 	fl.StringVar(&cfg.out, "out", "", "also write the results as markdown to `FILE` (e.g. BENCHMARKS.md)")
@@ -258,13 +264,13 @@ func parseFlags(args []string) (*config, error) {
 	}
 	switch cfg.only {
 	case "", "slirp":
-	case "switch", "latency":
+	case "switch", "latency", "unicast":
 		cfg.cable, cfg.tap, cfg.slirp = false, false, false
 	default:
-		return nil, fmt.Errorf("-only %q: the choices are slirp, switch and latency", cfg.only)
+		return nil, fmt.Errorf("-only %q: the choices are slirp, switch, latency and unicast", cfg.only)
 	}
-	if cfg.only == "latency" && cfg.out != "" {
-		return nil, errors.New("-only latency prints its figures and writes no -out file")
+	if (cfg.only == "latency" || cfg.only == "unicast") && cfg.out != "" {
+		return nil, fmt.Errorf("-only %s prints its figures and writes no -out file", cfg.only)
 	}
 	if cfg.rtts < 1 || cfg.rssPorts < 1 {
 		return nil, errors.New("-rtts and -rss-ports must be positive")
