@@ -20,6 +20,7 @@ var switchFlags = []cli.Flag{
 	&cli.BoolFlag{Name: "hub", Aliases: []string{"x"}, Usage: "Make the switch act as a hub"},
 	&cli.BoolFlag{Name: "fstp", Aliases: []string{"F"}, Usage: "Activate the fast spanning tree protocol"},
 	&cli.BoolFlag{Name: "flowcontrol", Usage: "Slow senders to a full port's pace instead of dropping"},
+	&cli.BoolFlag{Name: "noflowcontrol", Usage: "Drop what a full port cannot take, as the C switch"},
 	&cli.BoolFlag{Name: "version", Aliases: []string{"v"}, Usage: "Display informations on version and exit"},
 	&cli.StringFlag{Name: "numports", Aliases: []string{"n"}, Usage: "Number of ports"},
 	&cli.StringFlag{Name: "hashsize", Usage: "Hash table size"},
@@ -54,6 +55,7 @@ Runs a VDE switch.
       --priority N           Set the priority for FST (MAC extension)
       --hashsize N           Hash table size
       --flowcontrol          Slow senders to a full port's pace instead of dropping
+      --noflowcontrol        Drop what a full port cannot take, as the C switch
 (opts from datasock module)
   -s, --sock SOCK            control directory pathname
   -s, --vdesock SOCK         Same as --sock SOCK
@@ -167,7 +169,8 @@ func parseSwitchArgs(args []string, env switchEnv) (*switchOptions, error) {
 	mode, dirmode, mgmtmode := int32(-1), int32(-1), int32(0o600)
 	group, mgmtgroup := -1, -1
 	var mac [6]byte
-	var hub, fstp, flow bool
+	var hub, fstp bool
+	flow := switchcore.FlowAuto
 	o := &switchOptions{}
 	sock, hashArg := "", ""
 
@@ -194,7 +197,9 @@ func parseSwitchArgs(args []string, env switchEnv) (*switchOptions, error) {
 		case "fstp":
 			fstp = true
 		case "flowcontrol":
-			flow = true
+			flow = switchcore.FlowAlways
+		case "noflowcontrol":
+			flow = switchcore.FlowNever
 		case "numports":
 			// vde-2 HEAD's check; Debian kept 32 for "-n abc".
 			n, ok := scanInt(v)

@@ -79,8 +79,10 @@ func TestParseSwitchArgsOptions(t *testing.T) {
 		{"-x", []string{"-x"}, func(o *switchOptions) { o.Config.Hub = true }},
 		{"--hub", []string{"--hub"}, func(o *switchOptions) { o.Config.Hub = true }},
 		{"-hub", []string{"-hub"}, func(o *switchOptions) { o.Config.Hub = true }},
-		{"--flowcontrol", []string{"--flowcontrol"}, func(o *switchOptions) { o.Config.FlowControl = true }},
-		{"-flow prefix", []string{"-flow"}, func(o *switchOptions) { o.Config.FlowControl = true }},
+		{"--flowcontrol", []string{"--flowcontrol"}, func(o *switchOptions) { o.Config.FlowControl = switchcore.FlowAlways }},
+		{"-flow prefix", []string{"-flow"}, func(o *switchOptions) { o.Config.FlowControl = switchcore.FlowAlways }},
+		{"--noflowcontrol", []string{"--noflowcontrol"}, func(o *switchOptions) { o.Config.FlowControl = switchcore.FlowNever }},
+		{"the last flow option wins", []string{"--noflowcontrol", "--flowcontrol"}, func(o *switchOptions) { o.Config.FlowControl = switchcore.FlowAlways }},
 		{"-x -F: hub turns FSTP off", []string{"-x", "-F"}, func(o *switchOptions) { o.Config.Hub = true }},
 		{"-F -x: hub turns FSTP off", []string{"-F", "-x"}, func(o *switchOptions) { o.Config.Hub = true }},
 		{"-hub -fstp", []string{"-hub", "-fstp"}, func(o *switchOptions) { o.Config.Hub = true }},
@@ -282,7 +284,7 @@ func TestParseSwitchArgsExits(t *testing.T) {
 }
 
 // The usage must be the Debian binary's, byte for byte, but for HEAD's --nostdin line, our
-// --flowcontrol line and the bug address.
+// --flowcontrol and --noflowcontrol lines and the bug address.
 func TestSwitchUsageText(t *testing.T) {
 	b, err := os.ReadFile("testdata/vde_switch-debian.usage")
 	if err != nil {
@@ -292,7 +294,8 @@ func TestSwitchUsageText(t *testing.T) {
 	mgmtgroup := "      --mgmtgroup GROUP      management UNIX socket group name\n"
 	want = strings.Replace(want, mgmtgroup, mgmtgroup+"      --nostdin              Allow stdin to be closed\n", 1)
 	hashsize := "      --hashsize N           Hash table size\n"
-	want = strings.Replace(want, hashsize, hashsize+"      --flowcontrol          Slow senders to a full port's pace instead of dropping\n", 1)
+	want = strings.Replace(want, hashsize, hashsize+"      --flowcontrol          Slow senders to a full port's pace instead of dropping\n"+
+		"      --noflowcontrol        Drop what a full port cannot take, as the C switch\n", 1)
 	want = strings.Replace(want, "Report bugs to info@v2.cs.unibo.it\n", "Report bugs to https://github.com/vde-go/vde/issues\n", 1)
 	if got := usageWith(32); got != want {
 		t.Errorf("usage text differs from vde_switch's:\n%s\nwant:\n%s", got, want)

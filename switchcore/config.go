@@ -1,6 +1,9 @@
 package switchcore
 
-import "io"
+import (
+	"io"
+	"strconv"
+)
 
 // Config is everything a switch needs to start; the switch applet builds it from the
 // command line, tests build it directly.
@@ -10,15 +13,9 @@ type Config struct {
 	NumPorts int
 	// Hub makes every frame go to every port but its source (no learning, no VLANs).
 	Hub bool
-	// FlowControl (--flowcontrol, ours only) makes a reader that finds a receiver's
-	// output queue full wait for room while the receiver keeps reading, instead of
-	// dropping: its sender is slowed to the receiver's pace, as between two local
-	// sockets, and loses nothing while the receiver keeps reading (a receiver that takes
-	// nothing for stallWait, or a switch whose queue budget is spent, still drops). The price is head-of-line blocking: the same sender's
-	// frames to other ports wait too, and two clients that block in send (libvdeplug,
-	// so QEMU) and flood each other can hold each other up to stallWait each time. Off,
-	// as in the C switch: a full queue drops and counts, and no port ever waits for another.
-	FlowControl bool
+	// FlowControl says what a reader does with frames for a receiver whose output
+	// queue is full: drop them, or wait for room (FlowMode).
+	FlowControl FlowMode
 	// MAC is the switch's own address (shown by showinfo); zero means random 00:ff:xx:xx:xx:xx.
 	MAC [6]byte
 	// Priority is the FSTP bridge priority (masked to 16 bits); kept for fstp/showinfo.
@@ -47,4 +44,39 @@ type Config struct {
 	Log func(format string, args ...any)
 	// Stdout is where an rc-less console writes when needed; unused by the core itself.
 	Stdout io.Writer
+}
+
+// FlowMode is what a reader does with frames for a receiver whose output queue is full.
+// Waiting slows the sender to the receiver's pace, as between two local sockets, and
+// loses nothing while the receiver keeps reading; a receiver that takes nothing for
+// stallWait, a switch whose queue budget is spent, or a wait that would close a circle of
+// readers each waiting for the next one's client (waitCycle) still drops. Dropping is
+// what the C switch does: the frames are counted, and nobody waits for anybody.
+type FlowMode int
+
+const (
+	// FlowAuto (the default) waits only when the reader's whole batch is for that one
+	// receiver: nothing else of the sender's is then held up, and a sender that only
+	// feeds a receiver slower than itself loses nothing and stops spending CPU on frames
+	// that would be thrown away. A batch that also holds frames for other ports drops
+	// what does not fit, as in C.
+	FlowAuto FlowMode = iota
+	// FlowAlways (--flowcontrol) waits for any full receiver. The price is head-of-line
+	// blocking: the same sender's frames to other ports wait too.
+	FlowAlways
+	// FlowNever (--noflowcontrol) drops at once, as the C switch does.
+	FlowNever
+)
+
+// String names the mode after its option ("auto" for the default).
+func (m FlowMode) String() string {
+	switch m {
+	case FlowAuto:
+		return "auto"
+	case FlowAlways:
+		return "flowcontrol"
+	case FlowNever:
+		return "noflowcontrol"
+	}
+	return "FlowMode(" + strconv.Itoa(int(m)) + ")"
 }

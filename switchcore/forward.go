@@ -18,6 +18,7 @@ const bufStride = wire.MaxFrame + 1
 // keeps the frame path free of allocation and locks.
 type reader struct {
 	s      *Switch
+	src    *endpoint // the endpoint read; nil for readers made by tests
 	bufs   [][]byte
 	sizes  []int
 	conv   [][]byte // tag-converted copy of frame i, allocated on first use
@@ -73,6 +74,7 @@ type slabRef struct{ bufs [][]byte }
 // readLoop moves frames from one endpoint into the switch until the endpoint closes.
 func (s *Switch) readLoop(ep *endpoint) {
 	r := newReader(s)
+	r.src = ep
 	if ep.dgram == nil {
 		r.bufs = newSlab() // other endpoints (TAPs) read blocking, into their own slab
 	}
@@ -307,7 +309,7 @@ func (r *reader) flush() {
 			r.outPkts[slot], r.outBytes[slot] = 0, 0
 		}
 		if !ep.closed.Load() {
-			r.send(ep, frames, r.flooded[slot])
+			r.send(ep, frames, r.flooded[slot], len(r.touched) == 1)
 		}
 		r.pend[slot] = frames[:0]
 		r.flooded[slot] = r.flooded[slot][:0]
@@ -316,28 +318,41 @@ func (r *reader) flush() {
 	r.touched = r.touched[:0]
 }
 
-// stallWait is how long a reader waits (with Config.FlowControl) for room in a full
-// output queue while its writer sends nothing (Switch.stallWait; tests on loaded machines
-// raise it). A receiver that is merely slower than its senders keeps taking frames, and
-// its senders are slowed to its pace (their frames wait in their own sockets, as between
-// two local sockets); one that stopped reading costs each waiting sender one to two
+// stallWait is how long a reader that waits for room in a full output queue (FlowMode)
+// waits while its writer sends nothing (Switch.stallWait; tests on loaded machines raise
+// it). A receiver that is merely slower than its senders keeps taking frames, and its
+// senders are slowed to its pace (their frames wait in their own sockets, as between two
+// local sockets); one that stopped reading costs each waiting sender one to two
 // stallWaits (progress is checked when the timer fires), and then its frames are dropped
 // at once until it reads again.
 const stallWait = 10 * time.Millisecond
 
+// maxWaitHops bounds waitCycle's walk; a longer circle of waiting readers is broken by
+// stallWait instead.
+const maxWaitHops = 8
+
 // enqueue queues frames (flood[i]: frame i is flooded) behind those already waiting in q
-// and returns how many it dropped because q was full, or its flood share used. With
-// Config.FlowControl it waits for room first, while the receiver keeps taking frames.
-func (r *reader) enqueue(q *outQueue, frames [][]byte, flood []bool) (dropped int) {
-	fc := r.s.cfg.FlowControl
-	k, dropped := q.push(frames, flood, !fc)
+// and returns how many it dropped because q was full, or its flood share used. Whether it
+// first waits for room, while the receiver keeps taking frames, is the FlowMode's call;
+// alone says the frames are all the reader's batch holds.
+func (r *reader) enqueue(q *outQueue, frames [][]byte, flood []bool, alone bool) (dropped int) {
+	mode := r.s.cfg.FlowControl
+	wait := mode == FlowAlways || (mode == FlowAuto && alone)
+	k, dropped := q.push(frames, flood, !wait)
 	if k == len(frames) {
 		return dropped
 	}
 	// Wait only for a queue that is full: one refused for the switch-wide budget gets
 	// no room signal when it drains, and its receiver is not slow.
-	if !fc || q.stalled.Load() || !q.fullFor(flood[k]) {
+	if !wait || q.stalled.Load() || !q.fullFor(flood[k]) {
 		return dropped + len(frames) - k
+	}
+	if r.src != nil {
+		r.src.waitsFor.Store(q.ep)
+		defer r.src.waitsFor.Store(nil)
+		if r.waitCycle(q.ep) {
+			return dropped + len(frames) - k
+		}
 	}
 	if r.stallTimer == nil {
 		r.stallTimer = time.NewTimer(r.s.stallWait)
@@ -369,16 +384,39 @@ func (r *reader) enqueue(q *outQueue, frames [][]byte, flood []bool) (dropped in
 	return dropped
 }
 
-func (r *reader) send(ep *endpoint, frames [][]byte, flood []bool) {
+// waitCycle reports whether waiting for room at dst would close a circle: dst's reader
+// waits (so dst's client may be blocked sending to the switch, reading nothing), for a
+// receiver whose reader waits ... for this reader's own port. Clients that block in send
+// (libvdeplug, so QEMU) and feed each other would otherwise hold each other up for
+// stallWait. The reader has published its own wait before it looks, so of two readers
+// closing a circle at once at least one sees it.
+func (r *reader) waitCycle(dst *endpoint) bool {
+	e := dst
+	for range maxWaitHops {
+		w := e.waitsFor.Load()
+		if w == nil {
+			return false
+		}
+		if w.port == r.src.port {
+			return true
+		}
+		e = w
+	}
+	return false
+}
+
+// send sends frames to ep, queueing what its socket cannot take now; alone says they are
+// all the reader's batch holds (FlowAuto).
+func (r *reader) send(ep *endpoint, frames [][]byte, flood []bool, alone bool) {
 	var sent, dropped int
 	var err error
 	switch {
 	case ep.queue != nil && ep.queue.pending.Load() > 0:
-		dropped = r.enqueue(ep.queue, frames, flood) // behind the frames already waiting
+		dropped = r.enqueue(ep.queue, frames, flood, alone) // behind the frames already waiting
 	case ep.dgram != nil:
 		sent, err = r.wb.Send(ep.dgram.RawConn(), frames)
 		if err == nil && sent < len(frames) {
-			dropped = r.enqueue(ep.queue, frames[sent:], flood[sent:])
+			dropped = r.enqueue(ep.queue, frames[sent:], flood[sent:], alone)
 		} else {
 			dropped = len(frames) - sent
 		}

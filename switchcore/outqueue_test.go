@@ -47,21 +47,26 @@ func TestOutQueuesShareABudget(t *testing.T) {
 
 // With flow control, a receiver slower than its sender loses nothing: the sender is
 // slowed to its pace instead (its frames wait in its own socket while the receiver's
-// queue is full).
+// queue is full). By default (FlowAuto) the same holds for a sender whose batches are
+// all for that one receiver.
 func TestSlowReceiverSlowsSenderLosesNothing(t *testing.T) {
-	s := newTestSwitch(t, Config{FlowControl: true})
-	s.stallWait = 5 * time.Second // this receiver may be descheduled for long on a loaded machine
-	a, b := dial(t, s, 1), dial(t, s, 2)
-	b.WriteBatch([][]byte{frame(0xff, 2, "learn b")})
-	recvFrame(t, a, 2*time.Second)
-	slowReaderGetsAll(t, s, a, b, 2)
+	for _, mode := range []FlowMode{FlowAlways, FlowAuto} {
+		t.Run(mode.String(), func(t *testing.T) {
+			s := newTestSwitch(t, Config{FlowControl: mode})
+			s.stallWait = 5 * time.Second // this receiver may be descheduled for long on a loaded machine
+			a, b := dial(t, s, 1), dial(t, s, 2)
+			b.WriteBatch([][]byte{frame(0xff, 2, "learn b")})
+			recvFrame(t, a, 2*time.Second)
+			slowReaderGetsAll(t, s, a, b, 2)
+		})
+	}
 }
 
 // With flow control, a receiver that stopped reading costs its senders one stallWait,
 // then its frames are dropped and counted while the same sender's frames to another
 // port all arrive.
 func TestStalledReceiverDoesNotHoldBackOthers(t *testing.T) {
-	s := newTestSwitch(t, Config{FlowControl: true})
+	s := newTestSwitch(t, Config{FlowControl: FlowAlways})
 	// b's reader (this test) must not look stalled when it is descheduled for a while on a
 	// loaded machine (with the 10 ms default, b's frames were dropped under CPU load); c,
 	// which never reads, still costs the sender only this one wait.
@@ -98,12 +103,22 @@ func (s *Switch) portDrops(n int) uint64 {
 	return s.ports[n].counters.drops.Load()
 }
 
-// Without flow control (the default, as in C) a full queue drops and counts at once: a
+// Without flow control (--noflowcontrol, as in C) a full queue drops and counts at once: a
 // sender flooding a receiver that does not read is never held up, while its frames to a
-// third port that reads keep arriving in order.
+// third port that reads keep arriving in order. By default (FlowAuto) the same holds, but
+// for a stallWait the first time a batch holds only frames for the receiver that does not
+// read.
 func TestFullQueueDropsWithoutFlowControl(t *testing.T) {
-	s := newTestSwitch(t, Config{})
-	s.stallWait = time.Hour // were a reader to wait for c, the sender would hang
+	t.Run("noflowcontrol", func(t *testing.T) {
+		// were a reader to wait for c, the sender would hang
+		fullQueueDrops(t, FlowNever, time.Hour)
+	})
+	t.Run("auto", func(t *testing.T) { fullQueueDrops(t, FlowAuto, 50*time.Millisecond) })
+}
+
+func fullQueueDrops(t *testing.T, mode FlowMode, stall time.Duration) {
+	s := newTestSwitch(t, Config{FlowControl: mode})
+	s.stallWait = stall
 	a, b, c := dial(t, s, 1), dial(t, s, 2), dial(t, s, 3)
 	b.WriteBatch([][]byte{frame(0xff, 2, "learn b")})
 	c.WriteBatch([][]byte{frame(0xff, 3, "learn c")})
@@ -194,7 +209,7 @@ func TestStormLeavesRoomForUnicast(t *testing.T) {
 // With flow control, flooded frames to a slow receiver wait for room in their share of
 // its queue instead of being dropped: a broadcast burst arrives whole and in order.
 func TestFlowControlFloodWaitsForItsShare(t *testing.T) {
-	s := newTestSwitch(t, Config{FlowControl: true})
+	s := newTestSwitch(t, Config{FlowControl: FlowAlways})
 	s.stallWait = 5 * time.Second // this receiver may be descheduled for long on a loaded machine
 	a, b := dial(t, s, 1), dial(t, s, 2)
 	slowReaderGetsAll(t, s, a, b, 0xff)
@@ -225,4 +240,57 @@ func slowReaderGetsAll(t *testing.T, s *Switch, a, b *wire.Conn, dst byte) {
 	if d := s.portDrops(2); d != 0 {
 		t.Errorf("port 2 counts %d drops", d)
 	}
+}
+
+// Two clients that feed each other and read nothing while they are blocked in send (as
+// libvdeplug's do) would hold each other's readers in a circle of waits: each reader
+// waits for room at the other's receiver, whose client is blocked sending to it. The
+// second reader to wait sees the circle and drops instead, even with a stallWait far
+// longer than the test.
+func TestAutoFlowBreaksACircleOfWaits(t *testing.T) {
+	s := newTestSwitch(t, Config{})
+	s.stallWait = time.Hour
+	a, b := dial(t, s, 1), dial(t, s, 2)
+	a.WriteBatch([][]byte{frame(0xff, 1, "learn a")})
+	b.WriteBatch([][]byte{frame(0xff, 2, "learn b")})
+	recvFrame(t, a, 2*time.Second)
+	recvFrame(t, b, 2*time.Second)
+	// Each sends for a while, blocking in send when the switch does not take its frames,
+	// and reads nothing meanwhile.
+	blast := func(c *wire.Conn, f []byte, done chan<- struct{}) {
+		defer close(done)
+		end := time.Now().Add(time.Second)
+		for time.Now().Before(end) {
+			c.WriteBatch([][]byte{f, f, f, f, f, f, f, f})
+		}
+	}
+	da, db := make(chan struct{}), make(chan struct{})
+	go blast(a, frame(2, 1, "a to b"), da)
+	go blast(b, frame(1, 2, "b to a"), db)
+	// Without the check both readers wait for an hour, and both clients stay blocked.
+	timeout := time.After(20 * time.Second)
+	select {
+	case <-da:
+	case <-db:
+	case <-timeout:
+		t.Fatalf("both clients are still blocked in send (drops: port 1 %d, port 2 %d)", s.portDrops(1), s.portDrops(2))
+	}
+	// The client back from send reads again, as the other one will once it is back.
+	go func() {
+		for _, c := range []*wire.Conn{a, b} {
+			for recvFrame(t, c, 200*time.Millisecond) != nil {
+			}
+		}
+	}()
+	for _, d := range []chan struct{}{da, db} {
+		select {
+		case <-d:
+		case <-timeout:
+			t.Fatalf("a client is still blocked in send (drops: port 1 %d, port 2 %d)", s.portDrops(1), s.portDrops(2))
+		}
+	}
+	if s.portDrops(1)+s.portDrops(2) == 0 {
+		t.Error("no frame was dropped, yet neither client read while both sent")
+	}
+	t.Logf("drops: port 1 %d, port 2 %d", s.portDrops(1), s.portDrops(2))
 }

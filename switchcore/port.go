@@ -64,4 +64,7 @@ type endpoint struct {
 	slot     int            // index into readers' per-destination batches
 	closed   atomic.Bool
 	errLog   atomic.Bool // a send error was logged already
+	// waitsFor is the endpoint whose full queue this endpoint's reader waits for room in,
+	// or nil (reader.waitCycle).
+	waitsFor atomic.Pointer[endpoint]
 }
