@@ -75,33 +75,29 @@ type slabRef struct{ bufs [][]byte }
 func (s *Switch) readLoop(ep *endpoint) {
 	r := newReader(s)
 	r.src = ep
-	if ep.dgram == nil {
-		r.bufs = newSlab() // other endpoints (TAPs) read blocking, into their own slab
-	}
-	var ref *slabRef
-	get := func() [][]byte { ref = s.slabs.pool.Get().(*slabRef); return ref.bufs }
-	put := func([][]byte) { s.slabs.pool.Put(ref); ref = nil }
-	for {
-		var n int
-		var err error
-		if ep.dgram != nil {
-			r.bufs, n, err = r.rb.RecvPooled(ep.dgram.RawConn(), get, put, r.sizes)
-		} else {
-			n, err = ep.data.ReadBatch(r.bufs, r.sizes)
-		}
-		if err != nil {
-			if !ep.closed.Load() {
-				s.logf("port %d: endpoint %d: read: %v", ep.port.num, ep.id, err)
-				if ep.ctl == nil {
-					s.detach(ep) // nobody else ends an in-process endpoint that failed
-				}
-			}
-			return
-		}
-		r.forward(ep.port, n)
-		if ep.dgram != nil {
-			put(r.bufs)
+	var err error
+	if ep.dgram != nil {
+		var ref *slabRef
+		get := func() [][]byte { ref = s.slabs.pool.Get().(*slabRef); return ref.bufs }
+		put := func([][]byte) { s.slabs.pool.Put(ref); ref = nil }
+		err = r.rb.RecvLoop(ep.dgram.RawConn(), get, put, r.sizes, func(frames [][]byte, n int) {
+			r.bufs = frames
+			r.forward(ep.port, n)
 			r.bufs = nil
+		})
+	} else {
+		r.bufs = newSlab() // other endpoints (TAPs) read blocking, into their own slab
+		for err == nil {
+			var n int
+			if n, err = ep.data.ReadBatch(r.bufs, r.sizes); err == nil {
+				r.forward(ep.port, n)
+			}
+		}
+	}
+	if !ep.closed.Load() {
+		s.logf("port %d: endpoint %d: read: %v", ep.port.num, ep.id, err)
+		if ep.ctl == nil {
+			s.detach(ep) // nobody else ends an in-process endpoint that failed
 		}
 	}
 }

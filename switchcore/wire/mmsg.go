@@ -16,15 +16,9 @@ type Batch struct {
 
 	// The closures handed to syscall.RawConn are built once, so a call allocates nothing.
 	readFn, writeFn, writeWaitFn func(fd uintptr) bool
-	pooledReadFn                 func(fd uintptr) bool
-	// RecvPooled's buffers: taken from get when data is there, given back to put when a
-	// read finds none.
-	get       func() [][]byte
-	put       func([][]byte)
-	frames    [][]byte
-	cnt, n    int
-	errno     syscall.Errno
-	truncated int
+	cnt, n                       int
+	errno                        syscall.Errno
+	truncated                    int
 }
 
 // NewBatch returns scratch for batches of up to size frames.
@@ -33,19 +27,6 @@ func NewBatch(size int) *Batch {
 	b.readFn = func(fd uintptr) bool {
 		b.n, b.errno = recvmmsg(fd, b.hdrs[:b.cnt], unix.MSG_DONTWAIT|unix.MSG_TRUNC)
 		return b.errno != unix.EAGAIN
-	}
-	b.pooledReadFn = func(fd uintptr) bool {
-		if b.frames == nil {
-			b.frames = b.get()
-			b.setup(b.frames)
-		}
-		b.n, b.errno = recvmmsg(fd, b.hdrs[:b.cnt], unix.MSG_DONTWAIT|unix.MSG_TRUNC)
-		if b.errno == unix.EAGAIN {
-			b.put(b.frames)
-			b.frames = nil
-			return false
-		}
-		return true
 	}
 	b.writeFn = func(fd uintptr) bool {
 		b.n, b.errno = sendmmsg(fd, b.hdrs[:b.cnt], unix.MSG_DONTWAIT|unix.MSG_NOSIGNAL)
@@ -96,28 +77,46 @@ func (b *Batch) Recv(rc syscall.RawConn, frames [][]byte, sizes []int) (int, err
 	return b.n, nil
 }
 
-// RecvPooled is Recv for a reader that should hold no buffers while it waits: get
-// supplies buffers once the socket is readable, and a read that finds nothing gives them
-// back to put before waiting. It returns the buffers the frames are in (the caller gives
-// them back to put when done with them) and how many frames there are.
-func (b *Batch) RecvPooled(rc syscall.RawConn, get func() [][]byte, put func([][]byte), sizes []int) ([][]byte, int, error) {
-	b.get, b.put = get, put
-	err := rc.Read(b.pooledReadFn)
-	frames := b.frames
-	b.frames = nil
-	if err == nil && b.errno != 0 {
-		err = b.errno
-	}
-	if err != nil {
-		if frames != nil {
+// RecvLoop reads batches of datagrams from rc until the socket fails or is closed, and
+// hands each to deliver: the frames, and how many there are (sizes[i] is frame i's real
+// length, as with Recv). The buffers come from get only while there is something to read
+// and go back to put after deliver returns, so an idle reader holds none.
+//
+// The loop stays inside one RawConn.Read: a batch shorter than the buffers means the
+// socket was empty when it was read, so it waits for the poller's next readiness edge
+// right away instead of making another recvmmsg to find EAGAIN (an edge that came while
+// deliver ran is kept, since the poller state is reset only when Read starts).
+func (b *Batch) RecvLoop(rc syscall.RawConn, get func() [][]byte, put func([][]byte), sizes []int, deliver func(frames [][]byte, n int)) error {
+	var failed syscall.Errno
+	err := rc.Read(func(fd uintptr) bool {
+		for {
+			frames := get()
+			b.setup(frames)
+			n, errno := recvmmsg(fd, b.hdrs[:b.cnt], unix.MSG_DONTWAIT|unix.MSG_TRUNC)
+			switch errno {
+			case 0:
+			case unix.EAGAIN, unix.EINTR:
+				put(frames)
+				return false
+			default:
+				put(frames)
+				failed = errno
+				return true
+			}
+			for i := 0; i < n; i++ {
+				sizes[i] = int(b.hdrs[i].Len)
+			}
+			deliver(frames, n)
 			put(frames)
+			if n < b.cnt {
+				return false
+			}
 		}
-		return nil, 0, err
+	})
+	if err == nil && failed != 0 {
+		err = failed
 	}
-	for i := 0; i < b.n; i++ {
-		sizes[i] = int(b.hdrs[i].Len)
-	}
-	return frames, b.n, nil
+	return err
 }
 
 // Send sends frames on rc without waiting: it returns how many the kernel took before the
@@ -159,11 +158,11 @@ func (b *Batch) SendWait(rc syscall.RawConn, frames [][]byte) (int, error) {
 }
 
 func recvmmsg(fd uintptr, hdrs []unix.Mmsghdr, flags int) (int, syscall.Errno) {
-	r, _, e := unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&hdrs[0])), uintptr(len(hdrs)), uintptr(flags), 0, 0)
+	r, _, e := unix.RawSyscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&hdrs[0])), uintptr(len(hdrs)), uintptr(flags), 0, 0)
 	return int(r), e
 }
 
 func sendmmsg(fd uintptr, hdrs []unix.Mmsghdr, flags int) (int, syscall.Errno) {
-	r, _, e := unix.Syscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&hdrs[0])), uintptr(len(hdrs)), uintptr(flags), 0, 0)
+	r, _, e := unix.RawSyscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&hdrs[0])), uintptr(len(hdrs)), uintptr(flags), 0, 0)
 	return int(r), e
 }
