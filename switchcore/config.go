@@ -56,10 +56,12 @@ type FlowMode int
 
 const (
 	// FlowAuto (the default) waits only when the reader's whole batch is for that one
-	// receiver: nothing else of the sender's is then held up, and a sender that only
-	// feeds a receiver slower than itself loses nothing and stops spending CPU on frames
-	// that would be thrown away. A batch that also holds frames for other ports drops
-	// what does not fit, as in C.
+	// receiver (endpoint): no frame of that batch for another port waits, and a sender
+	// that feeds a receiver slower than itself loses nothing and stops spending CPU on
+	// frames that would be thrown away. While the reader waits, the sender's next frames,
+	// to any port, wait in its socket: a sender that streams to a slow receiver is paced
+	// by it for all its traffic, which the C switch never does. A batch that also holds
+	// frames for other endpoints drops what does not fit, as in C.
 	FlowAuto FlowMode = iota
 	// FlowAlways (--flowcontrol) waits for any full receiver. The price is head-of-line
 	// blocking: the same sender's frames to other ports wait too.

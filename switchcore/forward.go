@@ -80,21 +80,24 @@ func (s *Switch) readLoop(ep *endpoint) {
 		var ref *slabRef
 		get := func() [][]byte { ref = s.slabs.pool.Get().(*slabRef); return ref.bufs }
 		put := func([][]byte) { s.slabs.pool.Put(ref); ref = nil }
-		err = r.rb.RecvLoop(ep.dgram.RawConn(), get, put, r.sizes, func(frames [][]byte, n int) {
+		// release closes the socket only after ep.closed is set: the next batch ends the loop
+		// (a reader that waits for room for this endpoint's frames is woken by its queue's done).
+		err = r.rb.RecvLoop(ep.dgram.RawConn(), get, put, r.sizes, func(frames [][]byte, n int) bool {
 			r.bufs = frames
 			r.forward(ep.port, n)
 			r.bufs = nil
+			return !ep.closed.Load()
 		})
 	} else {
 		r.bufs = newSlab() // other endpoints (TAPs) read blocking, into their own slab
-		for err == nil {
+		for err == nil && !ep.closed.Load() {
 			var n int
 			if n, err = ep.data.ReadBatch(r.bufs, r.sizes); err == nil {
 				r.forward(ep.port, n)
 			}
 		}
 	}
-	if !ep.closed.Load() {
+	if err != nil && !ep.closed.Load() {
 		s.logf("port %d: endpoint %d: read: %v", ep.port.num, ep.id, err)
 		if ep.ctl == nil {
 			s.detach(ep) // nobody else ends an in-process endpoint that failed
@@ -350,6 +353,10 @@ func (r *reader) enqueue(q *outQueue, frames [][]byte, flood []bool, alone bool)
 			return dropped + len(frames) - k
 		}
 	}
+	var srcDone chan struct{} // closed when the source endpoint goes: stop waiting for it
+	if r.src != nil && r.src.queue != nil {
+		srcDone = r.src.queue.done
+	}
 	if r.stallTimer == nil {
 		r.stallTimer = time.NewTimer(r.s.stallWait)
 	} else {
@@ -370,6 +377,8 @@ func (r *reader) enqueue(q *outQueue, frames [][]byte, flood []bool, alone bool)
 			q.stalled.Store(true)
 			return dropped + len(frames) - k
 		case <-q.done:
+			return dropped + len(frames) - k
+		case <-srcDone:
 			return dropped + len(frames) - k
 		}
 	}

@@ -276,12 +276,26 @@ func TestAutoFlowBreaksACircleOfWaits(t *testing.T) {
 		t.Fatalf("both clients are still blocked in send (drops: port 1 %d, port 2 %d)", s.portDrops(1), s.portDrops(2))
 	}
 	// The client back from send reads again, as the other one will once it is back.
+	drained := make(chan struct{})
 	go func() {
-		for _, c := range []*wire.Conn{a, b} {
-			for recvFrame(t, c, 200*time.Millisecond) != nil {
+		defer close(drained)
+		for {
+			select {
+			case <-da:
+				select {
+				case <-db:
+					return
+				default:
+				}
+			default:
+			}
+			for _, c := range []*wire.Conn{a, b} {
+				for recvFrame(t, c, 10*time.Millisecond) != nil {
+				}
 			}
 		}
 	}()
+	defer func() { <-drained }()
 	for _, d := range []chan struct{}{da, db} {
 		select {
 		case <-d:
@@ -293,4 +307,34 @@ func TestAutoFlowBreaksACircleOfWaits(t *testing.T) {
 		t.Error("no frame was dropped, yet neither client read while both sent")
 	}
 	t.Logf("drops: port 1 %d, port 2 %d", s.portDrops(1), s.portDrops(2))
+}
+
+// An endpoint whose reader waits for room at a receiver that does not read is still
+// detached at once (port/epclose, or its client going): the wait ends with it, and
+// closing the socket, which waits for the reader to let go of it, does not hang.
+func TestDetachWhileWaitingForRoom(t *testing.T) {
+	s := newTestSwitch(t, Config{})
+	s.stallWait = time.Hour
+	a, b := dial(t, s, 1), dial(t, s, 2)
+	b.WriteBatch([][]byte{frame(0xff, 2, "learn b")})
+	recvFrame(t, a, 2*time.Second)
+	s.mu.Lock()
+	src := s.ports[1].eps[0]
+	s.mu.Unlock()
+	go func() {
+		f := frame(2, 1, "to b")
+		for !src.closed.Load() {
+			if _, err := a.WriteBatch([][]byte{f, f, f, f}); err != nil {
+				return
+			}
+		}
+	}()
+	waitFor(t, func() bool { return src.waitsFor.Load() != nil })
+	detached := make(chan struct{})
+	go func() { s.detach(src); close(detached) }() // as port/epclose does
+	select {
+	case <-detached:
+	case <-time.After(5 * time.Second):
+		t.Fatal("detach waits for the reader, which waits for room at a receiver that does not read")
+	}
 }

@@ -77,16 +77,19 @@ func (b *Batch) Recv(rc syscall.RawConn, frames [][]byte, sizes []int) (int, err
 	return b.n, nil
 }
 
-// RecvLoop reads batches of datagrams from rc until the socket fails or is closed, and
-// hands each to deliver: the frames, and how many there are (sizes[i] is frame i's real
-// length, as with Recv). The buffers come from get only while there is something to read
-// and go back to put after deliver returns, so an idle reader holds none.
+// RecvLoop reads batches of datagrams from rc and hands each to deliver: the frames, and
+// how many there are (sizes[i] is frame i's real length, as with Recv). It returns when
+// deliver returns false (nil), or the socket fails or is closed. The reader holds a
+// reference on the socket while it runs, so the owner must make deliver return false
+// before it closes the socket: Close waits for that reference. The buffers come from get
+// only while there is something to read and go back to put after deliver returns, so an
+// idle reader holds none.
 //
 // The loop stays inside one RawConn.Read: a batch shorter than the buffers means the
 // socket was empty when it was read, so it waits for the poller's next readiness edge
 // right away instead of making another recvmmsg to find EAGAIN (an edge that came while
 // deliver ran is kept, since the poller state is reset only when Read starts).
-func (b *Batch) RecvLoop(rc syscall.RawConn, get func() [][]byte, put func([][]byte), sizes []int, deliver func(frames [][]byte, n int)) error {
+func (b *Batch) RecvLoop(rc syscall.RawConn, get func() [][]byte, put func([][]byte), sizes []int, deliver func(frames [][]byte, n int) bool) error {
 	var failed syscall.Errno
 	err := rc.Read(func(fd uintptr) bool {
 		for {
@@ -95,7 +98,10 @@ func (b *Batch) RecvLoop(rc syscall.RawConn, get func() [][]byte, put func([][]b
 			n, errno := recvmmsg(fd, b.hdrs[:b.cnt], unix.MSG_DONTWAIT|unix.MSG_TRUNC)
 			switch errno {
 			case 0:
-			case unix.EAGAIN, unix.EINTR:
+			case unix.EINTR:
+				put(frames)
+				continue // the readiness edge is spent: read again, do not wait for another
+			case unix.EAGAIN:
 				put(frames)
 				return false
 			default:
@@ -106,8 +112,11 @@ func (b *Batch) RecvLoop(rc syscall.RawConn, get func() [][]byte, put func([][]b
 			for i := 0; i < n; i++ {
 				sizes[i] = int(b.hdrs[i].Len)
 			}
-			deliver(frames, n)
+			more := deliver(frames, n)
 			put(frames)
+			if !more {
+				return true
+			}
 			if n < b.cnt {
 				return false
 			}
