@@ -42,8 +42,8 @@ func newReader(s *Switch) *reader {
 		sizes:  make([]int, wire.BatchSize),
 		conv:   make([][]byte, wire.BatchSize),
 		convOK: make([]bool, wire.BatchSize),
-		rb:     wire.NewBatch(wire.BatchSize),
-		wb:     wire.NewBatch(wire.BatchSize),
+		rb:     wire.NewRawBatch(wire.BatchSize),
+		wb:     wire.NewRawBatch(wire.BatchSize),
 	}
 	return r
 }

@@ -151,7 +151,7 @@ func (q *outQueue) signalRoom() {
 
 // writer drains the queue, waiting for the socket to become writable between sends.
 func (q *outQueue) writer() {
-	b := wire.NewBatch(wire.BatchSize)
+	b := wire.NewRawBatch(wire.BatchSize)
 	batch := make([][]byte, 0, wire.BatchSize)
 	rc := q.ep.dgram.RawConn()
 	for {
