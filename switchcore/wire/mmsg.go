@@ -1,6 +1,7 @@
 package wire
 
 import (
+	"runtime"
 	"syscall"
 	"unsafe"
 
@@ -132,6 +133,11 @@ func (b *Batch) RecvLoop(rc syscall.RawConn, get func() [][]byte, put func([][]b
 			if n < b.cnt {
 				return false
 			}
+			// A full batch: more is waiting. Raw calls never hand the processor back, so
+			// a reader that is never short of frames (a broadcast storm) would hold it
+			// until the runtime preempts it, 10 ms on: the console and the other ports'
+			// readers wait their turn instead.
+			runtime.Gosched()
 		}
 	})
 	if err == nil && failed != 0 {
