@@ -274,3 +274,9 @@ func (b *tokenBucket) take(now time.Time) bool {
 	b.tokens--
 	return true
 }
+
+// qdiscLen is the length of the router's outbound packet queue: 16384 MTU-sized packets
+// (about 25 MB at most) hold two TCP connections' full 8 MiB send buffers (router.go)
+// in MSS-sized packets. Packets that find it full are dropped, and a TCP sender that
+// loses a burst there recovers slowly.
+const qdiscLen = 16384

@@ -135,7 +135,13 @@ func (r *Router) buildStack() error {
 	// one writer, so that a TCP burst to a guest costs one sendmmsg rather than one per
 	// segment: host->guest iperf3 through switch and plug went from 440-670 to 860-930
 	// Mbit/s (alternating runs of iperf3 -R, 3 rounds each).
-	qdisc := fifo.New(r.link, 1, 1000)
+	//
+	// The queue is long enough for what the TCP senders may have in flight (qdiscLen): the
+	// discipline drops what finds it full, and with 1000 packets a 64 KiB GSO burst into a
+	// full one left holes that the guest saw as out-of-order segments (TcpExtTCPOFOQueue
+	// 20-37k per 4 s of iperf3 -R, none now), with the sender's recovery sometimes stalling
+	// the stream for seconds.
+	qdisc := fifo.New(r.link, 1, qdiscLen)
 	if err := r.stack.CreateNICWithOptions(nicID, r.link, stack.NICOptions{QDisc: qdisc}); err != nil {
 		return fmt.Errorf("slirp: create NIC: %s", err)
 	}
