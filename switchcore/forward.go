@@ -346,16 +346,16 @@ func (r *reader) enqueue(q *outQueue, frames [][]byte, flood []bool, alone bool)
 	if !wait || q.stalled.Load() || !q.fullFor(flood[k]) {
 		return dropped + len(frames) - k
 	}
+	var srcDone chan struct{} // closed when the source endpoint goes: stop waiting for it
 	if r.src != nil {
 		r.src.waitsFor.Store(q.ep)
 		defer r.src.waitsFor.Store(nil)
 		if r.waitCycle(q.ep) {
 			return dropped + len(frames) - k
 		}
-	}
-	var srcDone chan struct{} // closed when the source endpoint goes: stop waiting for it
-	if r.src != nil && r.src.queue != nil {
-		srcDone = r.src.queue.done
+		if r.src.queue != nil {
+			srcDone = r.src.queue.done
+		}
 	}
 	if r.stallTimer == nil {
 		r.stallTimer = time.NewTimer(r.s.stallWait)

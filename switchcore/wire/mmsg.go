@@ -20,7 +20,6 @@ type Batch struct {
 	raw                          bool // NewRawBatch
 	cnt, n                       int
 	errno                        syscall.Errno
-	truncated                    int
 }
 
 // NewBatch returns scratch for batches of up to size frames.
