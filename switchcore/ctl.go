@@ -162,7 +162,7 @@ func (s *Switch) attach(c *net.UnixConn, id int, req wire.Request) (*endpoint, e
 		undo()
 		return nil, err
 	}
-	d, err := wire.NewDatagram(fd, path)
+	d, err := wire.NewDatagramPoll(fd, path, &s.poll)
 	if err != nil {
 		os.Remove(path)
 		undo()

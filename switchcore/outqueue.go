@@ -149,11 +149,15 @@ func (q *outQueue) signalRoom() {
 	}
 }
 
-// writer drains the queue, waiting for the socket to become writable between sends.
+// writer drains the queue, waiting for the socket to become writable between sends. The
+// runtime poller hears of the socket's writability only while the writer waits for it
+// (wire.WriteInterest): otherwise every frame the client reads would wake it.
 func (q *outQueue) writer() {
 	b := wire.NewRawBatch(wire.BatchSize)
 	batch := make([][]byte, 0, wire.BatchSize)
 	rc := q.ep.dgram.RawConn()
+	wi := q.ep.dgram.WriteInterest() // the writer is the socket's only waiting sender
+	b.ArmOnWait(wi)
 	for {
 		select {
 		case <-q.done:
@@ -169,6 +173,7 @@ func (q *outQueue) writer() {
 			}
 			q.mu.Unlock()
 			if len(batch) == 0 {
+				wi.Disarm(rc)
 				break
 			}
 			// Slots being sent stay counted in n, so push never overwrites them.

@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/vde-go/vde/switchcore/wire"
 	"golang.org/x/sys/unix"
 )
 
@@ -41,9 +42,10 @@ type Switch struct {
 	logf     func(format string, args ...any)
 
 	macs       *macTable
-	queueBytes atomic.Int64  // buffer bytes of all output queues (outqueue.go)
-	stallWait  time.Duration // how long readers wait for a full queue that does not drain (forward.go)
-	slabs      *slabPool     // receive buffers of the socket readers (forward.go)
+	queueBytes atomic.Int64     // buffer bytes of all output queues (outqueue.go)
+	poll       wire.RuntimePoll // finds the runtime's epoll instance for the output queues
+	stallWait  time.Duration    // how long readers wait for a full queue that does not drain (forward.go)
+	slabs      *slabPool        // receive buffers of the socket readers (forward.go)
 	hashSize   atomic.Int64
 	gcInterval atomic.Int64
 	expireSecs atomic.Int64

@@ -21,10 +21,19 @@ type Datagram struct {
 
 	wmu        sync.Mutex // serialises WriteBatch callers sharing writeBatch
 	writeBatch *Batch
+	wi         *WriteInterest // nil: the runtime's registration, EPOLLOUT always on
 }
 
 // NewDatagram wraps fd, a unix datagram socket in non-blocking mode; the Datagram owns it.
+// The runtime poller hears of its writability only while a WriteBatchWait waits
+// (WriteInterest): a peer reading a frame otherwise wakes the poller for nothing.
 func NewDatagram(fd int, name string) (*Datagram, error) {
+	return NewDatagramPoll(fd, name, &RuntimePoll{})
+}
+
+// NewDatagramPoll is NewDatagram with the RuntimePoll of a process that makes many
+// datagrams (a switch), so that the runtime's epoll instance is looked for once.
+func NewDatagramPoll(fd int, name string, poll *RuntimePoll) (*Datagram, error) {
 	f := os.NewFile(uintptr(fd), name)
 	if f == nil {
 		return nil, fmt.Errorf("datagram %s: bad fd %d", name, fd)
@@ -34,8 +43,16 @@ func NewDatagram(fd int, name string) (*Datagram, error) {
 		f.Close()
 		return nil, fmt.Errorf("datagram %s: %w", name, err)
 	}
-	return &Datagram{file: f, rc: rc, fd: fd, readBatch: NewBatch(BatchSize), writeBatch: NewBatch(BatchSize)}, nil
+	d := &Datagram{file: f, rc: rc, fd: fd, readBatch: NewBatch(BatchSize), writeBatch: NewBatch(BatchSize)}
+	d.wi, _ = poll.WriteInterest(rc) // on failure d.wi is nil and EPOLLOUT stays on
+	d.writeBatch.ArmOnWait(d.wi)
+	return d, nil
 }
+
+// WriteInterest is the socket's write interest with the runtime poller, for a sender with
+// its own Batch (Batch.ArmOnWait) that does not share it with WriteBatchWait callers; nil
+// if the socket keeps the runtime's registration.
+func (d *Datagram) WriteInterest() *WriteInterest { return d.wi }
 
 // SocketDatagram makes a non-blocking, close-on-exec unix datagram socket with buffers
 // sized for bursts of frames.
@@ -90,6 +107,7 @@ func (d *Datagram) WriteBatch(frames [][]byte) (int, error) {
 func (d *Datagram) WriteBatchWait(frames [][]byte) (int, error) {
 	d.wmu.Lock()
 	defer d.wmu.Unlock()
+	defer d.wi.Disarm(d.rc) // a no-op unless a send had to wait
 	sent := 0
 	for sent < len(frames) {
 		n, err := d.writeBatch.SendWait(d.rc, frames[sent:])

@@ -17,7 +17,8 @@ type Batch struct {
 
 	// The closures handed to syscall.RawConn are built once, so a call allocates nothing.
 	readFn, writeFn, writeWaitFn func(fd uintptr) bool
-	raw                          bool // NewRawBatch
+	raw                          bool           // NewRawBatch
+	waitArm                      *WriteInterest // ArmOnWait
 	cnt, n                       int
 	errno                        syscall.Errno
 }
@@ -46,10 +47,18 @@ func newBatch(size int, raw bool) *Batch {
 	}
 	b.writeWaitFn = func(fd uintptr) bool {
 		b.n, b.errno = sendmmsg(fd, b.hdrs[:b.cnt], unix.MSG_DONTWAIT|unix.MSG_NOSIGNAL, b.raw)
-		return b.errno != unix.EAGAIN
+		if b.errno == unix.EAGAIN {
+			b.waitArm.Arm(fd) // before the wait, so a socket writable by now is reported
+			return false
+		}
+		return true
 	}
 	return b
 }
+
+// ArmOnWait makes SendWait turn w's write interest on before it waits for room; the
+// caller turns it off (w.Disarm) when it stops sending.
+func (b *Batch) ArmOnWait(w *WriteInterest) { b.waitArm = w }
 
 // Size is the most frames one call moves.
 func (b *Batch) Size() int { return len(b.hdrs) }

@@ -1,0 +1,169 @@
+package wire
+
+import (
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// datagramPair is a connected pair of non-blocking datagram sockets: a as a Datagram (so
+// registered with the runtime poller), b as a bare descriptor the test reads from.
+func datagramPair(t *testing.T) (*Datagram, int) {
+	t.Helper()
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := NewDatagram(fds[0], "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close(); unix.Close(fds[1]) })
+	return d, fds[1]
+}
+
+func eventsOf(t *testing.T, w *WriteInterest, d *Datagram) uint32 {
+	t.Helper()
+	events, data, ok := registration(w.epfd, d.FD())
+	if !ok {
+		t.Fatalf("fd %d is not in the interest list of epoll fd %d", d.FD(), w.epfd)
+	}
+	if data != w.data {
+		t.Fatalf("registration data %#x, want the runtime's %#x", data, w.data)
+	}
+	return events
+}
+
+func quietWrites(t *testing.T, d *Datagram) *WriteInterest {
+	t.Helper()
+	w := d.WriteInterest()
+	if w == nil {
+		var p RuntimePoll
+		_, err := p.WriteInterest(d.RawConn())
+		t.Fatalf("NewDatagram left the runtime's registration (EPOLLOUT on): %v", err)
+	}
+	return w
+}
+
+func TestWriteInterestTogglesEPOLLOUT(t *testing.T) {
+	d, _ := datagramPair(t)
+	w := quietWrites(t, d)
+	if got := eventsOf(t, w, d); got != readEvents {
+		t.Fatalf("after NewDatagram: events %#x, want %#x (no EPOLLOUT)", got, readEvents)
+	}
+	d.RawConn().Control(func(fd uintptr) { w.Arm(fd) })
+	if got := eventsOf(t, w, d); got != runtimeEvents {
+		t.Fatalf("after Arm: events %#x, want %#x", got, runtimeEvents)
+	}
+	w.Disarm(d.RawConn())
+	if got := eventsOf(t, w, d); got != readEvents {
+		t.Fatalf("after Disarm: events %#x, want %#x", got, readEvents)
+	}
+	// Sockets made with one RuntimePoll share what it found.
+	var p RuntimePoll
+	var ws []*WriteInterest
+	for i := 0; i < 2; i++ {
+		fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d, err := NewDatagramPoll(fds[0], "p", &p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { d.Close(); unix.Close(fds[1]) })
+		ws = append(ws, quietWrites(t, d))
+	}
+	if ws[0].epfd != w.epfd || ws[1].epfd != w.epfd || p.epfd != w.epfd {
+		t.Fatalf("epoll fds %d, %d (RuntimePoll %d), want the runtime's %d", ws[0].epfd, ws[1].epfd, p.epfd, w.epfd)
+	}
+}
+
+// A send that finds the peer's queue full must still wake when the peer reads, although
+// the socket was registered without write interest.
+func TestSendWaitWakesWithWriteInterestOff(t *testing.T) {
+	d, peer := datagramPair(t)
+	w := quietWrites(t, d)
+	b := NewRawBatch(BatchSize)
+	b.ArmOnWait(w)
+	frame := make([]byte, 64)
+	// Fill the peer's queue (max_dgram_qlen, or its buffer).
+	filled := 0
+	for {
+		n, err := b.Send(d.RawConn(), [][]byte{frame})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n == 0 {
+			break
+		}
+		filled++
+	}
+	if filled == 0 {
+		t.Fatal("the peer's queue took nothing")
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := b.SendWait(d.RawConn(), [][]byte{frame})
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		t.Fatalf("SendWait returned (%v) while the peer's queue was full", err)
+	case <-time.After(100 * time.Millisecond):
+	}
+	buf := make([]byte, 128)
+	for i := 0; i < filled; i++ {
+		if _, err := unix.Read(peer, buf); err != nil {
+			t.Fatalf("draining the peer: %v", err)
+		}
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("SendWait still waits 10 s after the peer drained its queue: the write edge was lost")
+	}
+	if got := eventsOf(t, w, d); got != runtimeEvents {
+		t.Fatalf("during the wait's aftermath: events %#x, want EPOLLOUT armed (%#x)", got, runtimeEvents)
+	}
+	w.Disarm(d.RawConn())
+}
+
+// WriteBatchWait turns write interest on for its wait and off again when it is done.
+func TestWriteBatchWaitDisarmsAfterWaiting(t *testing.T) {
+	d, peer := datagramPair(t)
+	w := quietWrites(t, d)
+	frames := make([][]byte, 64) // more than max_dgram_qlen: the send must wait
+	for i := range frames {
+		frames[i] = make([]byte, 64)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := d.WriteBatchWait(frames)
+		done <- err
+	}()
+	buf := make([]byte, 128)
+	pfd := []unix.PollFd{{Fd: int32(peer), Events: unix.POLLIN}}
+	for got := 0; got < len(frames); {
+		if _, err := unix.Poll(pfd, 10000); err != nil && err != unix.EINTR {
+			t.Fatal(err)
+		}
+		if _, err := unix.Read(peer, buf); err == nil {
+			got++
+		} else if err != unix.EAGAIN {
+			t.Fatal(err)
+		} else if pfd[0].Revents == 0 {
+			t.Fatalf("10 s without a frame after %d of %d: the waiting send lost its write edge", got, len(frames))
+		}
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if got := eventsOf(t, w, d); got != readEvents {
+		t.Fatalf("after WriteBatchWait: events %#x, want %#x (EPOLLOUT off again)", got, readEvents)
+	}
+}
