@@ -47,11 +47,9 @@ func newBatch(size int, raw bool) *Batch {
 	}
 	b.writeWaitFn = func(fd uintptr) bool {
 		b.n, b.errno = sendmmsg(fd, b.hdrs[:b.cnt], unix.MSG_DONTWAIT|unix.MSG_NOSIGNAL, b.raw)
-		if b.errno == unix.EAGAIN {
-			b.waitArm.Arm(fd) // before the wait, so a socket writable by now is reported
-			return false
-		}
-		return true
+		// Armed before the wait, so that a socket writable by now is reported. A socket
+		// that cannot be armed would never be reported: SendWait returns EAGAIN instead.
+		return b.errno != unix.EAGAIN || !b.waitArm.Arm(fd)
 	}
 	return b
 }

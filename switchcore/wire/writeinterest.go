@@ -80,12 +80,13 @@ func (p *RuntimePoll) WriteInterest(rc syscall.RawConn) (*WriteInterest, error) 
 
 // Arm asks the runtime poller to report writability of fd again. It is called from inside
 // a RawConn write callback that found the socket full, so the socket stays open; if it is
-// writable already, epoll reports it at once and the wait that follows returns.
-func (w *WriteInterest) Arm(fd uintptr) {
+// writable already, epoll reports it at once and the wait that follows returns. It
+// reports false if the registration could not be changed: a wait would then never end.
+func (w *WriteInterest) Arm(fd uintptr) bool {
 	if w == nil || w.armed {
-		return
+		return true
 	}
-	w.set(fd, true)
+	return w.set(fd, true) == nil
 }
 
 // Disarm takes write interest out again once the sender stops waiting for room.

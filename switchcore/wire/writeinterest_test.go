@@ -83,7 +83,7 @@ func TestWriteInterestTogglesEPOLLOUT(t *testing.T) {
 // A send that finds the peer's queue full must still wake when the peer reads, although
 // the socket was registered without write interest.
 func TestSendWaitWakesWithWriteInterestOff(t *testing.T) {
-	d, peer := datagramPair(t)
+	d, peer := oneWayPair(t)
 	w := quietWrites(t, d)
 	b := NewRawBatch(BatchSize)
 	b.ArmOnWait(w)
@@ -133,11 +133,41 @@ func TestSendWaitWakesWithWriteInterestOff(t *testing.T) {
 	w.Disarm(d.RawConn())
 }
 
+// oneWayPair is a client socket bound to a path and a Datagram connected to it, not the
+// other way round, as a switch's port socket is to its client's: the client's queue then
+// holds net.unix.max_dgram_qlen datagrams, and a sender waits for the client to read.
+func oneWayPair(t *testing.T) (*Datagram, int) {
+	t.Helper()
+	path := t.TempDir() + "/client"
+	peer, err := unix.Socket(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Close(peer) })
+	if err := unix.Bind(peer, &unix.SockaddrUnix{Name: path}); err != nil {
+		t.Fatal(err)
+	}
+	fd, err := SocketDatagram()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Connect(fd, &unix.SockaddrUnix{Name: path}); err != nil {
+		unix.Close(fd)
+		t.Fatal(err)
+	}
+	d, err := NewDatagram(fd, "one-way")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	return d, peer
+}
+
 // WriteBatchWait turns write interest on for its wait and off again when it is done.
 func TestWriteBatchWaitDisarmsAfterWaiting(t *testing.T) {
-	d, peer := datagramPair(t)
+	d, peer := oneWayPair(t)
 	w := quietWrites(t, d)
-	frames := make([][]byte, 64) // more than max_dgram_qlen: the send must wait
+	frames := make([][]byte, 64) // more than the client's queue takes
 	for i := range frames {
 		frames[i] = make([]byte, 64)
 	}
@@ -146,6 +176,14 @@ func TestWriteBatchWaitDisarmsAfterWaiting(t *testing.T) {
 		_, err := d.WriteBatchWait(frames)
 		done <- err
 	}()
+	// The send fills the queue and waits, with EPOLLOUT armed.
+	deadline := time.Now().Add(10 * time.Second)
+	for eventsOf(t, w, d) != runtimeEvents {
+		if time.Now().After(deadline) {
+			t.Fatal("WriteBatchWait never armed EPOLLOUT: it did not wait, or waits unarmed")
+		}
+		time.Sleep(time.Millisecond)
+	}
 	buf := make([]byte, 128)
 	pfd := []unix.PollFd{{Fd: int32(peer), Events: unix.POLLIN}}
 	for got := 0; got < len(frames); {
