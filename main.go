@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"runtime/pprof"
 
 	"github.com/vde-go/vde/applets"
@@ -72,6 +73,7 @@ e.g. through a symbolic link to vde. "vde --list" names them all.
 func run(ctx context.Context, argv []string, stdio applets.Stdio) int {
 	if len(argv) > 0 {
 		if a, pre, ok := applets.ForName(filepath.Base(argv[0])); ok {
+			setProcessors(a)
 			return exitStatus(a.Main(ctx, append(pre, argv[1:]...), stdio), stdio.Err)
 		}
 	}
@@ -98,7 +100,20 @@ func run(ctx context.Context, argv []string, stdio applets.Stdio) int {
 		fmt.Fprintf(stdio.Err, "vde: unknown applet '%s'\n%s", argv[1], usage)
 		return 2
 	}
+	setProcessors(a)
 	return exitStatus(a.Main(ctx, argv[2:], stdio), stdio.Err)
+}
+
+// setProcessors applies the applet's choice of GOMAXPROCS, unless the environment
+// names one.
+func setProcessors(a applets.Applet) {
+	if a.Processors == nil {
+		return
+	}
+	if _, set := os.LookupEnv("GOMAXPROCS"); set {
+		return
+	}
+	runtime.GOMAXPROCS(a.Processors(runtime.GOMAXPROCS(0)))
 }
 
 // exitStatus is the one place where an applet's result becomes an exit status: nil is

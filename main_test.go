@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"os"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -161,5 +163,34 @@ func TestDispatchPlug2Tap(t *testing.T) {
 		if code != 255 || out != "" || !strings.HasPrefix(errs, "Usage: vde_plug2tap [OPTION]... tap_name\n") {
 			t.Errorf("%q: exit %d, stdout %q, stderr %q; want 255 and the usage", argv, code, out, errs)
 		}
+	}
+}
+
+// The switch runs Go code on half the processors unless GOMAXPROCS says otherwise; other
+// applets keep the runtime's default.
+func TestSwitchProcessors(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(0))
+	t.Setenv("GOMAXPROCS", "") // restored after the test
+	os.Unsetenv("GOMAXPROCS")
+	for _, c := range []struct {
+		def, want int
+	}{{1, 1}, {2, 1}, {3, 1}, {8, 4}} {
+		runtime.GOMAXPROCS(c.def)
+		if code, _, errs := runArgs("vde_switch", "-v"); code != 0 {
+			t.Fatalf("vde_switch -v: exit %d: %s", code, errs)
+		}
+		if got := runtime.GOMAXPROCS(0); got != c.want {
+			t.Errorf("switch with %d processors by default: runs on %d, want %d", c.def, got, c.want)
+		}
+	}
+	runtime.GOMAXPROCS(8)
+	runArgs("vde", "dpipe", "--version")
+	if got := runtime.GOMAXPROCS(0); got != 8 {
+		t.Errorf("dpipe: runs on %d processors, want the default 8", got)
+	}
+	os.Setenv("GOMAXPROCS", "8")
+	runArgs("vde", "switch", "-v")
+	if got := runtime.GOMAXPROCS(0); got != 8 {
+		t.Errorf("switch with GOMAXPROCS=8 in the environment: runs on %d", got)
 	}
 }

@@ -41,6 +41,10 @@ type Applet struct {
 	Aliases []string
 	// Main runs the applet.
 	Main MainFunc
+	// Processors, if set, chooses how many processors (GOMAXPROCS) the applet's process
+	// runs Go code on, given the runtime's default; the GOMAXPROCS environment variable
+	// still decides when set. main applies it before Main.
+	Processors func(def int) int
 }
 
 // ExitError ends an applet with a non-zero exit status. The applet has already printed
