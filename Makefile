@@ -79,6 +79,7 @@ bench: build
 	$(GO) test -run '^$$' -bench . -benchmem ./switchcore/...
 	$(GO) run ./bench -ours bin/vde_switch -debian /usr/bin/vde_switch -rounds 5 -out BENCHMARKS.md
 	$(GO) run ./bench -ours bin/vde_switch -ours-args --noflowcontrol -debian /usr/bin/vde_switch -rounds 5 -only switch -out BENCHMARKS-noflowcontrol.md
+	$(GO) run ./bench -ours bin/vde_switch -debian /usr/bin/vde_switch -rounds 3 -only slirp -daemons -out BENCHMARKS-daemons.md
 
 # The reliability tests (faults, floods, hostile clients) at soak scale; writes RELIABILITY.md.
 soak: build

@@ -47,6 +47,7 @@ type config struct {
 	cable        bool
 	slirp        bool          // also the slirp rows (slirp.go)
 	slirpDur     time.Duration // per slirp measurement
+	daemons      bool          // slirp rows: each router process in a session of its own
 	only         string        // "slirp": only the slirp rows; "switch": only the switch rows
 	rtts         int           // timed round trips of the latency row
 	rssPorts     int           // ports attached for the memory row
@@ -243,6 +244,7 @@ func parseFlags(args []string) (*config, error) {
 	fl.BoolVar(&cfg.cable, "cable", true, "also measure a dpipe'd vde_plug cable between two switches of each implementation")
 	fl.BoolVar(&cfg.tap, "tap", true, "also run iperf3 over TAPs (-t and vde_plug2tap) of each switch; needs root and iperf3")
 	fl.BoolVar(&cfg.slirp, "slirp", true, "also run the slirp rows: TCP from a guest namespace to host loopback through our slirpvde, Debian's, slirp4netns and pasta; needs root and iperf3")
+	fl.BoolVar(&cfg.daemons, "daemons", false, "slirp rows: start every switch and router in a session of its own, as -d daemons are, so that the kernel's autogroups schedule it as a group of its own")
 	fl.DurationVar(&cfg.slirpDur, "slirp-duration", 5*time.Second, "measuring time per slirp case (after 1s of warm-up)")
 	fl.StringVar(&cfg.only, "only", "", "run only these rows: `slirp`, switch (unicast, ceiling, 4→4, broadcast, CPU, latency, memory), latency (the round trips alone, printed, not written) or unicast (the A→B table alone, printed, not written)")
 	fl.IntVar(&cfg.rtts, "rtts", 20000, "timed round trips of the latency row (after 1000 untimed)")
@@ -383,6 +385,9 @@ func reproduce(cfg *config) string {
 	case cfg.only == "switch":
 	case cfg.slirp || cfg.only == "slirp":
 		args = append(args, "-slirp-duration", cfg.slirpDur.String())
+		if cfg.daemons {
+			args = append(args, "-daemons")
+		}
 	default:
 		args = append(args, "-slirp=false")
 	}

@@ -69,7 +69,7 @@ func startDrain(d *wire.Datagram) *drain {
 func rssOnce(ctx context.Context, im impl, n int) (res rssResult) {
 	res.ports = n
 	// `-n` is the port count option of both switches (Debian's default is 32).
-	sw, err := startSwitchCmd(ctx, im.path, nil, append(slices.Clone(im.args), "-n", strconv.Itoa(max(300, n+n/8)))...)
+	sw, err := startSwitchCmd(ctx, im.path, nil, false, append(slices.Clone(im.args), "-n", strconv.Itoa(max(300, n+n/8)))...)
 	if err != nil {
 		return rssResult{err: err}
 	}

@@ -101,6 +101,7 @@ func (s slirpSample) ok() bool { return s.skipped == "" && s.err == nil }
 type slirpSummary struct {
 	rounds   int
 	dur      time.Duration
+	daemons  bool
 	samples  map[string]map[slirpCase][]slirpSample
 	versions string
 }
@@ -110,6 +111,7 @@ type slirpBins struct {
 	oursSwitch, oursSlirp     string
 	oursPlug                  string
 	debianSwitch, debianSlirp string
+	daemons                   bool // -daemons: each router process in a session of its own
 }
 
 func slirpBinaries(cfg *config) slirpBins {
@@ -117,7 +119,17 @@ func slirpBinaries(cfg *config) slirpBins {
 		oursSwitch: cfg.ours, oursSlirp: filepath.Join(filepath.Dir(cfg.ours), "slirpvde"),
 		oursPlug:     filepath.Join(filepath.Dir(cfg.ours), "vde_plug"),
 		debianSwitch: cfg.debian, debianSlirp: "/usr/bin/slirpvde",
+		daemons: cfg.daemons,
 	}
+}
+
+// startRouter starts a router process (slirpvde, slirp4netns, pasta, vde_plug): as a
+// daemon would run (daemonAttr) with -daemons, else in the bench's session like the rest.
+func (b slirpBins) startRouter(ctx context.Context, name string, args ...string) (*bgProc, error) {
+	if b.daemons {
+		return startDaemonBg(ctx, name, args...)
+	}
+	return startBg(ctx, name, args...)
 }
 
 const slirpWarmup = time.Second
@@ -133,7 +145,7 @@ func runSlirpBench(ctx context.Context, cfg *config, w io.Writer) (*slirpSummary
 		return nil, fmt.Errorf("slirp rows need iproute2: %w", err)
 	}
 	bins := slirpBinaries(cfg)
-	s := &slirpSummary{rounds: cfg.rounds, dur: cfg.slirpDur, samples: map[string]map[slirpCase][]slirpSample{}, versions: slirpVersions()}
+	s := &slirpSummary{rounds: cfg.rounds, dur: cfg.slirpDur, daemons: cfg.daemons, samples: map[string]map[slirpCase][]slirpSample{}, versions: slirpVersions()}
 	for _, r := range slirpRouters {
 		s.samples[r] = map[slirpCase][]slirpSample{}
 	}
@@ -264,13 +276,13 @@ func slirpSetup(ctx context.Context, bins slirpBins, router string, round int) (
 			return env, cleanup, err
 		}
 		tap = fmt.Sprintf("vbs%x", os.Getpid()&0xfffff)
-		sw, err := startNetnsSwitch(ctx, swBin, env.guestNS, tap)
+		sw, err := startNetnsSwitch(ctx, swBin, env.guestNS, tap, bins.daemons)
 		if err != nil {
 			return env, cleanup, err
 		}
 		env.sw = sw
 		undo = append(undo, func() { sw.stop() })
-		sl, err := startBg(ctx, "ip", "netns", "exec", env.hostNS, slBin, "-s", sw.ctlDir, "-dhcp")
+		sl, err := bins.startRouter(ctx, "ip", "netns", "exec", env.hostNS, slBin, "-s", sw.ctlDir, "-dhcp")
 		if err != nil {
 			return env, cleanup, err
 		}
@@ -294,7 +306,7 @@ func slirpSetup(ctx context.Context, bins slirpBins, router string, round int) (
 			return env, cleanup, fmt.Errorf("slirp4netns is not installed: %w", err)
 		}
 		// Host loopback stays reachable at 10.0.2.2: no --disable-host-loopback.
-		p, err := startBg(ctx, "ip", "netns", "exec", env.hostNS, "slirp4netns", "--configure", "--mtu=1500",
+		p, err := bins.startRouter(ctx, "ip", "netns", "exec", env.hostNS, "slirp4netns", "--configure", "--mtu=1500",
 			"--netns-type=path", "/run/netns/"+env.guestNS, tap)
 		if err != nil {
 			return env, cleanup, err
@@ -309,7 +321,7 @@ func slirpSetup(ctx context.Context, bins slirpBins, router string, round int) (
 		// The plug opens the TAP in S, where its slirp's host sockets must be; the TAP then
 		// moves to the guest's namespace and keeps working (its fd stays attached).
 		tap = fmt.Sprintf("vbp%x", os.Getpid()&0xfffff)
-		p, err := startBg(ctx, "ip", "netns", "exec", env.hostNS, bins.oursPlug, "slirp://", "tap://"+tap)
+		p, err := bins.startRouter(ctx, "ip", "netns", "exec", env.hostNS, bins.oursPlug, "slirp://", "tap://"+tap)
 		if err != nil {
 			return env, cleanup, err
 		}
@@ -349,7 +361,7 @@ func slirpSetup(ctx context.Context, bins slirpBins, router string, round int) (
 		// The gateway address maps to the host's loopback unless --no-map-gw. -f keeps it in
 		// the foreground (its PID is ours to stop); --runas 0 because as nobody it cannot
 		// join the namespace; no port forwarding either way.
-		p, err := startBg(ctx, "ip", "netns", "exec", env.hostNS, "pasta", "-f", "-q", "-4", "--runas", "0",
+		p, err := bins.startRouter(ctx, "ip", "netns", "exec", env.hostNS, "pasta", "-f", "-q", "-4", "--runas", "0",
 			"--config-net", "-m", "1500", "-a", "10.0.2.15", "-n", "24", "-g", "10.0.2.2",
 			"-t", "none", "-u", "none", "-T", "none", "-U", "none",
 			"--netns", "/run/netns/"+env.guestNS, "-I", tap)
@@ -878,16 +890,24 @@ func (s *slirpSummary) notes() []string {
 	return n
 }
 
+func daemonsNote(daemons bool) string {
+	if !daemons {
+		return " Switches and routers run in the bench's session, as the iperf3 ends do."
+	}
+	return " Every switch and router process starts a session of its own (-daemons), as `-d` " +
+		"daemons do: the kernel's autogroups then schedule each as a group of its own against the rest (the iperf3 ends stay in the bench's session)."
+}
+
 func (s *slirpSummary) markdown() string {
 	var b strings.Builder
 	b.WriteString("\n## Slirp: TCP to host loopback through a user-mode router\n\n")
 	fmt.Fprintf(&b, "%s. Each round sets up every router afresh in two namespaces of its own (ours: our "+
 		"vde_switch with `-t TAP` in the guest + our slirpvde; debian: /usr/bin/vde_switch + /usr/bin/slirpvde; "+
 		"`slirp4netns --configure --mtu=1500`; `pasta --config-net -m 1500`; ours-plug: our router with no switch, "+
-		"`vde_plug slirp:// tap://TAP`, one process like slirp4netns), ours first. *stream* is one TCP "+
+		"`vde_plug slirp:// tap://TAP`, one process like slirp4netns), ours first.%s *stream* is one TCP "+
 		"connection written for %v after %v of warm-up and counted by the receiver; *iperf3* is `iperf3 -O 1 -t %d` "+
 		"(`-R` for host→guest). %d rounds; ratios are the median of the per-round ratios.\n\n",
-		slirpHead, s.dur, slirpWarmup, max(1, int(s.dur/time.Second)), s.rounds)
+		slirpHead, daemonsNote(s.daemons), s.dur, slirpWarmup, max(1, int(s.dur/time.Second)), s.rounds)
 	head, rows := s.table()
 	b.WriteString("| " + strings.Join(head, " | ") + " |\n")
 	b.WriteString("|---|---|" + strings.Repeat("---:|", len(head)-2) + "\n")

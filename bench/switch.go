@@ -101,14 +101,16 @@ type switchProc struct {
 // startSwitch runs `bin -s DIR/sw.ctl extra...` with a stdin pipe and waits until
 // DIR/sw.ctl/ctl accepts connections.
 func startSwitch(ctx context.Context, bin string, extra ...string) (*switchProc, error) {
-	return startSwitchCmd(ctx, bin, nil, extra...)
+	return startSwitchCmd(ctx, bin, nil, false, extra...)
 }
 
 // startSwitchCmd runs `wrap... ABS(bin) -s DIR/sw.ctl extra...` in a fresh temp dir with a
 // stdin pipe kept open, reaped on exit, and waits for its ctl socket. wrap is a command the
 // switch runs under (e.g. `ip netns exec NS`), nil for none; startSwitch and
-// startNetnsSwitch share it so both switches start and are cleaned up the same way.
-func startSwitchCmd(ctx context.Context, bin string, wrap []string, extra ...string) (*switchProc, error) {
+// startNetnsSwitch share it so both switches start and are cleaned up the same way. With
+// session, the switch starts a session of its own, as `vde_switch -d` does (see
+// daemonAttr).
+func startSwitchCmd(ctx context.Context, bin string, wrap []string, session bool, extra ...string) (*switchProc, error) {
 	dir, err := os.MkdirTemp("", "vde-bench-")
 	if err != nil {
 		return nil, fmt.Errorf("temp dir: %w", err)
@@ -130,6 +132,9 @@ func startSwitchCmd(ctx context.Context, bin string, wrap []string, extra ...str
 	// Own process group: a ctrl-C at the terminal reaches only us, and we stop the switch
 	// ourselves. Pdeathsig covers the case where we die without running our cleanup.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if session {
+		cmd.SysProcAttr = daemonAttr()
+	}
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		s.removeDir()
@@ -146,6 +151,14 @@ func startSwitchCmd(ctx context.Context, bin string, wrap []string, extra ...str
 		return nil, err
 	}
 	return s, nil
+}
+
+// daemonAttr starts a process in a session of its own (a new process group too), as a
+// daemon does: the kernel's autogroup scheduling then weighs it as a group of its own
+// against the rest, which is how switches and routers started by `-d`, ifupdown or
+// systemd compete for the CPU with their clients. Pdeathsig as for the others.
+func daemonAttr() *syscall.SysProcAttr {
+	return &syscall.SysProcAttr{Setsid: true, Pdeathsig: syscall.SIGKILL}
 }
 
 // waitReady polls DIR/sw.ctl/ctl until a connection succeeds, the switch exits, the

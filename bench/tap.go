@@ -100,7 +100,7 @@ func tapRound(ctx context.Context, p tapPair, round int, dur time.Duration) (res
 		}
 	}
 
-	sw, err := startNetnsSwitch(ctx, p.sw, nsA, tapA)
+	sw, err := startNetnsSwitch(ctx, p.sw, nsA, tapA, false)
 	if err != nil {
 		return res, err
 	}
@@ -166,9 +166,10 @@ func tapRound(ctx context.Context, p tapPair, round int, dur time.Duration) (res
 }
 
 // startNetnsSwitch runs `ip netns exec ns bin -s DIR/sw.ctl -t tap` as startSwitch runs a
-// switch (temp dir, stdin pipe kept open, reaped on exit) and waits for its ctl socket.
-func startNetnsSwitch(ctx context.Context, bin, ns, tap string) (*switchProc, error) {
-	return startSwitchCmd(ctx, bin, []string{"ip", "netns", "exec", ns}, "-t", tap)
+// switch (temp dir, stdin pipe kept open, reaped on exit) and waits for its ctl socket;
+// session as for startSwitchCmd.
+func startNetnsSwitch(ctx context.Context, bin, ns, tap string, session bool) (*switchProc, error) {
+	return startSwitchCmd(ctx, bin, []string{"ip", "netns", "exec", ns}, session, "-t", tap)
 }
 
 // bgProc is a helper process (vde_plug2tap, iperf3 server) stopped by PID.
@@ -179,9 +180,18 @@ type bgProc struct {
 }
 
 func startBg(ctx context.Context, name string, args ...string) (*bgProc, error) {
+	return startBgAttr(ctx, &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}, name, args...)
+}
+
+// startDaemonBg is startBg for a process that runs as a daemon would (daemonAttr).
+func startDaemonBg(ctx context.Context, name string, args ...string) (*bgProc, error) {
+	return startBgAttr(ctx, daemonAttr(), name, args...)
+}
+
+func startBgAttr(ctx context.Context, attr *syscall.SysProcAttr, name string, args ...string) (*bgProc, error) {
 	b := &bgProc{cmd: exec.Command(name, args...), out: &tailBuffer{}, done: make(chan struct{})}
 	b.cmd.Stdout, b.cmd.Stderr = b.out, b.out
-	b.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	b.cmd.SysProcAttr = attr
 	if err := b.cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s: %w", name, err)
 	}
