@@ -82,6 +82,7 @@ func (s *Switch) readLoop(ep *endpoint) {
 		put := func([][]byte) { s.slabs.pool.Put(ref); ref = nil }
 		// release closes the socket only after ep.closed is set: the next batch ends the loop
 		// (a reader that waits for room for this endpoint's frames is woken by its queue's done).
+		r.rb.YieldVia(ep.dgram.WriteInterest())
 		err = r.rb.RecvLoop(ep.dgram.RawConn(), get, put, r.sizes, func(frames [][]byte, n int) bool {
 			r.bufs = frames
 			r.forward(ep.port, n)

@@ -19,6 +19,7 @@ type Batch struct {
 	readFn, writeFn, writeWaitFn func(fd uintptr) bool
 	raw                          bool           // NewRawBatch
 	waitArm                      *WriteInterest // ArmOnWait
+	yieldVia                     *WriteInterest // YieldVia
 	cnt, n                       int
 	errno                        syscall.Errno
 }
@@ -57,6 +58,11 @@ func newBatch(size int, raw bool) *Batch {
 // ArmOnWait makes SendWait turn w's write interest on before it waits for room; the
 // caller turns it off (w.Disarm) when it stops sending.
 func (b *Batch) ArmOnWait(w *WriteInterest) { b.waitArm = w }
+
+// YieldVia makes RecvLoop yield after a full batch by requeueing the socket's readiness
+// with the runtime poller (w.Requeue) and waiting for it, rather than by
+// runtime.Gosched; w must be the socket's.
+func (b *Batch) YieldVia(w *WriteInterest) { b.yieldVia = w }
 
 // Size is the most frames one call moves.
 func (b *Batch) Size() int { return len(b.hdrs) }
@@ -142,7 +148,10 @@ func (b *Batch) RecvLoop(rc syscall.RawConn, get func() [][]byte, put func([][]b
 			// A full batch: more is waiting. Raw calls never hand the processor back, so
 			// a reader that is never short of frames (a broadcast storm) would hold it
 			// until the runtime preempts it, 10 ms on: the console and the other ports'
-			// readers wait their turn instead.
+			// readers wait their turn instead, behind a poll of the network (YieldVia).
+			if b.yieldVia.Requeue(fd) {
+				return false
+			}
 			runtime.Gosched()
 		}
 	})

@@ -42,7 +42,8 @@ type RuntimePoll struct {
 // It belongs to the one goroutine that sends on the socket and waits for room.
 type WriteInterest struct {
 	epfd  int
-	data  uint64 // the registration's data word, as the runtime set it
+	data  uint64     // the registration's data word, as the runtime set it
+	mu    sync.Mutex // the writer arms and disarms while the reader requeues
 	armed bool
 }
 
@@ -83,7 +84,12 @@ func (p *RuntimePoll) WriteInterest(rc syscall.RawConn) (*WriteInterest, error) 
 // writable already, epoll reports it at once and the wait that follows returns. It
 // reports false if the registration could not be changed: a wait would then never end.
 func (w *WriteInterest) Arm(fd uintptr) bool {
-	if w == nil || w.armed {
+	if w == nil {
+		return true
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.armed {
 		return true
 	}
 	return w.set(fd, true) == nil
@@ -91,10 +97,33 @@ func (w *WriteInterest) Arm(fd uintptr) bool {
 
 // Disarm takes write interest out again once the sender stops waiting for room.
 func (w *WriteInterest) Disarm(rc syscall.RawConn) {
-	if w == nil || !w.armed {
+	if w == nil {
 		return
 	}
-	rc.Control(func(fd uintptr) { w.set(fd, false) })
+	rc.Control(func(fd uintptr) {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		if w.armed {
+			w.set(fd, false)
+		}
+	})
+}
+
+// Requeue has epoll report fd's readiness again (EPOLL_CTL_MOD re-polls the socket and
+// queues an event if it is readable), with the interest unchanged. A reader inside a
+// RawConn.Read callback that still has data to read can then wait for the poller
+// instead of reading on: the goroutine is parked until the runtime next polls, and every
+// goroutine the poller woke meanwhile gets its turn. runtime.Gosched does not give them
+// one: with one processor, a goroutine that always has work goes straight back to it,
+// and the poller is polled only by the runtime's monitor, every 10 ms. It reports
+// whether the event was queued.
+func (w *WriteInterest) Requeue(fd uintptr) bool {
+	if w == nil {
+		return false
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.set(fd, w.armed) == nil
 }
 
 func (w *WriteInterest) set(fd uintptr, write bool) error {

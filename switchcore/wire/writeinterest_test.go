@@ -205,3 +205,49 @@ func TestWriteBatchWaitDisarmsAfterWaiting(t *testing.T) {
 		t.Fatalf("after WriteBatchWait: events %#x, want %#x (EPOLLOUT off again)", got, readEvents)
 	}
 }
+
+// A reader that yields after each full batch by requeueing its readiness must still read
+// everything that was already queued, with no new datagram arriving to make an edge.
+func TestRecvLoopYieldViaReadsTheBacklog(t *testing.T) {
+	d, peer := datagramPair(t) // a socketpair: no queue limit but the buffer's
+	w := quietWrites(t, d)
+	const frames = 256 // 8 full batches of 32 (the buffer takes about 270)
+	for i := 0; i < frames; i++ {
+		if _, err := unix.Write(peer, make([]byte, 64)); err != nil {
+			t.Fatalf("queueing frame %d: %v", i, err)
+		}
+	}
+	b := NewRawBatch(BatchSize)
+	b.YieldVia(w)
+	bufs := make([][]byte, BatchSize)
+	for i := range bufs {
+		bufs[i] = make([]byte, 128)
+	}
+	sizes := make([]int, BatchSize)
+	got, full := 0, 0
+	done := make(chan error, 1)
+	go func() {
+		done <- b.RecvLoop(d.RawConn(), func() [][]byte { return bufs }, func([][]byte) {}, sizes, func(_ [][]byte, n int) bool {
+			got += n
+			if n == BatchSize {
+				full++
+			}
+			return got < frames
+		})
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		d.Close()
+		t.Fatalf("RecvLoop read %d of %d queued frames, then waited 10 s: a yield lost the readiness", got, frames)
+	}
+	if full < frames/BatchSize {
+		t.Fatalf("%d full batches, want %d: the yield was not exercised", full, frames/BatchSize)
+	}
+	if ev := eventsOf(t, w, d); ev != readEvents {
+		t.Fatalf("after the yields: events %#x, want %#x unchanged", ev, readEvents)
+	}
+}
