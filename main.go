@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/pprof"
+	"strconv"
 
 	"github.com/vde-go/vde/applets"
 )
@@ -105,14 +106,16 @@ func run(ctx context.Context, argv []string, stdio applets.Stdio) int {
 }
 
 // setProcessors applies the applet's choice of GOMAXPROCS, unless the environment
-// names one.
+// names one that the runtime takes (a number above 0). The choice is made from the
+// runtime's default, however often it is called in one process (tests).
 func setProcessors(a applets.Applet) {
 	if a.Processors == nil {
 		return
 	}
-	if _, set := os.LookupEnv("GOMAXPROCS"); set {
+	if n, err := strconv.Atoi(os.Getenv("GOMAXPROCS")); err == nil && n > 0 {
 		return
 	}
+	runtime.SetDefaultGOMAXPROCS()
 	runtime.GOMAXPROCS(a.Processors(runtime.GOMAXPROCS(0)))
 }
 

@@ -170,23 +170,31 @@ func TestDispatchPlug2Tap(t *testing.T) {
 // applets keep the runtime's default.
 func TestSwitchProcessors(t *testing.T) {
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(0))
-	t.Setenv("GOMAXPROCS", "") // restored after the test
-	os.Unsetenv("GOMAXPROCS")
-	for _, c := range []struct {
-		def, want int
-	}{{1, 1}, {2, 1}, {3, 1}, {8, 4}} {
-		runtime.GOMAXPROCS(c.def)
-		if code, _, errs := runArgs("vde_switch", "-v"); code != 0 {
-			t.Fatalf("vde_switch -v: exit %d: %s", code, errs)
-		}
-		if got := runtime.GOMAXPROCS(0); got != c.want {
+	for _, c := range []struct{ def, want int }{{1, 1}, {2, 1}, {3, 1}, {8, 4}} {
+		if got := applets.SwitchProcessors(c.def); got != c.want {
 			t.Errorf("switch with %d processors by default: runs on %d, want %d", c.def, got, c.want)
 		}
 	}
+	t.Setenv("GOMAXPROCS", "") // restored after the test
+	runtime.SetDefaultGOMAXPROCS()
+	def := runtime.GOMAXPROCS(0)
+	want := applets.SwitchProcessors(def)
+	for i := 0; i < 3; i++ { // halved from the default each time, not from the last value
+		for _, env := range []string{"", "0", "abc"} { // values the runtime ignores
+			os.Setenv("GOMAXPROCS", env)
+			if code, _, errs := runArgs("vde_switch", "-v"); code != 0 {
+				t.Fatalf("vde_switch -v: exit %d: %s", code, errs)
+			}
+			if got := runtime.GOMAXPROCS(0); got != want {
+				t.Fatalf("switch (GOMAXPROCS=%q, default %d, call %d): runs on %d processors, want %d", env, def, i+1, got, want)
+			}
+		}
+	}
 	runtime.GOMAXPROCS(8)
+	os.Unsetenv("GOMAXPROCS")
 	runArgs("vde", "dpipe", "--version")
 	if got := runtime.GOMAXPROCS(0); got != 8 {
-		t.Errorf("dpipe: runs on %d processors, want the default 8", got)
+		t.Errorf("dpipe: runs on %d processors, want them left at 8", got)
 	}
 	os.Setenv("GOMAXPROCS", "8")
 	runArgs("vde", "switch", "-v")

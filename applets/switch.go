@@ -19,10 +19,10 @@ import (
 )
 
 func init() {
-	register(Applet{Name: "switch", Aliases: vdeNames("switch"), Main: SwitchMain, Processors: switchProcessors})
+	register(Applet{Name: "switch", Aliases: vdeNames("switch"), Main: SwitchMain, Processors: SwitchProcessors})
 }
 
-// switchProcessors gives the switch half the processors (at least one). Its work per
+// SwitchProcessors gives the switch half the processors (at least one). Its work per
 // frame is nearly all the kernel's, done on the threads that make the system calls, so
 // more processors add little but idle ones cost: the runtime wakes a spare thread to
 // look for work each time a port's reader wakes, and under group scheduling (a daemon
@@ -32,7 +32,7 @@ func init() {
 // one (Debian's: 1.7; iperf3 -R, 2 runs each), with half the context switches. In make
 // bench its CPU per forwarded frame fell from 0.72 to 0.60 of Debian's, and 4→4
 // forwarding lost 10%. GOMAXPROCS=N in the environment overrides this.
-func switchProcessors(def int) int { return max(1, def/2) }
+func SwitchProcessors(def int) int { return max(1, def/2) }
 
 // switchCore is what the applet uses of a running switch; tests substitute a fake.
 type switchCore interface {
