@@ -201,12 +201,17 @@ func checkReconnected(t testing.TB, p *Proc, prefix string, sw *Switch, outages 
 		return strings.Count(s, prefix+": switch "+sw.Dir+": reconnected after ") == outages, s
 	})
 	s := p.Stderr.String()
-	// The loss shows as the control connection's EOF or as the data socket's refusal,
-	// whichever the plug meets first; either way one line per outage.
-	lost := regexp.MustCompile("(?m)^" + regexp.QuoteMeta(prefix+": switch "+sw.Dir) + "(:| closed the connection).*; reconnecting$")
-	if n := len(lost.FindAllString(s, -1)); n != outages {
+	if n := lostLines(s, prefix, sw.Dir); n != outages {
 		t.Errorf("%s: %d lost lines, want %d (one per outage, not per attempt):\n%s", p.Name, n, outages, s)
 	}
+}
+
+// lostLines counts the lines in which a plug says it lost switch dir. The loss shows as
+// the control connection's EOF or as the data socket's refusal, whichever the plug meets
+// first; either way one line per outage.
+func lostLines(stderr, prefix, dir string) int {
+	lost := regexp.MustCompile("(?m)^" + regexp.QuoteMeta(prefix+": switch "+dir) + "(:| closed the connection).*; reconnecting$")
+	return len(lost.FindAllString(stderr, -1))
 }
 
 // (c) Two switches cabled by our vde_plug --reconnect A[4] B, a TAP host on each by
@@ -250,7 +255,7 @@ func TestReconnectPlugResumes(t *testing.T) {
 	killSwitch(t, a2)
 	waitFor(t, reconnectTimeout, "the cable to notice", func() (bool, string) {
 		s := cable.Stderr.String()
-		return strings.Count(s, "switch "+a.Dir+" closed the connection; reconnecting") == 2, s
+		return lostLines(s, "vde_plug", a.Dir) == 2, s
 	})
 	for _, p := range []*Proc{cable, h1.Plug} {
 		if p.Exited() {
