@@ -16,7 +16,7 @@ func datagramPair(t *testing.T) (*Datagram, int) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, err := NewDatagram(fds[0], "a")
+	d, err := NewDatagramPoll(fds[0], "a", &RuntimePoll{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -42,7 +42,7 @@ func quietWrites(t *testing.T, d *Datagram) *WriteInterest {
 	if w == nil {
 		var p RuntimePoll
 		_, err := p.WriteInterest(d.RawConn())
-		t.Fatalf("NewDatagram left the runtime's registration (EPOLLOUT on): %v", err)
+		t.Fatalf("NewDatagramPoll left the runtime's registration (EPOLLOUT on): %v", err)
 	}
 	return w
 }
@@ -51,7 +51,7 @@ func TestWriteInterestTogglesEPOLLOUT(t *testing.T) {
 	d, _ := datagramPair(t)
 	w := quietWrites(t, d)
 	if got := eventsOf(t, w, d); got != readEvents {
-		t.Fatalf("after NewDatagram: events %#x, want %#x (no EPOLLOUT)", got, readEvents)
+		t.Fatalf("after NewDatagramPoll: events %#x, want %#x (no EPOLLOUT)", got, readEvents)
 	}
 	d.RawConn().Control(func(fd uintptr) { w.Arm(fd) })
 	if got := eventsOf(t, w, d); got != runtimeEvents {
@@ -156,7 +156,7 @@ func oneWayPair(t *testing.T) (*Datagram, int) {
 		unix.Close(fd)
 		t.Fatal(err)
 	}
-	d, err := NewDatagram(fd, "one-way")
+	d, err := NewDatagramPoll(fd, "one-way", &RuntimePoll{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -263,5 +263,25 @@ func TestRecvLoopYieldViaReadsTheBacklog(t *testing.T) {
 	}
 	if ev := eventsOf(t, w, d); ev != readEvents {
 		t.Fatalf("after the yields: events %#x, want %#x unchanged", ev, readEvents)
+	}
+}
+
+// A client's datagram keeps the runtime's registration.
+func TestNewDatagramKeepsTheRuntimeRegistration(t *testing.T) {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := NewDatagram(fds[0], "client")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close(); unix.Close(fds[1]) })
+	if d.WriteInterest() != nil {
+		t.Fatal("NewDatagram took write interest out of the runtime's registration")
+	}
+	epfd := findRuntimeEpoll(d.FD())
+	if epfd < 0 {
+		t.Fatalf("fd %d is not registered with the runtime's events", d.FD())
 	}
 }
