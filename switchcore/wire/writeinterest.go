@@ -39,7 +39,8 @@ type RuntimePoll struct {
 }
 
 // WriteInterest is the write half of one socket's registration with the runtime poller.
-// It belongs to the one goroutine that sends on the socket and waits for room.
+// One goroutine sends on the socket and arms and disarms it (Arm, Disarm); the socket's
+// reader may requeue its readiness (Requeue) meanwhile.
 type WriteInterest struct {
 	epfd  int
 	data  uint64     // the registration's data word, as the runtime set it
