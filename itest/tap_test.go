@@ -79,15 +79,21 @@ func waitTap(t testing.TB, ns, name string, proc *Proc) {
 }
 
 // checkTapLikeC checks what the C tools leave on a TAP they open: the link down, no
-// address, not persistent.
-func checkTapLikeC(t testing.TB, ns, name string) {
+// address, not persistent. Ours differ in one flag, which changes no frame: they open
+// the TAP with IFF_VNET_HDR ("vnet_hdr on"), so as to write runs of TCP segments as one
+// GSO packet (tap/gso.go).
+func checkTapLikeC(t testing.TB, which, ns, name string) {
 	t.Helper()
 	out := run(t, "ip", "-n", ns, "-d", "link", "show", name)
 	flags := regexp.MustCompile(`<([^>]*)>`).FindStringSubmatch(out)
 	if flags == nil || strings.Contains(","+flags[1]+",", ",UP,") || !strings.Contains(out, "state DOWN") {
 		t.Errorf("TAP %s is not down:\n%s", name, out)
 	}
-	if !strings.Contains(out, "tun type tap pi off vnet_hdr off persist off") {
+	vnet := "off"
+	if which == implOurs {
+		vnet = "on"
+	}
+	if !strings.Contains(out, "tun type tap pi off vnet_hdr "+vnet+" persist off") {
 		t.Errorf("TAP %s is not a plain non-persistent TAP:\n%s", name, out)
 	}
 	if a := run(t, "ip", "-n", ns, "-o", "addr", "show", "dev", name); strings.TrimSpace(a) != "" {
@@ -113,7 +119,7 @@ func switchTapHost(t testing.TB, which, cidr string) (*Switch, *tapHost) {
 	name := tapName()
 	sw := startSwitchInNetns(t, which, ns, "-t", name)
 	waitTap(t, ns, name, sw.Proc)
-	checkTapLikeC(t, ns, name)
+	checkTapLikeC(t, which, ns, name)
 	raw := sw.Cmd(t, "port/print")
 	if !regexp.MustCompile(`(?m)^  -- endpoint ID \d+ module tuntap +: ` + name + `$`).MatchString(raw) {
 		t.Errorf("%s: port/print does not show the tuntap endpoint %s:\n%s", sw.Proc.Name, name, raw)
@@ -138,7 +144,7 @@ func plug2tapHost(t testing.TB, which string, sw *Switch, cidr string, extra ...
 	if !strings.Contains(raw, want) {
 		t.Errorf("port/print does not describe %s as %q:\n%s", h.Plug.Name, want, raw)
 	}
-	checkTapLikeC(t, h.NS, h.Tap)
+	checkTapLikeC(t, which, h.NS, h.Tap)
 	if cidr != "" {
 		a := addressTap(t, h.NS, h.Tap, cidr)
 		h.Addr = a.Addr

@@ -21,6 +21,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -55,6 +56,10 @@ type Config struct {
 	Persist bool
 	// Clone is the clone device to open; empty means CloneDevice (vde_tunctl -f).
 	Clone string
+	// VnetHdr opens a TAP with IFF_VNET_HDR, so that WriteBatch can hand the kernel a
+	// run of consecutive TCP segments of one flow as one GSO packet (gso.go). Frames
+	// read and written are the same either way. Ignored for a TUN.
+	VnetHdr bool
 }
 
 // Error is a failed step on a named device.
@@ -73,14 +78,18 @@ func (e *Error) Error() string { return fmt.Sprintf("tap %s: %s: %v", e.Name, e.
 func (e *Error) Unwrap() error { return e.Err }
 
 // Device is an open TAP (or TUN) device: a wire.Endpoint whose frames are the device's
-// packets, one read() or write() per frame, waiting through the Go runtime poller.
+// packets, one read() per frame and one write() per frame or run of merged TCP
+// segments, waiting through the Go runtime poller.
 type Device struct {
-	file *os.File
-	rc   syscall.RawConn
-	fd   int
-	name string
+	file  *os.File
+	rc    syscall.RawConn
+	fd    int
+	name  string
+	vnet  bool // every packet on fd has a virtio_net_hdr in front
+	vnetR [vnetHdrLen]byte
 
 	dropped atomic.Uint64
+	merged  atomic.Uint64 // frames that went to the kernel inside a merged packet
 
 	// Read scratch, used by the single reader; the closure is built once so that a
 	// read allocates nothing.
@@ -89,18 +98,26 @@ type Device struct {
 	rn      int
 	rerr    error
 	readFn  func(fd uintptr) bool
+	riov    [2]unix.Iovec
 
 	wmu     sync.Mutex // serialises writers sharing the write scratch
 	wframes [][]byte
 	wsent   int
 	werr    error
 	writeFn func(fd uintptr) bool
+	wparsed parsed
+	wiov    [2 + maxGSOSegs]unix.Iovec
+	wvnet   [vnetHdrLen]byte // a merged packet's virtio_net_hdr
+	wplain  [vnetHdrLen]byte // all zero: a frame as it is
+	whdr    [maxGSOHdr]byte
 }
 
 var _ wire.Endpoint = (*Device)(nil)
 
-// Open opens or creates the TAP name as the C tools do: IFF_TAP|IFF_NO_PI, nothing else.
-func Open(name string) (*Device, error) { return OpenConfig(Config{Name: name}) }
+// Open opens or creates the TAP name as the C tools do (IFF_TAP|IFF_NO_PI, nothing set
+// on the link), and with IFF_VNET_HDR, which only `ip -d link` shows ("vnet_hdr on"):
+// it lets writes merge TCP segments.
+func Open(name string) (*Device, error) { return OpenConfig(Config{Name: name, VnetHdr: true}) }
 
 // OpenConfig opens or creates a device as c says. The descriptor is non-blocking and
 // close-on-exec.
@@ -127,7 +144,7 @@ func OpenConfig(c Config) (*Device, error) {
 		f.Close()
 		return nil, &Error{Name: name, Op: "poller", Err: err}
 	}
-	d := &Device{file: f, rc: rc, fd: fd, name: name}
+	d := &Device{file: f, rc: rc, fd: fd, name: name, vnet: c.VnetHdr && !c.TUN}
 	d.readFn = d.read
 	d.writeFn = d.write
 	return d, nil
@@ -140,6 +157,9 @@ func setup(fd int, c Config) (string, error) {
 		return "", &Error{Name: c.Name, Op: "name", Err: err}
 	}
 	flags := uint16(unix.IFF_TAP | unix.IFF_NO_PI)
+	if c.VnetHdr {
+		flags |= unix.IFF_VNET_HDR
+	}
 	if c.TUN {
 		flags = unix.IFF_TUN | unix.IFF_NO_PI
 	}
@@ -201,7 +221,7 @@ func (d *Device) ReadBatch(frames [][]byte, sizes []int) (int, error) {
 // false asks the poller to wait for readability.
 func (d *Device) read(fd uintptr) bool {
 	for d.rn < len(d.rframes) {
-		n, err := unix.Read(int(fd), d.rframes[d.rn])
+		n, err := d.readOne(int(fd), d.rframes[d.rn])
 		switch err {
 		case nil:
 		case unix.EAGAIN:
@@ -224,10 +244,50 @@ func (d *Device) read(fd uintptr) bool {
 			}
 			return true
 		}
+		if n < 0 {
+			d.dropped.Add(1) // a packet the kernel should not have given (readOne)
+			continue
+		}
 		d.rsizes[d.rn] = n
 		d.rn++
 	}
 	return true
+}
+
+// readOne reads one packet into buf and returns its length. With a virtio_net_hdr it
+// reads the header aside (readv) and completes a checksum left for the device to
+// compute, which the kernel does only if offloads were switched on (TUNSETOFFLOAD, never
+// done here); so it never hands over a GSO packet either, and one would count as dropped
+// (n < 0).
+func (d *Device) readOne(fd int, buf []byte) (int, error) {
+	if !d.vnet {
+		return unix.Read(fd, buf)
+	}
+	if len(buf) == 0 {
+		return 0, unix.EINVAL
+	}
+	iov := &d.riov
+	iov[0].Base, iov[0].Len = &d.vnetR[0], vnetHdrLen
+	iov[1].Base = &buf[0]
+	iov[1].SetLen(len(buf))
+	r, _, e := unix.Syscall(unix.SYS_READV, uintptr(fd), uintptr(unsafe.Pointer(&iov[0])), 2)
+	iov[1].Base = nil
+	if e != 0 {
+		return 0, e
+	}
+	n := int(r)
+	if n == 0 {
+		return 0, nil
+	}
+	if n <= vnetHdrLen {
+		return -1, nil
+	}
+	n -= vnetHdrLen
+	h := parseVnetHdr(d.vnetR[:])
+	if h.gsoType != vnetGSONone || h.flags&vnetFlagNeedsCsum != 0 && !completeChecksum(buf[:n], h) {
+		return -1, nil
+	}
+	return n, nil
 }
 
 // WriteBatch implements wire.Endpoint: one write() per frame, never waiting. Frames the
@@ -252,30 +312,95 @@ func (d *Device) WriteBatch(frames [][]byte) (int, error) {
 
 // write is the RawConn.Write callback; it always reports done, so it never waits.
 func (d *Device) write(fd uintptr) bool {
-	for i, f := range d.wframes {
-		var err error
-		for {
-			_, err = unix.Write(int(fd), f)
-			if err != unix.EINTR {
-				break
+	if d.vnet {
+		d.wparsed.reset(len(d.wframes))
+	}
+	for i := 0; i < len(d.wframes); {
+		r := run{start: i, n: 1}
+		if d.vnet {
+			r = nextRun(d.wframes, i, &d.wparsed)
+		}
+		err := d.writeRun(int(fd), r)
+		if err == unix.EINVAL && r.n > 1 {
+			// The kernel refused the merged packet: give it the frames one by one.
+			for j := range r.n {
+				if d.writeRun(int(fd), run{start: i + j, n: 1}) == nil {
+					d.wsent++
+				} else {
+					d.dropped.Add(1)
+				}
 			}
+			i += r.n
+			continue
 		}
 		switch err {
 		case nil:
-			d.wsent++
+			d.wsent += r.n
+			if r.n > 1 {
+				d.merged.Add(uint64(r.n))
+			}
 		case unix.EAGAIN, unix.ENOBUFS, unix.ENOMEM:
 			// Full: the rest would fail too.
 			d.dropped.Add(uint64(len(d.wframes) - i))
 			return true
 		case unix.EIO, unix.EINVAL, unix.EMSGSIZE:
-			d.dropped.Add(1) // link down, or a frame the device does not take
+			d.dropped.Add(uint64(r.n)) // link down, or a frame the device does not take
 		default:
 			d.dropped.Add(uint64(len(d.wframes) - i))
 			d.werr = err
 			return true
 		}
+		i += r.n
 	}
 	return true
+}
+
+// writeRun writes the frames of r as one packet: a frame as it is (behind an empty
+// virtio_net_hdr if the device wants one), or a merged TCP packet whose payloads go
+// straight from the frames (writev).
+func (d *Device) writeRun(fd int, r run) error {
+	f := d.wframes[r.start]
+	if !d.vnet {
+		for {
+			_, err := unix.Write(fd, f)
+			if err != unix.EINTR {
+				return err
+			}
+		}
+	}
+	iov := d.wiov[:0]
+	if r.n == 1 {
+		iov = append(iov, iovec(d.wplain[:]))
+		if len(f) > 0 {
+			iov = append(iov, iovec(f))
+		}
+	} else {
+		first := d.wparsed.segs[r.start]
+		hl := mergedHeader(d.whdr[:], d.wvnet[:], d.wframes, r, first)
+		iov = append(iov, iovec(d.wvnet[:]), iovec(d.whdr[:hl]))
+		for j := r.start; j < r.start+r.n; j++ {
+			s := d.wparsed.segs[j]
+			iov = append(iov, iovec(d.wframes[j][s.data:s.end]))
+		}
+	}
+	var err error
+	for {
+		_, _, e := unix.Syscall(unix.SYS_WRITEV, uintptr(fd), uintptr(unsafe.Pointer(&iov[0])), uintptr(len(iov)))
+		if e != unix.EINTR {
+			if e != 0 {
+				err = e
+			}
+			break
+		}
+	}
+	clear(iov) // hold no frame past the call
+	return err
+}
+
+func iovec(b []byte) unix.Iovec {
+	v := unix.Iovec{Base: &b[0]}
+	v.SetLen(len(b))
+	return v
 }
 
 // SetPersist sets or clears the device's persist flag (TUNSETPERSIST).
