@@ -88,7 +88,8 @@ func (s *tcpSeg) payload() int { return s.end - s.data }
 // parseTCPSeg reports whether f is an untagged Ethernet frame holding an IPv4 packet
 // without options or fragmentation, or an IPv6 packet without extension headers, whose
 // TCP segment carries data and has no flag but ACK, and maybe PSH: the segments that
-// Linux's GRO merges (tcp_gro_receive), less the cases it merges rarely.
+// Linux's GRO merges (tcp_gro_receive), less the cases it merges rarely (but see
+// nextRun on PSH).
 func parseTCPSeg(f []byte) (s tcpSeg, ok bool) {
 	if len(f) < ethHdrLen {
 		return s, false
@@ -234,9 +235,15 @@ type run struct {
 
 // nextRun returns the run that starts at frames[i]: the frame alone, or with the TCP
 // segments after it that continue its flow in sequence, as long as each but the last
-// carries as much data as the first and none but the last has PSH. A frame whose
-// checksum is wrong is never merged; alone, it goes to the kernel, which drops it.
-// p caches what is parsed, for the next run.
+// carries as much data as the first. A frame whose checksum is wrong is never merged;
+// alone, it goes to the kernel, which drops it. p caches what is parsed, for the next run.
+//
+// Unlike GRO, a segment with PSH does not end a run. GRO stops there so as not to hold a
+// pushed segment back while it waits for more; nothing waits here (the run is cut from
+// frames already in hand), and gVisor's TCP, slirp's, sets PSH on every segment it
+// sends, so stopping at PSH would merge none of them. The merged packet carries PSH if
+// any of its segments did; only PSH's position inside the run is lost, which Linux's
+// receiver does not use.
 func nextRun(frames [][]byte, i int, p *parsed) run {
 	r := run{start: i, n: 1}
 	first, ok := p.get(frames, i)
@@ -248,8 +255,8 @@ func nextRun(frames [][]byte, i int, p *parsed) run {
 	last := first
 	checked := false
 	for j := i + 1; j < len(frames) && r.n < maxGSOSegs; j++ {
-		if last.psh || last.payload() != mss {
-			break // the sender ended a burst, or a short segment: the run ends with it
+		if last.payload() != mss {
+			break // a short segment ends the run
 		}
 		n, ok := p.get(frames, j)
 		if !ok || n.seq != last.seq+uint32(last.payload()) || n.payload() > mss ||

@@ -211,8 +211,9 @@ func resegment(t *testing.T, pkt []byte, h vnetHdr) [][]byte {
 }
 
 // checkPlan checks that the runs cover frames in order, that a merged run resegments into
-// exactly its frames (IPv4 IDs aside, which the kernel renumbers), and that what is
-// merged had good checksums and is a well-formed GSO packet.
+// exactly its frames (IPv4 IDs aside, which the kernel renumbers, and PSH, which moves to
+// the last segment), and that what is merged had good checksums and is a well-formed GSO
+// packet.
 func checkPlan(t *testing.T, frames [][]byte) []run {
 	t.Helper()
 	runs, hdrs, pkts := plan(frames)
@@ -232,6 +233,11 @@ func checkPlan(t *testing.T, frames [][]byte) []run {
 		if len(segs) != r.n {
 			t.Fatalf("run %d of %d frames resegments into %d", k, r.n, len(segs))
 		}
+		psh := false
+		for j := range r.n {
+			s, _ := parseTCPSeg(frames[r.start+j])
+			psh = psh || s.psh
+		}
 		for j, got := range segs {
 			orig := frames[r.start+j]
 			s, _ := parseTCPSeg(orig)
@@ -239,6 +245,12 @@ func checkPlan(t *testing.T, frames [][]byte) []run {
 				t.Fatalf("run %d merged frame %d, whose checksum is wrong", k, r.start+j)
 			}
 			want := append([]byte(nil), orig[:s.end]...)
+			if j == r.n-1 && psh {
+				want[s.tcp+13] |= tcpPSH
+			} else {
+				want[s.tcp+13] &^= tcpPSH
+			}
+			fixChecksums(want)
 			if !s.v6 {
 				copy(got[ethHdrLen+4:ethHdrLen+6], want[ethHdrLen+4:ethHdrLen+6])
 				fixChecksums(got)
@@ -275,23 +287,23 @@ func TestMergeBulkFlow(t *testing.T) {
 				t.Errorf("32 full segments: runs %v, want [32]", got)
 			}
 
-			// PSH, a short segment, a pure ACK, a retransmission, and a bad checksum
-			// each end a run.
+			// A short segment, a pure ACK, a retransmission, and a bad checksum each
+			// end a run; PSH does not.
 			fl = &flow{v6: v6, opts: ts, seq: 1000}
 			frames = nil
 			for range 3 {
 				frames = append(frames, fl.segment(1448, tcpACK))
 			}
-			frames = append(frames, fl.segment(1448, tcpACK|tcpPSH)) // ends the run of 4
-			frames = append(frames, fl.segment(1448, tcpACK), fl.segment(100, tcpACK))
-			frames = append(frames, fl.segment(1448, tcpACK))                        // after a short one
-			frames = append(frames, fl.segment(0, tcpACK))                           // no data
-			frames = append(frames, fl.segment(1448, tcpACK), frames[len(frames)-3]) // a retransmission
+			frames = append(frames, fl.segment(1448, tcpACK|tcpPSH))
+			frames = append(frames, fl.segment(1448, tcpACK), fl.segment(100, tcpACK|tcpPSH)) // ends the run of 6
+			frames = append(frames, fl.segment(1448, tcpACK))                                 // after a short one
+			frames = append(frames, fl.segment(0, tcpACK))                                    // no data
+			frames = append(frames, fl.segment(1448, tcpACK), frames[len(frames)-3])          // a retransmission
 			bad := fl.segment(1448, tcpACK)
 			frames = append(frames, fl.segment(1448, tcpACK), bad, fl.segment(1448, tcpACK))
 			bad[len(bad)-1] ^= 0xff
-			if got := runSizes(checkPlan(t, frames)); fmt.Sprint(got) != "[4 2 1 1 1 1 1 1 1]" {
-				t.Errorf("runs %v, want [4 2 1 1 1 1 1 1 1]", got)
+			if got := runSizes(checkPlan(t, frames)); fmt.Sprint(got) != "[6 1 1 1 1 1 1 1]" {
+				t.Errorf("runs %v, want [6 1 1 1 1 1 1 1]", got)
 			}
 		})
 	}
