@@ -115,6 +115,13 @@ func run() int {
 	if cfg.only == "latency" {
 		return latencyOnly(ctx, cfg, impls)
 	}
+	if cfg.only == "tap" {
+		if _, err := tapRow(ctx, cfg); err != nil {
+			fmt.Fprintln(os.Stderr, "bench: tap:", err)
+			return 1
+		}
+		return 0
+	}
 
 	res := measurements{}
 	for _, im := range impls {
@@ -189,16 +196,11 @@ func run() int {
 	// vde_plug2tap's TAP.
 	tapLine := ""
 	if cfg.tap {
-		sums, err := runTapBench(ctx,
-			tapPair{"ours", cfg.ours, filepath.Join(filepath.Dir(cfg.ours), "vde_plug2tap")},
-			tapPair{"debian", cfg.debian, "/usr/bin/vde_plug2tap"}, cfg.rounds, 5*time.Second, os.Stdout)
-		if err != nil {
+		var err error
+		if tapLine, err = tapRow(ctx, cfg); err != nil {
 			fmt.Fprintln(os.Stderr, "bench: tap:", err)
 			return 1
 		}
-		tapLine = sums.String()
-		fmt.Println()
-		fmt.Println(tapLine)
 	}
 	var slirp *slirpSummary
 	if cfg.slirp {
@@ -230,6 +232,21 @@ func run() int {
 	return 0
 }
 
+// tapRow runs and prints the iperf3 row over TAPs: a namespace on the switch's -t TAP,
+// one on vde_plug2tap's.
+func tapRow(ctx context.Context, cfg *config) (string, error) {
+	sums, err := runTapBench(ctx,
+		tapPair{"ours", cfg.ours, filepath.Join(filepath.Dir(cfg.ours), "vde_plug2tap")},
+		tapPair{"debian", cfg.debian, "/usr/bin/vde_plug2tap"}, cfg.rounds, 5*time.Second, os.Stdout)
+	if err != nil {
+		return "", err
+	}
+	line := sums.String()
+	fmt.Println()
+	fmt.Println(line)
+	return line, nil
+}
+
 func parseFlags(args []string) (*config, error) {
 	fl := flag.NewFlagSet("bench", flag.ContinueOnError)
 	cfg := &config{}
@@ -246,7 +263,7 @@ func parseFlags(args []string) (*config, error) {
 	fl.BoolVar(&cfg.slirp, "slirp", true, "also run the slirp rows: TCP from a guest namespace to host loopback through our slirpvde, Debian's, slirp4netns and pasta; needs root and iperf3")
 	fl.BoolVar(&cfg.daemons, "daemons", false, "slirp rows: start every switch and router in a session of its own, as -d daemons are, so that the kernel's autogroups schedule it as a group of its own")
 	fl.DurationVar(&cfg.slirpDur, "slirp-duration", 5*time.Second, "measuring time per slirp case (after 1s of warm-up)")
-	fl.StringVar(&cfg.only, "only", "", "run only these rows: `slirp`, switch (unicast, ceiling, 4→4, broadcast, CPU, latency, memory), latency (the round trips alone, printed, not written) or unicast (the A→B table alone, printed, not written)")
+	fl.StringVar(&cfg.only, "only", "", "run only these rows: `slirp`, switch (unicast, ceiling, 4→4, broadcast, CPU, latency, memory), latency (the round trips alone, printed, not written), unicast (the A→B table alone, printed, not written) or tap (iperf3 over TAPs alone, printed, not written)")
 	fl.IntVar(&cfg.rtts, "rtts", 20000, "timed round trips of the latency row (after 1000 untimed)")
 	fl.IntVar(&cfg.rssPorts, "rss-ports", 256, "ports attached for the memory row")
 	fl.StringVar(&cfg.out, "out", "", "also write the results as markdown to `FILE` (e.g. BENCHMARKS.md)")
@@ -266,12 +283,12 @@ func parseFlags(args []string) (*config, error) {
 	}
 	switch cfg.only {
 	case "", "slirp":
-	case "switch", "latency", "unicast":
+	case "switch", "latency", "unicast", "tap":
 		cfg.cable, cfg.tap, cfg.slirp = false, false, false
 	default:
-		return nil, fmt.Errorf("-only %q: the choices are slirp, switch, latency and unicast", cfg.only)
+		return nil, fmt.Errorf("-only %q: the choices are slirp, switch, latency, unicast and tap", cfg.only)
 	}
-	if (cfg.only == "latency" || cfg.only == "unicast") && cfg.out != "" {
+	if (cfg.only == "latency" || cfg.only == "unicast" || cfg.only == "tap") && cfg.out != "" {
 		return nil, fmt.Errorf("-only %s prints its figures and writes no -out file", cfg.only)
 	}
 	if cfg.rtts < 1 || cfg.rssPorts < 1 {
@@ -378,11 +395,11 @@ func reproduce(cfg *config) string {
 	if cfg.only != "" {
 		args = append(args, "-only", cfg.only)
 	}
-	if cfg.only != "slirp" {
+	if cfg.only != "slirp" && cfg.only != "tap" {
 		args = append(args, "-rtts", strconv.Itoa(cfg.rtts), "-rss-ports", strconv.Itoa(cfg.rssPorts))
 	}
 	switch {
-	case cfg.only == "switch":
+	case cfg.only == "switch" || cfg.only == "tap":
 	case cfg.slirp || cfg.only == "slirp":
 		args = append(args, "-slirp-duration", cfg.slirpDur.String())
 		if cfg.daemons {
