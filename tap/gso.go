@@ -174,11 +174,16 @@ func checksumOK(f []byte, s tcpSeg) bool {
 // pseudoSum is the ones'-complement sum of the TCP pseudo-header of s in f for a TCP
 // length of tcpLen.
 func pseudoSum(f []byte, s tcpSeg, tcpLen int) uint16 {
+	return pseudoSumAt(f, ethHdrLen, s.v6, tcpLen)
+}
+
+// pseudoSumAt is pseudoSum for an IP header at f[ip:].
+func pseudoSumAt(f []byte, ip int, v6 bool, tcpLen int) uint16 {
 	var sum uint16
-	if s.v6 {
-		sum = onesSum(f[ethHdrLen+8:ethHdrLen+ipv6HdrLen], 0)
+	if v6 {
+		sum = onesSum(f[ip+8:ip+ipv6HdrLen], 0)
 	} else {
-		sum = onesSum(f[ethHdrLen+12:ethHdrLen+ipv4HdrLen], 0)
+		sum = onesSum(f[ip+12:ip+ipv4HdrLen], 0)
 	}
 	return addSum(addSum(sum, protoTCP), uint16(tcpLen))
 }
@@ -350,4 +355,124 @@ func completeChecksum(f []byte, h vnetHdr) bool {
 	}
 	binary.BigEndian.PutUint16(f[at:], ^onesSum(f[start:], 0))
 	return true
+}
+
+// The read side. With offloads on (TUNSETOFFLOAD), the guest's stack hands a TAP each
+// TCP send of up to 64 KiB as one GSO packet with its checksum left to the device, as it
+// would to a NIC with TSO; the reader then makes one read() where it made up to 45, and
+// the guest's stack skips its own segmentation. VDE's wire carries frames, so the
+// device cuts the packet into segments as the NIC would (tcp_gso_segment): the headers
+// of the whole on each gso_size bytes of payload, lengths and sequence numbers set,
+// IPv4 IDs counted up, FIN and PSH on the last segment only, CWR on the first only, and
+// every checksum computed.
+
+const (
+	vnetGSOECN = 0x80 // the sender set CWR: keep it on the first segment only
+
+	tcpFIN = 0x01
+	tcpCWR = 0x80
+)
+
+// gsoCutter cuts one GSO TCP packet into frames, one segment per next call.
+type gsoCutter struct {
+	pkt      []byte // the packet, headers first; nil when none is being cut
+	ip, tcp  int    // offsets of the IP and TCP headers
+	data     int    // offset of the payload
+	v6       bool
+	mss      int
+	off      int // next payload byte
+	seq      uint32
+	id       uint16
+	flags    byte
+	segsDone int
+	cwrFirst bool
+}
+
+// start takes pkt, read with header h whose gso_type is not NONE; it reports false, and
+// takes nothing, if pkt is not a TCP packet over IPv4 or IPv6 (behind at most one VLAN
+// tag) as h says, or its segments would not fit in frames of maxFrame bytes.
+func (c *gsoCutter) start(pkt []byte, h vnetHdr, maxFrame int) bool {
+	c.pkt = nil
+	gso := h.gsoType &^ vnetGSOECN
+	if gso != vnetGSOTCPv4 && gso != vnetGSOTCPv6 || h.gsoSize == 0 || len(pkt) < ethHdrLen {
+		return false
+	}
+	ip := ethHdrLen
+	et := binary.BigEndian.Uint16(pkt[12:])
+	if et == 0x8100 && len(pkt) >= ethHdrLen+4 {
+		ip += 4
+		et = binary.BigEndian.Uint16(pkt[16:])
+	}
+	v6 := gso == vnetGSOTCPv6
+	var tcp int
+	if v6 {
+		if et != etherTypeIPv6 || len(pkt) < ip+ipv6HdrLen || pkt[ip]>>4 != 6 || pkt[ip+6] != protoTCP {
+			return false
+		}
+		tcp = ip + ipv6HdrLen
+	} else {
+		if et != etherTypeIPv4 || len(pkt) < ip+ipv4HdrLen || pkt[ip]>>4 != 4 || pkt[ip+9] != protoTCP {
+			return false
+		}
+		tcp = ip + int(pkt[ip]&0x0f)*4
+		if tcp < ip+ipv4HdrLen {
+			return false
+		}
+	}
+	if len(pkt) < tcp+tcpHdrLen {
+		return false
+	}
+	data := tcp + int(pkt[tcp+12]>>4)*4
+	mss := int(h.gsoSize)
+	if data < tcp+tcpHdrLen || data >= len(pkt) || data+mss > maxFrame || len(pkt)-ip > maxGSOLen+ipv6HdrLen {
+		return false
+	}
+	*c = gsoCutter{
+		pkt: pkt, ip: ip, tcp: tcp, data: data, v6: v6, mss: mss, off: data,
+		seq: binary.BigEndian.Uint32(pkt[tcp+4:]), flags: pkt[tcp+13],
+	}
+	if !v6 {
+		c.id = binary.BigEndian.Uint16(pkt[ip+4:])
+	}
+	return true
+}
+
+// pending reports whether segments are left to cut.
+func (c *gsoCutter) pending() bool { return c.pkt != nil }
+
+// next writes the next segment into dst (at least data+mss bytes long, as start
+// checked) and returns its length.
+func (c *gsoCutter) next(dst []byte) int {
+	n := min(c.mss, len(c.pkt)-c.off)
+	size := c.data + n
+	copy(dst, c.pkt[:c.data])
+	copy(dst[c.data:size], c.pkt[c.off:c.off+n])
+	last := c.off+n == len(c.pkt)
+	if c.v6 {
+		binary.BigEndian.PutUint16(dst[c.ip+4:], uint16(size-c.ip-ipv6HdrLen))
+	} else {
+		h := dst[c.ip:c.tcp]
+		binary.BigEndian.PutUint16(h[2:], uint16(size-c.ip))
+		binary.BigEndian.PutUint16(h[4:], c.id+uint16(c.segsDone))
+		binary.BigEndian.PutUint16(h[10:], 0)
+		binary.BigEndian.PutUint16(h[10:], ^onesSum(h, 0))
+	}
+	th := dst[c.tcp:size]
+	binary.BigEndian.PutUint32(th[4:], c.seq+uint32(c.off-c.data))
+	flags := c.flags
+	if !last {
+		flags &^= tcpFIN | tcpPSH
+	}
+	if c.segsDone > 0 {
+		flags &^= tcpCWR
+	}
+	th[13] = flags
+	binary.BigEndian.PutUint16(th[16:], 0)
+	binary.BigEndian.PutUint16(th[16:], ^onesSum(th, pseudoSumAt(dst, c.ip, c.v6, len(th))))
+	c.off += n
+	c.segsDone++
+	if last {
+		c.pkt = nil
+	}
+	return size
 }

@@ -423,3 +423,152 @@ func BenchmarkPlanBulk(b *testing.B) {
 		}
 	}
 }
+
+// gsoPacket builds a GSO TCP packet as a guest's stack hands it to a TAP with offloads:
+// the headers of the whole (checksum field holding the pseudo-header sum), then size
+// bytes of payload.
+func gsoPacket(v6, vlan bool, ipOpts, tcpOpts, size int, flags byte, mss uint16) ([]byte, vnetHdr) {
+	fl := &flow{v6: v6, opts: make([]byte, tcpOpts), seq: 0xfffff000}
+	for i := range fl.opts {
+		fl.opts[i] = 1 // NOP
+	}
+	f := fl.segment(size, flags)
+	if !v6 && ipOpts > 0 {
+		opts := make([]byte, ipOpts) // NOPs after an IPv4 header
+		for i := range opts {
+			opts[i] = 1
+		}
+		f = append(append(append([]byte(nil), f[:ethHdrLen+ipv4HdrLen]...), opts...), f[ethHdrLen+ipv4HdrLen:]...)
+		f[ethHdrLen] = byte(0x40 | (ipv4HdrLen+ipOpts)/4)
+		binary.BigEndian.PutUint16(f[ethHdrLen+2:], uint16(len(f)-ethHdrLen))
+	}
+	if vlan {
+		f = append(append(append([]byte(nil), f[:12]...), 0x81, 0, 0, 5), f[12:]...)
+	}
+	gso := uint8(vnetGSOTCPv4)
+	if v6 {
+		gso = vnetGSOTCPv6
+	}
+	if flags&tcpCWR != 0 {
+		gso |= vnetGSOECN
+	}
+	return f, vnetHdr{flags: vnetFlagNeedsCsum, gsoType: gso, gsoSize: mss}
+}
+
+// checkCut cuts pkt and checks every frame: headers as the packet's but for lengths,
+// sequence numbers, IPv4 IDs counted up, flags (FIN and PSH last, CWR first) and
+// checksums, which must be right; the payloads, in order, are the packet's.
+func checkCut(t *testing.T, pkt []byte, h vnetHdr, maxFrame int) int {
+	t.Helper()
+	orig := append([]byte(nil), pkt...)
+	var c gsoCutter
+	if !c.start(pkt, h, maxFrame) {
+		return -1
+	}
+	var payload []byte
+	dst := make([]byte, maxFrame)
+	segs := 0
+	for c.pending() {
+		if segs > len(orig) {
+			t.Fatal("the cutter does not end")
+		}
+		n := c.next(dst)
+		f := dst[:n]
+		if !bytes.Equal(f[:c.ip], orig[:c.ip]) {
+			t.Fatalf("segment %d: Ethernet header changed", segs)
+		}
+		if c.v6 {
+			if int(binary.BigEndian.Uint16(f[c.ip+4:])) != n-c.ip-ipv6HdrLen {
+				t.Fatalf("segment %d: IPv6 payload length", segs)
+			}
+		} else {
+			ih := f[c.ip:c.tcp]
+			if int(binary.BigEndian.Uint16(ih[2:])) != n-c.ip || onesSum(ih, 0) != 0xffff ||
+				binary.BigEndian.Uint16(ih[4:]) != binary.BigEndian.Uint16(orig[c.ip+4:])+uint16(segs) {
+				t.Fatalf("segment %d: IPv4 length, ID or header checksum wrong: %x", segs, ih)
+			}
+		}
+		th := f[c.tcp:]
+		if onesSum(th, pseudoSumAt(f, c.ip, c.v6, len(th))) != 0xffff {
+			t.Fatalf("segment %d: TCP checksum wrong", segs)
+		}
+		if got, want := binary.BigEndian.Uint32(th[4:]), binary.BigEndian.Uint32(orig[c.tcp+4:])+uint32(len(payload)); got != want {
+			t.Fatalf("segment %d: seq %d, want %d", segs, got, want)
+		}
+		last := !c.pending()
+		wantFlags := orig[c.tcp+13]
+		if !last {
+			wantFlags &^= tcpFIN | tcpPSH
+			if n-c.data != int(h.gsoSize) {
+				t.Fatalf("segment %d: %d bytes of payload, not gso_size %d", segs, n-c.data, h.gsoSize)
+			}
+		}
+		if segs > 0 {
+			wantFlags &^= tcpCWR
+		}
+		if th[13] != wantFlags || !bytes.Equal(th[8:13], orig[c.tcp+8:c.tcp+13]) || !bytes.Equal(th[14:16], orig[c.tcp+14:c.tcp+16]) ||
+			!bytes.Equal(th[18:c.data-c.tcp], orig[c.tcp+18:c.data]) {
+			t.Fatalf("segment %d: TCP header %x from %x", segs, th[:c.data-c.tcp], orig[c.tcp:c.data])
+		}
+		payload = append(payload, f[c.data:]...)
+		segs++
+	}
+	if !bytes.Equal(payload, orig[c.data:]) {
+		t.Fatalf("payloads of %d segments are not the packet's", segs)
+	}
+	return segs
+}
+
+func TestCutGSO(t *testing.T) {
+	for _, c := range []struct {
+		v6, vlan     bool
+		ipOpts, opts int
+		size         int
+		flags        byte
+		mss          uint16
+		segs         int
+	}{
+		{size: 65000, flags: tcpACK | tcpPSH, mss: 1448, opts: 12, segs: 45},
+		{v6: true, size: 10000, flags: tcpACK | tcpFIN | tcpPSH, mss: 1428, opts: 12, segs: 8},
+		{vlan: true, ipOpts: 8, size: 3000, flags: tcpACK | tcpCWR, mss: 1000, segs: 3},
+		{size: 1000, flags: tcpACK, mss: 1448, segs: 1},
+	} {
+		pkt, h := gsoPacket(c.v6, c.vlan, c.ipOpts, c.opts, c.size, c.flags, c.mss)
+		if got := checkCut(t, pkt, h, 9234); got != c.segs {
+			t.Errorf("%+v: %d segments, want %d", c, got, c.segs)
+		}
+	}
+	// Refused: a segment larger than a frame, a gso_size of 0, a UDP type, a packet
+	// that is not what the type says.
+	pkt, h := gsoPacket(false, false, 0, 0, 20000, tcpACK, 9500)
+	if checkCut(t, pkt, h, 9234) != -1 {
+		t.Error("a gso_size larger than a frame was taken")
+	}
+	for _, bad := range []vnetHdr{{gsoType: vnetGSOTCPv4}, {gsoType: 3, gsoSize: 1000}, {gsoType: vnetGSOTCPv6, gsoSize: 1000}} {
+		pkt, _ := gsoPacket(false, false, 0, 0, 5000, tcpACK, 1000)
+		if checkCut(t, pkt, bad, 9234) != -1 {
+			t.Errorf("%+v was taken", bad)
+		}
+	}
+}
+
+// FuzzCutGSO cuts GSO packets, well-formed or not, as a TAP may hand them over: none may
+// crash the reader, and whatever is cut must be right (checkCut).
+func FuzzCutGSO(f *testing.F) {
+	f.Add(byte(0), uint16(1448), uint16(60000), byte(0x18), []byte{})
+	f.Add(byte(0x1f), uint16(500), uint16(3000), byte(0x99), []byte{1, 2, 3})
+	f.Add(byte(0x80), uint16(7), uint16(100), byte(0x10), []byte{0x45, 0, 0})
+	f.Fuzz(func(t *testing.T, shape byte, mss, size uint16, flags byte, garbage []byte) {
+		pkt, h := gsoPacket(shape&1 != 0, shape&2 != 0, int(shape>>2&3)*4, int(shape>>4&3)*4, int(size)%66000+1, flags, mss)
+		if shape&0x80 != 0 {
+			// Bytes of the packet overwritten, and the header's type from them too.
+			for i, b := range garbage {
+				pkt[(i*7)%len(pkt)] = b
+			}
+			if len(garbage) > 0 {
+				h.gsoType = garbage[0]
+			}
+		}
+		checkCut(t, pkt, h, 9234)
+	})
+}

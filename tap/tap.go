@@ -56,9 +56,12 @@ type Config struct {
 	Persist bool
 	// Clone is the clone device to open; empty means CloneDevice (vde_tunctl -f).
 	Clone string
-	// VnetHdr opens a TAP with IFF_VNET_HDR, so that WriteBatch can hand the kernel a
-	// run of consecutive TCP segments of one flow as one GSO packet (gso.go). Frames
-	// read and written are the same either way. Ignored for a TUN.
+	// VnetHdr opens a TAP with IFF_VNET_HDR and offloads on (TUNSETOFFLOAD: checksums,
+	// TSO for IPv4 and IPv6), as QEMU opens one for a virtio NIC: WriteBatch hands the
+	// kernel a run of consecutive TCP segments of one flow as one GSO packet, and the
+	// kernel hands ReadBatch a TCP send of up to 64 KiB as one, which it cuts into
+	// segments (gso.go). Frames read and written are the same either way. Ignored for a
+	// TUN.
 	VnetHdr bool
 }
 
@@ -88,8 +91,9 @@ type Device struct {
 	vnet  bool // every packet on fd has a virtio_net_hdr in front
 	vnetR [vnetHdrLen]byte
 
-	dropped atomic.Uint64
-	merged  atomic.Uint64 // frames that went to the kernel inside a merged packet
+	dropped  atomic.Uint64
+	merged   atomic.Uint64 // frames that went to the kernel inside a merged packet
+	gsoReads atomic.Uint64 // GSO packets read and cut into frames
 
 	// Read scratch, used by the single reader; the closure is built once so that a
 	// read allocates nothing.
@@ -99,6 +103,8 @@ type Device struct {
 	rerr    error
 	readFn  func(fd uintptr) bool
 	riov    [2]unix.Iovec
+	rbuf    []byte    // with offloads: where packets are read, up to 64 KiB
+	cut     gsoCutter // with offloads: the GSO packet being cut into frames
 
 	wmu     sync.Mutex // serialises writers sharing the write scratch
 	wframes [][]byte
@@ -145,6 +151,9 @@ func OpenConfig(c Config) (*Device, error) {
 		return nil, &Error{Name: name, Op: "poller", Err: err}
 	}
 	d := &Device{file: f, rc: rc, fd: fd, name: name, vnet: c.VnetHdr && !c.TUN}
+	if d.vnet {
+		d.rbuf = make([]byte, readBufLen)
+	}
 	d.readFn = d.read
 	d.writeFn = d.write
 	return d, nil
@@ -157,17 +166,22 @@ func setup(fd int, c Config) (string, error) {
 		return "", &Error{Name: c.Name, Op: "name", Err: err}
 	}
 	flags := uint16(unix.IFF_TAP | unix.IFF_NO_PI)
-	if c.VnetHdr {
-		flags |= unix.IFF_VNET_HDR
-	}
 	if c.TUN {
 		flags = unix.IFF_TUN | unix.IFF_NO_PI
+	} else if c.VnetHdr {
+		flags |= unix.IFF_VNET_HDR
 	}
 	ifr.SetUint16(flags)
 	if err := unix.IoctlIfreq(fd, unix.TUNSETIFF, ifr); err != nil {
 		return "", &Error{Name: c.Name, Op: "TUNSETIFF", Err: err}
 	}
 	name := ifr.Name()
+	if c.VnetHdr && !c.TUN {
+		const offloads = unix.TUN_F_CSUM | unix.TUN_F_TSO4 | unix.TUN_F_TSO6 | unix.TUN_F_TSO_ECN
+		if err := unix.IoctlSetInt(fd, unix.TUNSETOFFLOAD, offloads); err != nil {
+			return "", &Error{Name: name, Op: "TUNSETOFFLOAD", Err: err}
+		}
+	}
 	if c.HasOwner {
 		if err := unix.IoctlSetInt(fd, unix.TUNSETOWNER, c.Owner); err != nil {
 			return "", &Error{Name: name, Op: fmt.Sprintf("TUNSETOWNER %d", c.Owner), Err: err}
@@ -205,6 +219,13 @@ func (d *Device) ReadBatch(frames [][]byte, sizes []int) (int, error) {
 		return 0, nil
 	}
 	d.rframes, d.rsizes, d.rn, d.rerr = frames, sizes, 0, nil
+	if d.cut.pending() {
+		// The rest of a GSO packet first; reading more waits for the next call.
+		d.emitCut()
+		n := d.rn
+		d.rframes, d.rsizes = nil, nil
+		return n, nil
+	}
 	err := d.rc.Read(d.readFn)
 	n, rerr := d.rn, d.rerr
 	d.rframes, d.rsizes = nil, nil
@@ -221,6 +242,10 @@ func (d *Device) ReadBatch(frames [][]byte, sizes []int) (int, error) {
 // false asks the poller to wait for readability.
 func (d *Device) read(fd uintptr) bool {
 	for d.rn < len(d.rframes) {
+		if d.cut.pending() {
+			d.emitCut()
+			continue
+		}
 		n, err := d.readOne(int(fd), d.rframes[d.rn])
 		switch err {
 		case nil:
@@ -244,8 +269,12 @@ func (d *Device) read(fd uintptr) bool {
 			}
 			return true
 		}
+		if n == gsoRead {
+			d.gsoReads.Add(1)
+			continue // cut at the top of the loop
+		}
 		if n < 0 {
-			d.dropped.Add(1) // a packet the kernel should not have given (readOne)
+			d.dropped.Add(1) // a packet that is not what its virtio_net_hdr says (readOne)
 			continue
 		}
 		d.rsizes[d.rn] = n
@@ -254,24 +283,39 @@ func (d *Device) read(fd uintptr) bool {
 	return true
 }
 
-// readOne reads one packet into buf and returns its length. With a virtio_net_hdr it
-// reads the header aside (readv) and completes a checksum left for the device to
-// compute, which the kernel does only if offloads were switched on (TUNSETOFFLOAD, never
-// done here); so it never hands over a GSO packet either, and one would count as dropped
-// (n < 0).
+// emitCut puts the next segment of the GSO packet being cut into the batch; the reader's
+// frames are wire.MaxFrame long, or the packet would not have been taken (readOne).
+func (d *Device) emitCut() {
+	f := d.rframes[d.rn]
+	if len(f) < d.cut.data+d.cut.mss {
+		d.cut.pkt = nil // a caller with short buffers: drop the rest
+		d.dropped.Add(1)
+		return
+	}
+	d.rsizes[d.rn] = d.cut.next(f)
+	d.rn++
+}
+
+// readBufLen holds the largest GSO packet a TAP hands over: 64 KiB of IP, an Ethernet
+// header and a VLAN tag.
+const readBufLen = maxGSOLen + ethHdrLen + 4
+
+// gsoRead is readOne's answer for a GSO packet now in d.cut.
+const gsoRead = -2
+
+// readOne reads one packet into buf and returns its length. With offloads it reads into
+// the device's buffer behind the virtio_net_hdr (readv): a GSO packet is handed to d.cut
+// (gsoRead), any other is copied to buf, its checksum completed if the kernel left it
+// to the device. n < 0 otherwise: a packet to drop.
 func (d *Device) readOne(fd int, buf []byte) (int, error) {
 	if !d.vnet {
 		return unix.Read(fd, buf)
 	}
-	if len(buf) == 0 {
-		return 0, unix.EINVAL
-	}
 	iov := &d.riov
 	iov[0].Base, iov[0].Len = &d.vnetR[0], vnetHdrLen
-	iov[1].Base = &buf[0]
-	iov[1].SetLen(len(buf))
+	iov[1].Base = &d.rbuf[0]
+	iov[1].SetLen(len(d.rbuf))
 	r, _, e := unix.Syscall(unix.SYS_READV, uintptr(fd), uintptr(unsafe.Pointer(&iov[0])), 2)
-	iov[1].Base = nil
 	if e != 0 {
 		return 0, e
 	}
@@ -283,11 +327,18 @@ func (d *Device) readOne(fd int, buf []byte) (int, error) {
 		return -1, nil
 	}
 	n -= vnetHdrLen
+	pkt := d.rbuf[:n]
 	h := parseVnetHdr(d.vnetR[:])
-	if h.gsoType != vnetGSONone || h.flags&vnetFlagNeedsCsum != 0 && !completeChecksum(buf[:n], h) {
+	if h.gsoType != vnetGSONone {
+		if !d.cut.start(pkt, h, wire.MaxFrame) {
+			return -1, nil
+		}
+		return gsoRead, nil
+	}
+	if n > len(buf) || h.flags&vnetFlagNeedsCsum != 0 && !completeChecksum(pkt, h) {
 		return -1, nil
 	}
-	return n, nil
+	return copy(buf, pkt), nil
 }
 
 // WriteBatch implements wire.Endpoint: one write() per frame, never waiting. Frames the
