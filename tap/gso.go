@@ -353,7 +353,11 @@ func completeChecksum(f []byte, h vnetHdr) bool {
 	if start > len(f) || at+2 > len(f) {
 		return false
 	}
-	binary.BigEndian.PutUint16(f[at:], ^onesSum(f[start:], 0))
+	sum := ^onesSum(f[start:], 0)
+	if sum == 0 {
+		sum = 0xffff // the same in ones' complement, and for UDP 0 would mean "none"
+	}
+	binary.BigEndian.PutUint16(f[at:], sum)
 	return true
 }
 

@@ -296,9 +296,9 @@ func (d *Device) emitCut() {
 	d.rn++
 }
 
-// readBufLen holds the largest GSO packet a TAP hands over: 64 KiB of IP, an Ethernet
-// header and a VLAN tag.
-const readBufLen = maxGSOLen + ethHdrLen + 4
+// readBufLen holds the largest GSO packet a TAP hands over (the kernel keeps them under
+// 64 KiB): 64 KiB of IPv6 payload behind its header, an Ethernet header and a VLAN tag.
+const readBufLen = maxGSOLen + ipv6HdrLen + ethHdrLen + 4
 
 // gsoRead is readOne's answer for a GSO packet now in d.cut.
 const gsoRead = -2
