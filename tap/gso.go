@@ -81,6 +81,8 @@ type tcpSeg struct {
 	end  int // end of the IP packet (a frame may be padded beyond it)
 	seq  uint32
 	psh  bool
+	id   uint16 // IPv4 ID
+	df   bool   // IPv4 DF; always set for IPv6
 }
 
 func (s *tcpSeg) payload() int { return s.end - s.data }
@@ -105,6 +107,7 @@ func parseTCPSeg(f []byte) (s tcpSeg, ok bool) {
 			return s, false // a length that does not fit, or a fragment
 		}
 		s.tcp, s.end = ethHdrLen+ipv4HdrLen, ethHdrLen+tot
+		s.id, s.df = binary.BigEndian.Uint16(ip[4:]), ip[6]&0x40 != 0
 	case etherTypeIPv6:
 		if len(ip) < ipv6HdrLen || ip[0]>>4 != 6 || ip[6] != protoTCP {
 			return s, false
@@ -113,7 +116,7 @@ func parseTCPSeg(f []byte) (s tcpSeg, ok bool) {
 		if ipv6HdrLen+pl > len(ip) {
 			return s, false
 		}
-		s.v6, s.tcp, s.end = true, ethHdrLen+ipv6HdrLen, ethHdrLen+ipv6HdrLen+pl
+		s.v6, s.tcp, s.end, s.df = true, ethHdrLen+ipv6HdrLen, ethHdrLen+ipv6HdrLen+pl, true
 	default:
 		return s, false
 	}
@@ -264,7 +267,9 @@ func nextRun(frames [][]byte, i int, p *parsed) run {
 			break // a short segment ends the run
 		}
 		n, ok := p.get(frames, j)
-		if !ok || n.seq != last.seq+uint32(last.payload()) || n.payload() > mss ||
+		// Without DF, a resegmenting kernel numbers IDs up from the first: merge only
+		// segments already numbered so (GRO's rule), so that no ID is used twice.
+		if !ok || n.seq != last.seq+uint32(last.payload()) || n.payload() > mss || !n.df && n.id != last.id+1 ||
 			first.data-ethHdrLen+r.payload+n.payload() > maxGSOLen || !sameFlow(frames[i], first, frames[j], n) {
 			break
 		}
@@ -384,36 +389,48 @@ type gsoCutter struct {
 	data     int    // offset of the payload
 	v6       bool
 	mss      int
-	off      int // next payload byte
+	off      int    // next payload byte
+	pseudo   uint16 // the pseudo-header's sum without the TCP length
 	seq      uint32
 	id       uint16
 	flags    byte
 	segsDone int
-	cwrFirst bool
 }
 
 // start takes pkt, read with header h whose gso_type is not NONE; it reports false, and
-// takes nothing, if pkt is not a TCP packet over IPv4 or IPv6 (behind at most one VLAN
-// tag) as h says, or its segments would not fit in frames of maxFrame bytes.
+// takes nothing, if pkt is not a TCP packet over IPv4 or IPv6 as h says, or its segments
+// would not fit in frames of maxFrame bytes. VLAN tags (802.1Q, 802.1ad) may come first,
+// and IPv6 extension headers before TCP: the kernel's csum_start says where TCP begins,
+// and the checksum field holds the pseudo-header's sum for the whole (with the final
+// destination, if a routing header changes it), which each segment's length adjusts.
 func (c *gsoCutter) start(pkt []byte, h vnetHdr, maxFrame int) bool {
 	c.pkt = nil
 	gso := h.gsoType &^ vnetGSOECN
 	if gso != vnetGSOTCPv4 && gso != vnetGSOTCPv6 || h.gsoSize == 0 || len(pkt) < ethHdrLen {
 		return false
 	}
-	ip := ethHdrLen
-	et := binary.BigEndian.Uint16(pkt[12:])
-	if et == 0x8100 && len(pkt) >= ethHdrLen+4 {
-		ip += 4
-		et = binary.BigEndian.Uint16(pkt[16:])
+	ip, et := 12, uint16(0)
+	for {
+		if len(pkt) < ip+2 {
+			return false
+		}
+		et = binary.BigEndian.Uint16(pkt[ip:])
+		ip += 2
+		if et != 0x8100 && et != 0x88a8 {
+			break
+		}
+		ip += 2 // the tag's TCI
 	}
 	v6 := gso == vnetGSOTCPv6
-	var tcp int
+	tcp := 0
 	if v6 {
-		if et != etherTypeIPv6 || len(pkt) < ip+ipv6HdrLen || pkt[ip]>>4 != 6 || pkt[ip+6] != protoTCP {
+		if et != etherTypeIPv6 || len(pkt) < ip+ipv6HdrLen || pkt[ip]>>4 != 6 {
 			return false
 		}
 		tcp = ip + ipv6HdrLen
+		if pkt[ip+6] != protoTCP {
+			tcp = -1 // behind extension headers: only csum_start knows
+		}
 	} else {
 		if et != etherTypeIPv4 || len(pkt) < ip+ipv4HdrLen || pkt[ip]>>4 != 4 || pkt[ip+9] != protoTCP {
 			return false
@@ -423,6 +440,15 @@ func (c *gsoCutter) start(pkt []byte, h vnetHdr, maxFrame int) bool {
 			return false
 		}
 	}
+	partial := h.flags&vnetFlagNeedsCsum != 0 && h.csumOffs == 16
+	if partial {
+		if tcp >= 0 && int(h.csumStart) != tcp || tcp < 0 && int(h.csumStart) < ip+ipv6HdrLen {
+			return false
+		}
+		tcp = int(h.csumStart)
+	} else if tcp < 0 {
+		return false
+	}
 	if len(pkt) < tcp+tcpHdrLen {
 		return false
 	}
@@ -431,8 +457,15 @@ func (c *gsoCutter) start(pkt []byte, h vnetHdr, maxFrame int) bool {
 	if data < tcp+tcpHdrLen || data >= len(pkt) || data+mss > maxFrame || len(pkt)-ip > maxGSOLen+ipv6HdrLen {
 		return false
 	}
+	var pseudo uint16
+	if partial {
+		whole := len(pkt) - tcp
+		pseudo = addSum(binary.BigEndian.Uint16(pkt[tcp+16:]), ^uint16(whole))
+	} else {
+		pseudo = pseudoSumAt(pkt, ip, v6, 0)
+	}
 	*c = gsoCutter{
-		pkt: pkt, ip: ip, tcp: tcp, data: data, v6: v6, mss: mss, off: data,
+		pkt: pkt, ip: ip, tcp: tcp, data: data, v6: v6, mss: mss, off: data, pseudo: pseudo,
 		seq: binary.BigEndian.Uint32(pkt[tcp+4:]), flags: pkt[tcp+13],
 	}
 	if !v6 {
@@ -472,7 +505,7 @@ func (c *gsoCutter) next(dst []byte) int {
 	}
 	th[13] = flags
 	binary.BigEndian.PutUint16(th[16:], 0)
-	binary.BigEndian.PutUint16(th[16:], ^onesSum(th, pseudoSumAt(dst, c.ip, c.v6, len(th))))
+	binary.BigEndian.PutUint16(th[16:], ^onesSum(th, addSum(c.pseudo, uint16(len(th)))))
 	c.off += n
 	c.segsDone++
 	if last {

@@ -51,6 +51,7 @@ type flow struct {
 	ipID    uint16
 	payload int // bytes per full segment
 	fill    byte
+	noDF    bool // IPv4 without DF: IDs matter
 }
 
 func (fl *flow) segment(n int, flags byte) []byte {
@@ -76,7 +77,9 @@ func (fl *flow) segment(n int, flags byte) []byte {
 		binary.BigEndian.PutUint16(ip[2:], uint16(ipv4HdrLen+thl+n))
 		binary.BigEndian.PutUint16(ip[4:], fl.ipID)
 		fl.ipID++
-		ip[6] = 0x40 // DF
+		if !fl.noDF {
+			ip[6] = 0x40 // DF
+		}
 		ip[8], ip[9] = 64, protoTCP
 		copy(ip[12:20], []byte{10, 0, 2, 2, 10, 0, 2, 15})
 	}
@@ -251,7 +254,9 @@ func checkPlan(t *testing.T, frames [][]byte) []run {
 				want[s.tcp+13] &^= tcpPSH
 			}
 			fixChecksums(want)
-			if !s.v6 {
+			if !s.v6 && s.df {
+				// With DF the kernel's new IDs do not matter; without, they must be the
+				// ones sent (numbered up from the first).
 				copy(got[ethHdrLen+4:ethHdrLen+6], want[ethHdrLen+4:ethHdrLen+6])
 				fixChecksums(got)
 			}
@@ -343,7 +348,7 @@ func FuzzMergeTCP(f *testing.F) {
 			fr := fl.segment(fl.payload, tcpACK)
 			s, _ := parseTCPSegAnyFlags(fr)
 			ip := fr[ethHdrLen:]
-			switch op % 20 {
+			switch op % 25 {
 			case 0, 1, 2, 3: // as it is
 			case 4:
 				fr = fl.segment(int(arg)%fl.payload, tcpACK) // short (or empty)
@@ -386,6 +391,26 @@ func FuzzMergeTCP(f *testing.F) {
 				ip[8-2*b2i(fl.v6)+int(arg)%2] ^= 1 // another TTL or protocol (v4), or hop limit / next header (v6)
 			case 19:
 				fl.payload = 1 + int(arg)*6 // the sender's segment size changes
+			case 20:
+				if fl.v6 {
+					ip[8+int(arg)%32] ^= 1 // another address
+				} else {
+					ip[12+int(arg)%8] ^= 1
+				}
+			case 21:
+				if fl.v6 {
+					ip[2+int(arg)%2] ^= arg | 1 // another flow label
+				} else {
+					fl.noDF = !fl.noDF // from the next frame on
+				}
+			case 22:
+				fr[s.tcp+12] ^= 1 + arg%15 // reserved bits, AE
+			case 23:
+				fr[s.tcp+13] |= 0x40 << (arg % 2) // ECE or CWR
+			case 24:
+				if !fl.v6 {
+					ip[4] ^= arg | 1 // an IPv4 ID out of turn
+				}
 			}
 			fixChecksums(fr)
 			frames = append(frames, fr)
@@ -424,151 +449,199 @@ func BenchmarkPlanBulk(b *testing.B) {
 	}
 }
 
-// gsoPacket builds a GSO TCP packet as a guest's stack hands it to a TAP with offloads:
-// the headers of the whole (checksum field holding the pseudo-header sum), then size
-// bytes of payload.
-func gsoPacket(v6, vlan bool, ipOpts, tcpOpts, size int, flags byte, mss uint16) ([]byte, vnetHdr) {
-	fl := &flow{v6: v6, opts: make([]byte, tcpOpts), seq: 0xfffff000}
-	for i := range fl.opts {
-		fl.opts[i] = 1 // NOP
-	}
-	f := fl.segment(size, flags)
-	if !v6 && ipOpts > 0 {
-		opts := make([]byte, ipOpts) // NOPs after an IPv4 header
-		for i := range opts {
-			opts[i] = 1
-		}
-		f = append(append(append([]byte(nil), f[:ethHdrLen+ipv4HdrLen]...), opts...), f[ethHdrLen+ipv4HdrLen:]...)
-		f[ethHdrLen] = byte(0x40 | (ipv4HdrLen+ipOpts)/4)
-		binary.BigEndian.PutUint16(f[ethHdrLen+2:], uint16(len(f)-ethHdrLen))
-	}
-	if vlan {
-		f = append(append(append([]byte(nil), f[:12]...), 0x81, 0, 0, 5), f[12:]...)
-	}
-	gso := uint8(vnetGSOTCPv4)
-	if v6 {
-		gso = vnetGSOTCPv6
-	}
-	if flags&tcpCWR != 0 {
-		gso |= vnetGSOECN
-	}
-	return f, vnetHdr{flags: vnetFlagNeedsCsum, gsoType: gso, gsoSize: mss}
+// gsoShape is one kind of TCP send a guest's stack hands a TAP with offloads.
+type gsoShape struct {
+	v6      bool
+	tags    int  // VLAN tags (802.1ad outer, 802.1Q inner)
+	ipOpts  int  // bytes of IPv4 options (NOPs)
+	ext     bool // an IPv6 destination-options header before TCP
+	tcpOpts int  // bytes of TCP options (NOPs)
+	size    int  // payload
+	flags   byte // the send's TCP flags
+	mss     int
 }
 
-// checkCut cuts pkt and checks every frame: headers as the packet's but for lengths,
-// sequence numbers, IPv4 IDs counted up, flags (FIN and PSH last, CWR first) and
-// checksums, which must be right; the payloads, in order, are the packet's.
-func checkCut(t *testing.T, pkt []byte, h vnetHdr, maxFrame int) int {
+// frame puts the shape's IP options, extension header and tags into f, a frame built by
+// flow, and returns it with the offsets of its IP and TCP headers.
+func (g gsoShape) frame(f []byte) (out []byte, ip, tcp int) {
+	out = append([]byte(nil), f...)
+	ip, tcp = ethHdrLen, ethHdrLen+ipv4HdrLen
+	if g.v6 {
+		tcp = ethHdrLen + ipv6HdrLen
+	}
+	if !g.v6 && g.ipOpts > 0 {
+		opts := bytes.Repeat([]byte{1}, g.ipOpts)
+		out = append(append(append([]byte(nil), out[:tcp]...), opts...), out[tcp:]...)
+		out[ip] = byte(0x40 | (ipv4HdrLen+g.ipOpts)/4)
+		binary.BigEndian.PutUint16(out[ip+2:], uint16(len(out)-ip))
+		tcp += g.ipOpts
+	}
+	if g.v6 && g.ext {
+		dst := []byte{protoTCP, 0, 1, 4, 0, 0, 0, 0} // next header TCP, PadN
+		out = append(append(append([]byte(nil), out[:tcp]...), dst...), out[tcp:]...)
+		out[ip+6] = 60
+		binary.BigEndian.PutUint16(out[ip+4:], uint16(len(out)-ip-ipv6HdrLen))
+		tcp += 8
+	}
+	for k := range g.tags {
+		tpid := []byte{0x81, 0}
+		if k == g.tags-1 && g.tags > 1 {
+			tpid = []byte{0x88, 0xa8}
+		}
+		out = append(append(append(append([]byte(nil), out[:12]...), tpid...), 0, byte(k+1)), out[12:]...)
+		ip, tcp = ip+4, tcp+4
+	}
+	return out, ip, tcp
+}
+
+// refPseudo is the TCP pseudo-header's sum, built byte by byte and summed by refSum
+// (independent of pseudoSumAt).
+func refPseudo(f []byte, ip int, v6 bool, tcpLen int) uint16 {
+	var ph []byte
+	if v6 {
+		ph = append(ph, f[ip+8:ip+40]...)
+		ph = binary.BigEndian.AppendUint32(ph, uint32(tcpLen))
+		ph = append(ph, 0, 0, 0, protoTCP)
+	} else {
+		ph = append(ph, f[ip+12:ip+20]...)
+		ph = append(ph, 0, protoTCP)
+		ph = binary.BigEndian.AppendUint16(ph, uint16(tcpLen))
+	}
+	return refSum(ph, 0)
+}
+
+// refFix sets f's IPv4 header checksum and its TCP checksum with refSum.
+func refFix(f []byte, ip, tcp int, v6 bool) {
+	if !v6 {
+		binary.BigEndian.PutUint16(f[ip+10:], 0)
+		binary.BigEndian.PutUint16(f[ip+10:], ^refSum(f[ip:ip+int(f[ip]&0xf)*4], 0))
+	}
+	binary.BigEndian.PutUint16(f[tcp+16:], 0)
+	binary.BigEndian.PutUint16(f[tcp+16:], ^refSum(f[tcp:], refPseudo(f, ip, v6, len(f)-tcp)))
+}
+
+// build returns what the guest's stack hands over for the send (the whole's headers,
+// the checksum field holding the pseudo-header's sum for the whole, as
+// __tcp_v4_send_check leaves it) and the frames a NIC would send for it, each built by
+// flow on its own.
+func (g gsoShape) build() (pkt []byte, h vnetHdr, want [][]byte) {
+	fl := &flow{v6: g.v6, opts: bytes.Repeat([]byte{1}, g.tcpOpts), seq: 0xfffff000, ipID: 0xfffe}
+	whole := &flow{v6: g.v6, opts: fl.opts, seq: fl.seq, ipID: fl.ipID}
+	var ip, tcp int
+	for off := 0; off < g.size; off += g.mss {
+		n := min(g.mss, g.size-off)
+		flags := g.flags
+		if off+n < g.size {
+			flags &^= tcpFIN | tcpPSH
+		}
+		if off > 0 {
+			flags &^= tcpCWR
+		}
+		var f []byte
+		f, ip, tcp = g.frame(fl.segment(n, flags))
+		refFix(f, ip, tcp, g.v6)
+		want = append(want, f)
+	}
+	pkt, ip, tcp = g.frame(whole.segment(g.size, g.flags))
+	if !g.v6 {
+		refFix(pkt, ip, tcp, false)
+	}
+	binary.BigEndian.PutUint16(pkt[tcp+16:], refPseudo(pkt, ip, g.v6, len(pkt)-tcp))
+	gso := uint8(vnetGSOTCPv4)
+	if g.v6 {
+		gso = vnetGSOTCPv6
+	}
+	if g.flags&tcpCWR != 0 {
+		gso |= vnetGSOECN
+	}
+	return pkt, vnetHdr{flags: vnetFlagNeedsCsum, gsoType: gso, gsoSize: uint16(g.mss), csumStart: uint16(tcp), csumOffs: 16}, want
+}
+
+// cut runs the cutter over pkt; nil if it refuses the packet.
+func cut(t *testing.T, pkt []byte, h vnetHdr, maxFrame int) [][]byte {
 	t.Helper()
-	orig := append([]byte(nil), pkt...)
 	var c gsoCutter
 	if !c.start(pkt, h, maxFrame) {
-		return -1
+		return nil
 	}
-	var payload []byte
-	dst := make([]byte, maxFrame)
-	segs := 0
+	var out [][]byte
 	for c.pending() {
-		if segs > len(orig) {
+		if len(out) > len(pkt) {
 			t.Fatal("the cutter does not end")
 		}
-		n := c.next(dst)
-		f := dst[:n]
-		if !bytes.Equal(f[:c.ip], orig[:c.ip]) {
-			t.Fatalf("segment %d: Ethernet header changed", segs)
-		}
-		if c.v6 {
-			if int(binary.BigEndian.Uint16(f[c.ip+4:])) != n-c.ip-ipv6HdrLen {
-				t.Fatalf("segment %d: IPv6 payload length", segs)
-			}
-		} else {
-			ih := f[c.ip:c.tcp]
-			if int(binary.BigEndian.Uint16(ih[2:])) != n-c.ip || onesSum(ih, 0) != 0xffff ||
-				binary.BigEndian.Uint16(ih[4:]) != binary.BigEndian.Uint16(orig[c.ip+4:])+uint16(segs) {
-				t.Fatalf("segment %d: IPv4 length, ID or header checksum wrong: %x", segs, ih)
-			}
-		}
-		th := f[c.tcp:]
-		if onesSum(th, pseudoSumAt(f, c.ip, c.v6, len(th))) != 0xffff {
-			t.Fatalf("segment %d: TCP checksum wrong", segs)
-		}
-		if got, want := binary.BigEndian.Uint32(th[4:]), binary.BigEndian.Uint32(orig[c.tcp+4:])+uint32(len(payload)); got != want {
-			t.Fatalf("segment %d: seq %d, want %d", segs, got, want)
-		}
-		last := !c.pending()
-		wantFlags := orig[c.tcp+13]
-		if !last {
-			wantFlags &^= tcpFIN | tcpPSH
-			if n-c.data != int(h.gsoSize) {
-				t.Fatalf("segment %d: %d bytes of payload, not gso_size %d", segs, n-c.data, h.gsoSize)
-			}
-		}
-		if segs > 0 {
-			wantFlags &^= tcpCWR
-		}
-		if th[13] != wantFlags || !bytes.Equal(th[8:13], orig[c.tcp+8:c.tcp+13]) || !bytes.Equal(th[14:16], orig[c.tcp+14:c.tcp+16]) ||
-			!bytes.Equal(th[18:c.data-c.tcp], orig[c.tcp+18:c.data]) {
-			t.Fatalf("segment %d: TCP header %x from %x", segs, th[:c.data-c.tcp], orig[c.tcp:c.data])
-		}
-		payload = append(payload, f[c.data:]...)
-		segs++
+		dst := make([]byte, maxFrame)
+		out = append(out, dst[:c.next(dst)])
 	}
-	if !bytes.Equal(payload, orig[c.data:]) {
-		t.Fatalf("payloads of %d segments are not the packet's", segs)
+	return out
+}
+
+// checkCut cuts the shape's packet and compares the frames with the ones a NIC would
+// send, byte for byte.
+func checkCut(t *testing.T, g gsoShape) {
+	t.Helper()
+	pkt, h, want := g.build()
+	got := cut(t, pkt, h, 9234)
+	if len(got) != len(want) {
+		t.Fatalf("%+v: cut into %d frames, want %d", g, len(got), len(want))
 	}
-	return segs
+	for k := range want {
+		if !bytes.Equal(got[k], want[k]) {
+			t.Fatalf("%+v: frame %d\n got %x\nwant %x", g, k, got[k], want[k])
+		}
+	}
 }
 
 func TestCutGSO(t *testing.T) {
-	for _, c := range []struct {
-		v6, vlan     bool
-		ipOpts, opts int
-		size         int
-		flags        byte
-		mss          uint16
-		segs         int
-	}{
-		{size: 65000, flags: tcpACK | tcpPSH, mss: 1448, opts: 12, segs: 45},
-		{v6: true, size: 10000, flags: tcpACK | tcpFIN | tcpPSH, mss: 1428, opts: 12, segs: 8},
-		{vlan: true, ipOpts: 8, size: 3000, flags: tcpACK | tcpCWR, mss: 1000, segs: 3},
-		{size: 1000, flags: tcpACK, mss: 1448, segs: 1},
+	for _, g := range []gsoShape{
+		{size: 65000, flags: tcpACK | tcpPSH, mss: 1448, tcpOpts: 12},
+		{v6: true, size: 10000, flags: tcpACK | tcpFIN | tcpPSH, mss: 1428, tcpOpts: 12},
+		{tags: 1, ipOpts: 8, size: 3000, flags: tcpACK | tcpCWR, mss: 1000},
+		{tags: 2, v6: true, ext: true, size: 5000, flags: tcpACK | tcpPSH, mss: 1220},
+		{size: 1000, flags: tcpACK, mss: 1448},
 	} {
-		pkt, h := gsoPacket(c.v6, c.vlan, c.ipOpts, c.opts, c.size, c.flags, c.mss)
-		if got := checkCut(t, pkt, h, 9234); got != c.segs {
-			t.Errorf("%+v: %d segments, want %d", c, got, c.segs)
-		}
+		checkCut(t, g)
 	}
 	// Refused: a segment larger than a frame, a gso_size of 0, a UDP type, a packet
 	// that is not what the type says.
-	pkt, h := gsoPacket(false, false, 0, 0, 20000, tcpACK, 9500)
-	if checkCut(t, pkt, h, 9234) != -1 {
+	pkt, h, _ := gsoShape{size: 20000, flags: tcpACK, mss: 9500}.build()
+	if cut(t, pkt, h, 9234) != nil {
 		t.Error("a gso_size larger than a frame was taken")
 	}
 	for _, bad := range []vnetHdr{{gsoType: vnetGSOTCPv4}, {gsoType: 3, gsoSize: 1000}, {gsoType: vnetGSOTCPv6, gsoSize: 1000}} {
-		pkt, _ := gsoPacket(false, false, 0, 0, 5000, tcpACK, 1000)
-		if checkCut(t, pkt, bad, 9234) != -1 {
+		pkt, _, _ := gsoShape{size: 5000, flags: tcpACK, mss: 1000}.build()
+		if cut(t, pkt, bad, 9234) != nil {
 			t.Errorf("%+v was taken", bad)
 		}
 	}
 }
 
-// FuzzCutGSO cuts GSO packets, well-formed or not, as a TAP may hand them over: none may
-// crash the reader, and whatever is cut must be right (checkCut).
+// FuzzCutGSO cuts GSO packets as a TAP may hand them over: well-formed ones must come out
+// as a NIC would send them (checkCut); with bytes overwritten, none may crash the reader,
+// and what it cuts must fit the frames.
 func FuzzCutGSO(f *testing.F) {
 	f.Add(byte(0), uint16(1448), uint16(60000), byte(0x18), []byte{})
 	f.Add(byte(0x1f), uint16(500), uint16(3000), byte(0x99), []byte{1, 2, 3})
 	f.Add(byte(0x80), uint16(7), uint16(100), byte(0x10), []byte{0x45, 0, 0})
 	f.Fuzz(func(t *testing.T, shape byte, mss, size uint16, flags byte, garbage []byte) {
-		pkt, h := gsoPacket(shape&1 != 0, shape&2 != 0, int(shape>>2&3)*4, int(shape>>4&3)*4, int(size)%66000+1, flags, mss)
-		if shape&0x80 != 0 {
-			// Bytes of the packet overwritten, and the header's type from them too.
-			for i, b := range garbage {
-				pkt[(i*7)%len(pkt)] = b
-			}
-			if len(garbage) > 0 {
-				h.gsoType = garbage[0]
+		g := gsoShape{
+			v6: shape&1 != 0, tags: int(shape>>1) & 3 % 3, ipOpts: int(shape>>3&3) * 4, ext: shape&8 != 0,
+			tcpOpts: int(shape>>5&3) * 4, size: int(size)%64000 + 1, flags: flags&^0x06 | tcpACK, mss: int(mss)%9000 + 1,
+		}
+		if shape&0x80 == 0 {
+			checkCut(t, g)
+			return
+		}
+		pkt, h, _ := g.build()
+		for i, b := range garbage {
+			pkt[(i*7)%len(pkt)] = b
+		}
+		if len(garbage) > 1 {
+			h.gsoType, h.csumStart = garbage[0], uint16(garbage[1])
+		}
+		for _, fr := range cut(t, pkt, h, 9234) {
+			if len(fr) > 9234 {
+				t.Fatalf("a frame of %d bytes", len(fr))
 			}
 		}
-		checkCut(t, pkt, h, 9234)
 	})
 }

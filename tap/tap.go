@@ -81,8 +81,8 @@ func (e *Error) Error() string { return fmt.Sprintf("tap %s: %s: %v", e.Name, e.
 func (e *Error) Unwrap() error { return e.Err }
 
 // Device is an open TAP (or TUN) device: a wire.Endpoint whose frames are the device's
-// packets, one read() per frame and one write() per frame or run of merged TCP
-// segments, waiting through the Go runtime poller.
+// packets, one read() per packet (a GSO packet is cut into frames) and one write() per
+// frame or run of merged TCP segments, waiting through the Go runtime poller.
 type Device struct {
 	file  *os.File
 	rc    syscall.RawConn
@@ -176,11 +176,22 @@ func setup(fd int, c Config) (string, error) {
 		return "", &Error{Name: c.Name, Op: "TUNSETIFF", Err: err}
 	}
 	name := ifr.Name()
+	// The header's size and byte order and the offloads are the device's, not this
+	// descriptor's: a persistent TAP keeps what its last user (QEMU, an earlier switch)
+	// set, so they are set afresh either way, as QEMU does.
+	offloads := 0
 	if c.VnetHdr && !c.TUN {
-		const offloads = unix.TUN_F_CSUM | unix.TUN_F_TSO4 | unix.TUN_F_TSO6 | unix.TUN_F_TSO_ECN
-		if err := unix.IoctlSetInt(fd, unix.TUNSETOFFLOAD, offloads); err != nil {
-			return "", &Error{Name: name, Op: "TUNSETOFFLOAD", Err: err}
+		if err := unix.IoctlSetPointerInt(fd, unix.TUNSETVNETHDRSZ, vnetHdrLen); err != nil {
+			return "", &Error{Name: name, Op: fmt.Sprintf("TUNSETVNETHDRSZ %d", vnetHdrLen), Err: err}
 		}
+		// Native byte order: no cross-endian flag (EINVAL where the kernel has none).
+		if err := unix.IoctlSetPointerInt(fd, unix.TUNSETVNETBE, 0); err != nil && err != unix.EINVAL {
+			return "", &Error{Name: name, Op: "TUNSETVNETBE 0", Err: err}
+		}
+		offloads = unix.TUN_F_CSUM | unix.TUN_F_TSO4 | unix.TUN_F_TSO6 | unix.TUN_F_TSO_ECN
+	}
+	if err := unix.IoctlSetInt(fd, unix.TUNSETOFFLOAD, offloads); err != nil {
+		return "", &Error{Name: name, Op: fmt.Sprintf("TUNSETOFFLOAD %#x", offloads), Err: err}
 	}
 	if c.HasOwner {
 		if err := unix.IoctlSetInt(fd, unix.TUNSETOWNER, c.Owner); err != nil {
@@ -212,16 +223,19 @@ func (d *Device) FD() int { return d.fd }
 func (d *Device) Dropped() uint64 { return d.dropped.Load() }
 
 // ReadBatch implements wire.Endpoint. It blocks until at least one frame is there, then
-// takes every frame already queued, up to len(frames), one read() each. Only one
-// goroutine may read at a time.
+// takes every frame already queued, up to len(frames), one read() per packet (a GSO
+// packet gives many frames, and what does not fit comes first in the next call). Only
+// one goroutine may read at a time.
 func (d *Device) ReadBatch(frames [][]byte, sizes []int) (int, error) {
 	if len(frames) == 0 {
 		return 0, nil
 	}
 	d.rframes, d.rsizes, d.rn, d.rerr = frames, sizes, 0, nil
-	if d.cut.pending() {
-		// The rest of a GSO packet first; reading more waits for the next call.
+	for d.cut.pending() && d.rn < len(frames) {
 		d.emitCut()
+	}
+	if d.rn > 0 {
+		// The rest of a GSO packet; reading more waits for the next call.
 		n := d.rn
 		d.rframes, d.rsizes = nil, nil
 		return n, nil
@@ -366,22 +380,17 @@ func (d *Device) write(fd uintptr) bool {
 	if d.vnet {
 		d.wparsed.reset(len(d.wframes))
 	}
+	single := 0 // frames before this index go one by one: their merged packet was refused
 	for i := 0; i < len(d.wframes); {
 		r := run{start: i, n: 1}
-		if d.vnet {
+		if d.vnet && i >= single {
 			r = nextRun(d.wframes, i, &d.wparsed)
 		}
 		err := d.writeRun(int(fd), r)
-		if err == unix.EINVAL && r.n > 1 {
-			// The kernel refused the merged packet: give it the frames one by one.
-			for j := range r.n {
-				if d.writeRun(int(fd), run{start: i + j, n: 1}) == nil {
-					d.wsent++
-				} else {
-					d.dropped.Add(1)
-				}
-			}
-			i += r.n
+		if r.n > 1 && (err == unix.EINVAL || err == unix.ENOMEM || err == unix.ENOBUFS) {
+			// The kernel refused the merged packet, or had no room for 64 KiB: give
+			// it the frames one by one.
+			single = i + r.n
 			continue
 		}
 		switch err {
@@ -488,7 +497,14 @@ func (d *Device) ioctlInt(req uint, v int, op string) error {
 
 // Close closes the descriptor; a blocked ReadBatch returns an error. A device that is not
 // persistent disappears with its last descriptor.
-func (d *Device) Close() error { return d.file.Close() }
+func (d *Device) Close() error {
+	if d.vnet {
+		// A persistent TAP would hand its next user, who may not expect them (the C
+		// tools), GSO packets and checksums left to the device.
+		d.rc.Control(func(fd uintptr) { unix.IoctlSetInt(int(fd), unix.TUNSETOFFLOAD, 0) })
+	}
+	return d.file.Close()
+}
 
 // Create makes (or updates) a persistent device as c says and closes it again, as
 // `vde_tunctl -t NAME` does; it returns the device's name.

@@ -12,6 +12,7 @@ import (
 	"os"
 	"reflect"
 	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -259,7 +260,38 @@ func TestFramesBothWays(t *testing.T) {
 
 func testFramesBothWays(t *testing.T, vnet bool) {
 	inNewNetns(t)
-	d := mustOpen(t, Config{Name: "vt5", VnetHdr: vnet})
+	exchangeARP(t, mustOpen(t, Config{Name: "vt5", VnetHdr: vnet}), "vt5")
+}
+
+// TestPersistentTapStateReset: a persistent TAP keeps the virtio_net_hdr size and the
+// offloads its last user set (QEMU sets 12 bytes for virtio 1.0); Open sets its own.
+func TestPersistentTapStateReset(t *testing.T) {
+	inNewNetns(t)
+	name, err := Create(Config{Name: "vt9"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer Release(name, Config{})
+	fd, err := unix.Open(CloneDevice, unix.O_RDWR|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ifr, _ := unix.NewIfreq(name)
+	ifr.SetUint16(unix.IFF_TAP | unix.IFF_NO_PI | unix.IFF_VNET_HDR)
+	if err := unix.IoctlIfreq(fd, unix.TUNSETIFF, ifr); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.IoctlSetPointerInt(fd, unix.TUNSETVNETHDRSZ, 12); err != nil {
+		t.Fatal(err)
+	}
+	unix.Close(fd)
+	exchangeARP(t, mustOpen(t, Config{Name: name, VnetHdr: true}), name)
+}
+
+// exchangeARP checks frames both ways through d, the open TAP name: what is written while
+// the link is down is dropped, and ARP requests written once it is up are answered.
+func exchangeARP(t *testing.T, d *Device, name string) {
+	t.Helper()
 	mac := net.HardwareAddr{2, 0, 0, 0, 5, 1}
 	host := netip.MustParseAddr("10.9.5.1")
 	peers := []netip.Addr{netip.MustParseAddr("10.9.5.2"), netip.MustParseAddr("10.9.5.3"), netip.MustParseAddr("10.9.5.4")}
@@ -270,10 +302,10 @@ func testFramesBothWays(t *testing.T, vnet bool) {
 		t.Errorf("write while down: n %d err %v dropped %d; want 0, nil, 1", n, err, d.Dropped())
 	}
 
-	if err := AddAddr("vt5", netip.PrefixFrom(host, 24)); err != nil {
+	if err := AddAddr(name, netip.PrefixFrom(host, 24)); err != nil {
 		t.Fatal(err)
 	}
-	if err := SetUp("vt5"); err != nil {
+	if err := SetUp(name); err != nil {
 		t.Fatal(err)
 	}
 	var reqs [][]byte
@@ -415,10 +447,19 @@ func TestTCPStreamMergedByTheKernel(t *testing.T) {
 		err error
 	}
 	oc := make(chan other)
+	snmpB := make(chan chan string) // reads /proc/net/snmp in the other namespace
+	defer close(snmpB)
 	go func() {
 		runtime.LockOSThread()
 		var o other
-		defer func() { oc <- o }()
+		defer func() {
+			oc <- o
+			if o.err == nil {
+				for reply := range snmpB {
+					reply <- readSnmp()
+				}
+			}
+		}()
 		if o.err = unix.Unshare(unix.CLONE_NEWNET); o.err != nil {
 			return
 		}
@@ -533,6 +574,17 @@ func TestTCPStreamMergedByTheKernel(t *testing.T) {
 		}
 	}
 
+	// What was not merged reached the kernels' checksum checks: none may have failed.
+	reply := make(chan string)
+	snmpB <- reply
+	for ns, snmp := range map[string]string{"vg0's": readSnmp(), "vg1's": <-reply} {
+		for _, proto := range []string{"Tcp", "Udp"} {
+			if v := snmpField(snmp, proto, "InCsumErrors"); v != 0 {
+				t.Errorf("%s namespace: %s InCsumErrors %d", ns, proto, v)
+			}
+		}
+	}
+
 	if b.merged.Load() == 0 || a.gsoReads.Load() == 0 {
 		t.Errorf("no segment was merged into a write to vg1, or no GSO packet read from vg0 (%d, %d)", b.merged.Load(), a.gsoReads.Load())
 	}
@@ -558,4 +610,34 @@ func writeNoDAD() error {
 		}
 	}
 	return nil
+}
+
+// readSnmp reads the calling thread's network namespace's /proc/net/snmp.
+func readSnmp() string {
+	b, _ := os.ReadFile("/proc/thread-self/net/snmp")
+	return string(b)
+}
+
+// snmpField finds a counter in /proc/net/snmp's text (a header line, then a value line,
+// per protocol); -1 if it is not there.
+func snmpField(snmp, proto, field string) int {
+	var names []string
+	for _, line := range strings.Split(snmp, "\n") {
+		fs := strings.Fields(line)
+		if len(fs) == 0 || fs[0] != proto+":" {
+			continue
+		}
+		if names == nil {
+			names = fs
+			continue
+		}
+		for i, n := range names {
+			if n == field && i < len(fs) {
+				v, _ := strconv.Atoi(fs[i])
+				return v
+			}
+		}
+		return -1
+	}
+	return -1
 }
