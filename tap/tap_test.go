@@ -480,7 +480,14 @@ func TestTCPStreamMergedByTheKernel(t *testing.T) {
 		if o.ln[0], o.err = net.Listen("tcp4", "10.79.0.2:0"); o.err != nil {
 			return
 		}
-		if o.ln[1], o.err = net.Listen("tcp6", "[fd79::2]:0"); o.err != nil {
+		// Even without DAD the kernel makes the address usable after the link is up
+		// from a work queue, later on a loaded machine.
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+			if o.ln[1], o.err = net.Listen("tcp6", "[fd79::2]:0"); o.err == nil || time.Now().After(deadline) {
+				break
+			}
+		}
+		if o.err != nil {
 			return
 		}
 		o.udp, o.err = net.ListenPacket("udp4", "10.79.0.2:0")
@@ -540,7 +547,14 @@ func TestTCPStreamMergedByTheKernel(t *testing.T) {
 			got <- b
 		}()
 		dst := c.ln.Addr().String()
-		conn, err := net.DialTimeout("tcp", dst, 5*time.Second)
+		var conn net.Conn
+		var err error
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+			// vg0's IPv6 address may not be usable yet either (see above).
+			if conn, err = net.DialTimeout("tcp", dst, 5*time.Second); err == nil || time.Now().After(deadline) {
+				break
+			}
+		}
 		if err != nil {
 			t.Fatalf("dial %s: %v", dst, err)
 		}
