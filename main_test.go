@@ -202,3 +202,16 @@ func TestSwitchProcessors(t *testing.T) {
 		t.Errorf("switch with GOMAXPROCS=8 in the environment: runs on %d", got)
 	}
 }
+
+// slirpvde halves its processors only as the daemon that -d re-executes.
+func TestSlirpvdeProcessors(t *testing.T) {
+	if got := applets.SlirpvdeProcessors(8); got != 8 {
+		t.Errorf("slirpvde in the foreground with 8 processors: runs on %d, want 8", got)
+	}
+	t.Setenv("_VDE_SLIRPVDE_DAEMON_READY_FD", "3")
+	for _, c := range []struct{ def, want int }{{1, 1}, {2, 1}, {8, 4}} {
+		if got := applets.SlirpvdeProcessors(c.def); got != c.want {
+			t.Errorf("slirpvde daemon with %d processors by default: runs on %d, want %d", c.def, got, c.want)
+		}
+	}
+}

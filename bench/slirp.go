@@ -282,7 +282,14 @@ func slirpSetup(ctx context.Context, bins slirpBins, router string, round int) (
 		}
 		env.sw = sw
 		undo = append(undo, func() { sw.stop() })
-		sl, err := bins.startRouter(ctx, "ip", "netns", "exec", env.hostNS, slBin, "-s", sw.ctlDir, "-dhcp")
+		slArgs := []string{"netns", "exec", env.hostNS, slBin, "-s", sw.ctlDir, "-dhcp"}
+		if bins.daemons && router == slirpOurs && os.Getenv("GOMAXPROCS") == "" {
+			// The processors our slirpvde -d picks for its daemon (applets.SlirpvdeProcessors,
+			// keyed on the re-executed daemon's environment, which this start is not).
+			procs := "GOMAXPROCS=" + strconv.Itoa(max(1, runtime.GOMAXPROCS(0)/2))
+			slArgs = append([]string{"netns", "exec", env.hostNS, "env", procs}, slArgs[3:]...)
+		}
+		sl, err := bins.startRouter(ctx, "ip", slArgs...)
 		if err != nil {
 			return env, cleanup, err
 		}
@@ -895,7 +902,8 @@ func daemonsNote(daemons bool) string {
 		return " Switches and routers run in the bench's session, as the iperf3 ends do."
 	}
 	return " Every switch and router process starts a session of its own (-daemons), as `-d` " +
-		"daemons do: the kernel's autogroups then schedule each as a group of its own against the rest (the iperf3 ends stay in the bench's session)."
+		"daemons do: the kernel's autogroups then schedule each as a group of its own against the rest (the iperf3 ends stay in the bench's session). " +
+		"Our slirpvde also gets the processors its `-d` daemon would pick (GOMAXPROCS: half, at least one)."
 }
 
 func (s *slirpSummary) markdown() string {
