@@ -191,6 +191,12 @@ func pseudoSumAt(f []byte, ip int, v6 bool, tcpLen int) uint16 {
 	return addSum(addSum(sum, protoTCP), uint16(tcpLen))
 }
 
+// setIPv4Checksum fills in the checksum of the IPv4 header h (options included).
+func setIPv4Checksum(h []byte) {
+	binary.BigEndian.PutUint16(h[10:], 0)
+	binary.BigEndian.PutUint16(h[10:], ^onesSum(h, 0))
+}
+
 // addSum adds two ones'-complement sums.
 func addSum(a, b uint16) uint16 {
 	v := uint32(a) + uint32(b)
@@ -323,8 +329,7 @@ func (p *parsed) get(frames [][]byte, i int) (tcpSeg, bool) {
 // fresh IPv4 header checksum, and in the TCP checksum field the pseudo-header's sum, which
 // the kernel completes over the rest if the packet ever leaves the guest (for the guest's
 // own stack the checksum counts as verified).
-func mergedHeader(h []byte, vh []byte, frames [][]byte, r run, first tcpSeg) int {
-	f := frames[r.start]
+func mergedHeader(h, vh, f []byte, r run, first tcpSeg) int {
 	n := copy(h, f[:first.data])
 	tcpLen := first.data - first.tcp + r.payload
 	gso := uint8(vnetGSOTCPv6)
@@ -334,8 +339,7 @@ func mergedHeader(h []byte, vh []byte, frames [][]byte, r run, first tcpSeg) int
 		gso = vnetGSOTCPv4
 		ip := h[ethHdrLen:first.tcp]
 		binary.BigEndian.PutUint16(ip[2:], uint16(ipv4HdrLen+tcpLen))
-		binary.BigEndian.PutUint16(ip[10:], 0)
-		binary.BigEndian.PutUint16(ip[10:], ^onesSum(ip, 0))
+		setIPv4Checksum(ip)
 	}
 	if r.psh {
 		h[first.tcp+13] |= tcpPSH
@@ -491,8 +495,7 @@ func (c *gsoCutter) next(dst []byte) int {
 		h := dst[c.ip:c.tcp]
 		binary.BigEndian.PutUint16(h[2:], uint16(size-c.ip))
 		binary.BigEndian.PutUint16(h[4:], c.id+uint16(c.segsDone))
-		binary.BigEndian.PutUint16(h[10:], 0)
-		binary.BigEndian.PutUint16(h[10:], ^onesSum(h, 0))
+		setIPv4Checksum(h)
 	}
 	th := dst[c.tcp:size]
 	binary.BigEndian.PutUint32(th[4:], c.seq+uint32(c.off-c.data))

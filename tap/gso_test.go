@@ -150,7 +150,7 @@ func plan(frames [][]byte) (runs []run, hdrs []vnetHdr, pkts [][]byte) {
 		var h [maxGSOHdr]byte
 		var vh [vnetHdrLen]byte
 		first := p.segs[i]
-		hl := mergedHeader(h[:], vh[:], frames, r, first)
+		hl := mergedHeader(h[:], vh[:], frames[i], r, first)
 		pkt := append([]byte(nil), h[:hl]...)
 		for j := i; j < i+r.n; j++ {
 			pkt = append(pkt, frames[j][p.segs[j].data:p.segs[j].end]...)
@@ -442,7 +442,7 @@ func BenchmarkPlanBulk(b *testing.B) {
 		for i := 0; i < len(frames); {
 			r := nextRun(frames, i, &p)
 			if r.n > 1 {
-				mergedHeader(h[:], vh[:], frames, r, p.segs[i])
+				mergedHeader(h[:], vh[:], frames[i], r, p.segs[i])
 			}
 			i += r.n
 		}

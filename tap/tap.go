@@ -436,7 +436,7 @@ func (d *Device) writeRun(fd int, r run) error {
 		}
 	} else {
 		first := d.wparsed.segs[r.start]
-		hl := mergedHeader(d.whdr[:], d.wvnet[:], d.wframes, r, first)
+		hl := mergedHeader(d.whdr[:], d.wvnet[:], d.wframes[r.start], r, first)
 		iov = append(iov, iovec(d.wvnet[:]), iovec(d.whdr[:hl]))
 		for j := r.start; j < r.start+r.n; j++ {
 			s := d.wparsed.segs[j]
