@@ -27,6 +27,7 @@ const userHZ = 100
 type cpuSample struct {
 	t           time.Time
 	sw          float64 // switch process CPU seconds (user+system); NaN if unknown
+	swSys       float64 // the system (kernel) part of sw
 	self        float64 // this process's CPU seconds (user+system)
 	busy, total uint64  // machine-wide jiffies: not idle, all
 }
@@ -35,8 +36,8 @@ type cpuSample struct {
 func sampleCPU(sw *switchProc) cpuSample {
 	s := cpuSample{t: time.Now(), sw: math.NaN()}
 	if sw != nil && sw.cmd != nil {
-		if v, err := procCPU(sw.cmd.Process.Pid); err == nil {
-			s.sw = v
+		if v, sys, err := procCPU(sw.cmd.Process.Pid); err == nil {
+			s.sw, s.swSys = v, sys
 		}
 	}
 	var ru unix.Rusage
@@ -49,28 +50,28 @@ func sampleCPU(sw *switchProc) cpuSample {
 
 func tvSec(tv unix.Timeval) float64 { return float64(tv.Sec) + float64(tv.Usec)/1e6 }
 
-// procCPU is utime+stime of process pid in seconds.
-func procCPU(pid int) (float64, error) {
+// procCPU is utime+stime of process pid in seconds, and stime alone.
+func procCPU(pid int) (total, sys float64, err error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	// The command name (field 2) is in parentheses and may hold spaces: count after the last ')'.
 	i := bytes.LastIndexByte(b, ')')
 	if i < 0 {
-		return 0, fmt.Errorf("/proc/%d/stat: no ')'", pid)
+		return 0, 0, fmt.Errorf("/proc/%d/stat: no ')'", pid)
 	}
 	f := strings.Fields(string(b[i+1:]))
 	// f[0] is field 3 (state); utime and stime are fields 14 and 15.
 	if len(f) < 13 {
-		return 0, fmt.Errorf("/proc/%d/stat: %d fields", pid, len(f)+2)
+		return 0, 0, fmt.Errorf("/proc/%d/stat: %d fields", pid, len(f)+2)
 	}
 	ut, err1 := strconv.ParseUint(f[11], 10, 64)
 	st, err2 := strconv.ParseUint(f[12], 10, 64)
 	if err1 != nil || err2 != nil {
-		return 0, fmt.Errorf("/proc/%d/stat: bad utime/stime %q %q", pid, f[11], f[12])
+		return 0, 0, fmt.Errorf("/proc/%d/stat: bad utime/stime %q %q", pid, f[11], f[12])
 	}
-	return float64(ut+st) / userHZ, nil
+	return float64(ut+st) / userHZ, float64(st) / userHZ, nil
 }
 
 // machineJiffies sums the "cpu" line of /proc/stat: busy (everything but idle and iowait)
@@ -106,12 +107,13 @@ func machineJiffies() (busy, total uint64) {
 type cpuWindow struct {
 	dt    float64 // seconds
 	sw    float64 // switch CPU seconds; NaN if unknown
+	swSys float64 // the part of sw spent in the kernel
 	self  float64 // benchmark CPU seconds
 	busyF float64 // fraction of the machine's CPU time that was busy; NaN if unknown
 }
 
 func cpuBetween(a, b cpuSample) cpuWindow {
-	w := cpuWindow{dt: b.t.Sub(a.t).Seconds(), sw: b.sw - a.sw, self: b.self - a.self, busyF: math.NaN()}
+	w := cpuWindow{dt: b.t.Sub(a.t).Seconds(), sw: b.sw - a.sw, swSys: b.swSys - a.swSys, self: b.self - a.self, busyF: math.NaN()}
 	if b.total > a.total {
 		w.busyF = float64(b.busy-a.busy) / float64(b.total-a.total)
 	}
@@ -140,6 +142,15 @@ func (w cpuWindow) perFrameNS(frames int64) float64 {
 		return math.NaN()
 	}
 	return w.sw * 1e9 / float64(frames)
+}
+
+// kernelPercent is the share of the switch's CPU time spent in the kernel, in percent:
+// what no change to the switch's own code can take away. NaN when unknown.
+func (w cpuWindow) kernelPercent() float64 {
+	if math.IsNaN(w.sw) || w.sw <= 0 {
+		return math.NaN()
+	}
+	return 100 * w.swSys / w.sw
 }
 
 // rssKiB reads VmRSS of process pid in KiB.

@@ -81,11 +81,17 @@ func newSuite(cfg *config) *suite {
 	for _, size := range cfg.sizes {
 		def(true, fmt.Sprintf("cpu/uni/%d", size), "ns/frame", "switch CPU per forwarded frame, A→B %d B (ns)", size)
 	}
+	for _, size := range cfg.sizes {
+		def(true, fmt.Sprintf("kern/uni/%d", size), "%", "share of that CPU spent in the kernel, A→B %d B (%%)", size)
+	}
 	for _, size := range multiSizes {
 		def(true, fmt.Sprintf("4x4/%d", size), "frames/s", "%d→%d ports %d B, frames/s received in total", fourPairs, fourPairs, size)
 	}
 	for _, size := range multiSizes {
 		def(true, fmt.Sprintf("cpu/4x4/%d", size), "ns/frame", "switch CPU per forwarded frame, %d→%d %d B (ns)", fourPairs, fourPairs, size)
+	}
+	for _, size := range multiSizes {
+		def(true, fmt.Sprintf("kern/4x4/%d", size), "%", "share of that CPU spent in the kernel, %d→%d %d B (%%)", fourPairs, fourPairs, size)
 	}
 	for _, size := range multiSizes {
 		def(true, fmt.Sprintf("bc/rx/%d", size), "frames/s", "broadcast 1→%d %d B, frames/s per receiver (mean)", fanout, size)
@@ -127,18 +133,23 @@ func (s *suite) addUnicast(res measurements) {
 	for _, name := range []string{"ours", "debian"} {
 		for _, size := range s.cfg.sizes {
 			fps, cpu := s.m[fmt.Sprintf("uni/%d", size)], s.m[fmt.Sprintf("cpu/uni/%d", size)]
+			kern := s.m[fmt.Sprintf("kern/uni/%d", size)]
 			for _, r := range res[name][size] {
 				switch {
 				case r.truncated:
 					fps.add(name, math.NaN())
 					cpu.add(name, math.NaN())
+					kern.add(name, math.NaN())
 					cpu.why[name] = "truncates"
+					kern.why[name] = "truncates"
 				case r.err != nil:
 					fps.add(name, math.NaN())
 					cpu.add(name, math.NaN())
+					kern.add(name, math.NaN())
 				default:
 					fps.add(name, r.fps)
 					cpu.add(name, r.cpuPerFrame())
+					kern.add(name, r.cpu.kernelPercent())
 				}
 			}
 		}
@@ -173,6 +184,7 @@ func (s *suite) run(ctx context.Context, impls []impl) error {
 				fmt.Printf("%s 4→4   %5d B  %s\n", tag(im), size, describeFlow(r))
 				s.m[fmt.Sprintf("4x4/%d", size)].add(im.name, pick(r, r.fps))
 				s.m[fmt.Sprintf("cpu/4x4/%d", size)].add(im.name, pick(r, r.cpu.perFrameNS(r.frames)))
+				s.m[fmt.Sprintf("kern/4x4/%d", size)].add(im.name, pick(r, r.cpu.kernelPercent()))
 			}
 		}
 		if err := s.ceilingRound(ctx, round, fourPairs); err != nil {
@@ -389,6 +401,10 @@ func (s *suite) suiteCells() [][]string {
 	var rows [][]string
 	for _, k := range s.order {
 		m := s.m[k]
+		if m.unit == "%" { // a share is read side by side; a ratio of two says nothing more
+			rows = append(rows, []string{m.label, m.cell("ours"), m.cell("debian"), "—", "—"})
+			continue
+		}
 		mor, rom := ratios(m.vals["ours"], m.vals["debian"])
 		rows = append(rows, []string{m.label, m.cell("ours"), m.cell("debian"), ratio(mor), ratio(rom)})
 	}
@@ -451,7 +467,8 @@ func (s *suite) markdown() string {
 		"after %v of warm-up; the figure is what ports 4–7 receive. *Broadcast*: port 0 sends broadcast frames, %d "+
 		"other ports receive. *Switch CPU per frame*: the switch process's utime+stime (all threads, "+
 		"/proc/PID/stat) over the measuring window divided by the frames received in it (A→B rows: the table "+
-		"above). *Round trip*: port A sends one %d B frame, port B echoes it, A waits for it; %d untimed, then %d timed, "+
+		"above); the share spent in the kernel is stime over utime+stime, sampled by the kernel's tick, and bounds "+
+		"what the switch's own code can still save. *Round trip*: port A sends one %d B frame, port B echoes it, A waits for it; %d untimed, then %d timed, "+
 		"one in flight, both ends in poll(2) on their own thread. *VmRSS*: a switch started with `-n %d`, "+
 		"idle after 200 ms, then with %d ports attached after one broadcast from each port and 16 unicast frames "+
 		"from each to its neighbour. %d rounds; ratios are ours/debian (lower is better for CPU, latency and memory).\n\n",
