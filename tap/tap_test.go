@@ -16,6 +16,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -286,6 +287,74 @@ func TestPersistentTapStateReset(t *testing.T) {
 	}
 	unix.Close(fd)
 	exchangeARP(t, mustOpen(t, Config{Name: name, VnetHdr: true}), name)
+}
+
+// TestOffloadsFollowTheOpener: a tool killed while it had offloads on leaves them on a
+// persistent TAP, and a C tool (no IFF_VNET_HDR) that opens it next would read GSO packets.
+// Each of our opens sets the offloads its header needs, and Close turns them off.
+func TestOffloadsFollowTheOpener(t *testing.T) {
+	inNewNetns(t)
+	name, err := Create(Config{Name: "vt8"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer Release(name, Config{})
+	killed := func() { // what a SIGKILLed virtio-style user leaves behind
+		t.Helper()
+		fd, err := unix.Open(CloneDevice, unix.O_RDWR|unix.O_CLOEXEC, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer unix.Close(fd)
+		ifr, _ := unix.NewIfreq(name)
+		ifr.SetUint16(unix.IFF_TAP | unix.IFF_NO_PI | unix.IFF_VNET_HDR)
+		if err := unix.IoctlIfreq(fd, unix.TUNSETIFF, ifr); err != nil {
+			t.Fatal(err)
+		}
+		if err := unix.IoctlSetInt(fd, unix.TUNSETOFFLOAD, unix.TUN_F_CSUM|unix.TUN_F_TSO4|unix.TUN_F_TSO6); err != nil {
+			t.Fatal(err)
+		}
+	}
+	check := func(when string, want bool) {
+		t.Helper()
+		if got := tsoOn(t, name); got != want {
+			t.Errorf("%s: TSO on %v, want %v", when, got, want)
+		}
+	}
+	killed()
+	check("left by a killed user", true)
+	d := mustOpen(t, Config{Name: name})
+	check("opened without IFF_VNET_HDR", false)
+	d.Close()
+
+	killed()
+	d = mustOpen(t, Config{Name: name, VnetHdr: true})
+	check("opened with IFF_VNET_HDR", true)
+	d.Close()
+	check("closed", false)
+}
+
+// tsoOn asks the kernel (ETHTOOL_GTSO) whether TCP segmentation offload is on for the
+// interface name, which must be in the calling thread's network namespace.
+func tsoOn(t *testing.T, name string) bool {
+	t.Helper()
+	sock, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(sock)
+	value := struct{ cmd, data uint32 }{cmd: unix.ETHTOOL_GTSO}
+	var ifr struct {
+		name [unix.IFNAMSIZ]byte
+		data unsafe.Pointer // a pointer, so that a moving stack keeps it right
+		_    [16]byte
+	}
+	copy(ifr.name[:], name)
+	ifr.data = unsafe.Pointer(&value)
+	if _, _, e := unix.Syscall(unix.SYS_IOCTL, uintptr(sock), unix.SIOCETHTOOL, uintptr(unsafe.Pointer(&ifr))); e != 0 {
+		t.Fatalf("ETHTOOL_GTSO %s: %v", name, e)
+	}
+	return value.data != 0
 }
 
 // exchangeARP checks frames both ways through d, the open TAP name: what is written while
