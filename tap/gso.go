@@ -457,8 +457,17 @@ func (c *gsoCutter) start(pkt []byte, h vnetHdr, maxFrame int) bool {
 		return false
 	}
 	data := tcp + int(pkt[tcp+12]>>4)*4
-	mss := int(h.gsoSize)
-	if data < tcp+tcpHdrLen || data >= len(pkt) || data+mss > maxFrame || len(pkt)-ip > maxGSOLen+ipv6HdrLen {
+	ipLen := len(pkt) - ip // what the IPv4 total length counts
+	if v6 {
+		ipLen -= ipv6HdrLen // the IPv6 payload length
+	}
+	if data < tcp+tcpHdrLen || data >= len(pkt) || ipLen > maxGSOLen {
+		return false
+	}
+	// A gso_size beyond the payload (a short send on a flow with a large MSS) is one
+	// segment of what there is.
+	mss := min(int(h.gsoSize), len(pkt)-data)
+	if data+mss > maxFrame {
 		return false
 	}
 	var pseudo uint16

@@ -598,12 +598,18 @@ func TestCutGSO(t *testing.T) {
 		{tags: 1, ipOpts: 8, size: 3000, flags: tcpACK | tcpCWR, mss: 1000},
 		{tags: 2, v6: true, ext: true, size: 5000, flags: tcpACK | tcpPSH, mss: 1220},
 		{size: 1000, flags: tcpACK, mss: 1448},
+		{size: 100, flags: tcpACK | tcpPSH, mss: 9500}, // a gso_size beyond the payload
 	} {
 		checkCut(t, g)
 	}
+	// A gso_size beyond the payload: one segment of what there is.
+	pkt, h, _ := gsoShape{size: 100, flags: tcpACK | tcpPSH, mss: 9500}.build()
+	if fr := cut(t, pkt, h, 9234); len(fr) != 1 || len(fr[0]) != len(pkt) {
+		t.Errorf("100 bytes with a gso_size of 9500: %d frames, want 1 of %d bytes", len(fr), len(pkt))
+	}
 	// Refused: a segment larger than a frame, a gso_size of 0, a UDP type, a packet
 	// that is not what the type says.
-	pkt, h, _ := gsoShape{size: 20000, flags: tcpACK, mss: 9500}.build()
+	pkt, h, _ = gsoShape{size: 20000, flags: tcpACK, mss: 9500}.build()
 	if cut(t, pkt, h, 9234) != nil {
 		t.Error("a gso_size larger than a frame was taken")
 	}

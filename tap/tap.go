@@ -184,9 +184,15 @@ func setup(fd int, c Config) (string, error) {
 		if err := unix.IoctlSetPointerInt(fd, unix.TUNSETVNETHDRSZ, vnetHdrLen); err != nil {
 			return "", &Error{Name: name, Op: fmt.Sprintf("TUNSETVNETHDRSZ %d", vnetHdrLen), Err: err}
 		}
-		// Native byte order: no cross-endian flag (EINVAL where the kernel has none).
-		if err := unix.IoctlSetPointerInt(fd, unix.TUNSETVNETBE, 0); err != nil && err != unix.EINVAL {
-			return "", &Error{Name: name, Op: "TUNSETVNETBE 0", Err: err}
+		// Native byte order: neither cross-endian flag (QEMU sets little endian for
+		// virtio 1.0, which a big-endian host would keep; EINVAL where the kernel has none).
+		for _, op := range []struct {
+			req  uint
+			name string
+		}{{unix.TUNSETVNETBE, "TUNSETVNETBE 0"}, {unix.TUNSETVNETLE, "TUNSETVNETLE 0"}} {
+			if err := unix.IoctlSetPointerInt(fd, op.req, 0); err != nil && err != unix.EINVAL {
+				return "", &Error{Name: name, Op: op.name, Err: err}
+			}
 		}
 		offloads = unix.TUN_F_CSUM | unix.TUN_F_TSO4 | unix.TUN_F_TSO6 | unix.TUN_F_TSO_ECN
 	}
@@ -268,7 +274,7 @@ func (d *Device) read(fd uintptr) bool {
 		case unix.EINTR:
 			continue
 		case unix.EFAULT, unix.EINVAL, unix.EMSGSIZE:
-			// A packet larger than the buffer: the kernel has consumed it.
+			// The kernel refused this read, and the packet is gone.
 			d.dropped.Add(1)
 			continue
 		default:
@@ -323,7 +329,11 @@ const gsoRead = -2
 // to the device. n < 0 otherwise: a packet to drop.
 func (d *Device) readOne(fd int, buf []byte) (int, error) {
 	if !d.vnet {
-		return unix.Read(fd, buf)
+		n, err := unix.Read(fd, buf)
+		if n > len(buf) {
+			return -1, nil // tun cuts a packet to the buffer but returns its whole length
+		}
+		return n, err
 	}
 	iov := &d.riov
 	iov[0].Base, iov[0].Len = &d.vnetR[0], vnetHdrLen
@@ -341,6 +351,9 @@ func (d *Device) readOne(fd int, buf []byte) (int, error) {
 		return -1, nil
 	}
 	n -= vnetHdrLen
+	if n > len(d.rbuf) {
+		return -1, nil // cut to the buffer (tun returns the whole length): not a packet
+	}
 	pkt := d.rbuf[:n]
 	h := parseVnetHdr(d.vnetR[:])
 	if h.gsoType != vnetGSONone {
@@ -387,7 +400,7 @@ func (d *Device) write(fd uintptr) bool {
 			r = nextRun(d.wframes, i, &d.wparsed)
 		}
 		err := d.writeRun(int(fd), r)
-		if r.n > 1 && (err == unix.EINVAL || err == unix.ENOMEM || err == unix.ENOBUFS) {
+		if r.n > 1 && (err == unix.EINVAL || err == unix.EMSGSIZE || err == unix.ENOMEM || err == unix.ENOBUFS) {
 			// The kernel refused the merged packet, or had no room for 64 KiB: give
 			// it the frames one by one.
 			single = i + r.n
