@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"runtime/debug"
 	"slices"
 	"sync/atomic"
 	"time"
@@ -23,8 +24,9 @@ import (
 const (
 	latencyFrame  = 64
 	latencyWarmup = 1000 // round trips before the timed ones
-	latencyWait   = 100  // ms without the echo before the ping counts as lost and is sent again
-	latencyLost   = 100  // this many lost pings end the measurement with an error
+	latencySettle = 300 * time.Millisecond
+	latencyWait   = 100 // ms without the echo before the ping counts as lost and is sent again
+	latencyLost   = 100 // this many lost pings end the measurement with an error
 )
 
 // latencyResult is one run of round trips.
@@ -77,6 +79,14 @@ func latencyOnce(ctx context.Context, im impl, n int) latencyResult {
 		return latencyResult{err: fmt.Errorf("dial B: %w", err)}
 	}
 	defer b.Close()
+
+	// The ends run in this process: what earlier rows left for its garbage collector, and
+	// the previous switch's teardown, would fall on whichever switch is timed first after
+	// them (ours, every round). Collect now, let the machine settle, and keep the
+	// collector off while timing.
+	runtime.GC()
+	time.Sleep(latencySettle)
+	defer debug.SetGCPercent(debug.SetGCPercent(-1))
 
 	var stop atomic.Bool
 	echoDone := make(chan error, 1)

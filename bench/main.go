@@ -212,6 +212,9 @@ func run() int {
 		fmt.Println()
 		slirp.print(os.Stdout)
 	}
+	targets := srows.targets(slirp)
+	fmt.Println()
+	printTargets(os.Stdout, targets)
 	if cfg.out != "" {
 		md := markdown(cfg, env, cmdline, rows, res) + srows.markdown()
 		for _, l := range cableLines {
@@ -223,6 +226,7 @@ func run() int {
 		if slirp != nil {
 			md += slirp.markdown()
 		}
+		md += targetsMarkdown(targets)
 		if err := os.WriteFile(cfg.out, []byte(md), 0o644); err != nil {
 			fmt.Fprintln(os.Stderr, "bench:", err)
 			return 1

@@ -1,0 +1,142 @@
+package main
+
+// The targets of the performance issue, checked against this run's own figures, each with
+// what bounds it in the same run: the batched relay (the least a switch's receive and send
+// cost), the kernel's share of the switch's CPU, the bare-socketpair ceiling. A missed
+// target then says what holds it, not just its number.
+
+import (
+	"fmt"
+	"io"
+	"math"
+	"strings"
+)
+
+// target is one line of the targets table.
+type target struct {
+	name  string
+	got   float64 // ours/debian (or ours alone), median of per-round ratios
+	unit  string  // "×" or " MiB"
+	want  float64
+	below bool   // met when got <= want (CPU, latency, memory); else got >= want
+	bound string // what this run says bounds it
+}
+
+func (t target) met() string {
+	switch {
+	case math.IsNaN(t.got):
+		return "not measured"
+	case t.below && t.got <= t.want, !t.below && t.got >= t.want:
+		return "yes"
+	}
+	return "no"
+}
+
+func (t target) cells() []string {
+	cmp := "≥"
+	if t.below {
+		cmp = "≤"
+	}
+	got := "—"
+	if !math.IsNaN(t.got) {
+		got = fmt.Sprintf("%.2f%s", t.got, t.unit)
+	}
+	return []string{t.name, fmt.Sprintf("%s %.2f%s", cmp, t.want, t.unit), got, t.met(), t.bound}
+}
+
+// targets lists the issue's targets with this run's figures; slirp may be nil (not run).
+func (s *suite) targets(slirp *slirpSummary) []target {
+	med := func(v []float64) float64 { return fstatsOf(v).median }
+	var ts []target
+	for _, rr := range s.relay {
+		if rr.size != 64 && rr.size != 1500 {
+			continue
+		}
+		cpu := s.m[fmt.Sprintf("cpu/uni/%d", rr.size)]
+		got, _ := ratios(cpu.vals["ours"], cpu.vals["debian"])
+		floor, _ := ratios(rr.cpu, cpu.vals["debian"])
+		ts = append(ts, target{
+			name: fmt.Sprintf("switch CPU per forwarded frame, A→B %d B", rr.size), got: got, unit: "×", want: 0.5, below: true,
+			bound: fmt.Sprintf("the batched relay costs %s Debian's; kernel share of the CPU: ours %.1f%%, Debian's %.1f%%, the relay's %.1f%%",
+				ratio(floor), med(s.m[fmt.Sprintf("kern/uni/%d", rr.size)].vals["ours"]),
+				med(s.m[fmt.Sprintf("kern/uni/%d", rr.size)].vals["debian"]), med(rr.kern)),
+		})
+	}
+	for _, rr := range s.relay {
+		if rr.size != 64 && rr.size != 1500 {
+			continue
+		}
+		fps := s.m[fmt.Sprintf("uni/%d", rr.size)]
+		got, _ := ratios(fps.vals["ours"], fps.vals["debian"])
+		relay, _ := ratios(rr.fps, fps.vals["debian"])
+		ts = append(ts, target{
+			name: fmt.Sprintf("unicast frames/s, A→B %d B", rr.size), got: got, unit: "×", want: 1.3,
+			bound: fmt.Sprintf("the batched relay moves %s Debian's frames/s; ours is %s of the socketpair ceiling",
+				ratio(relay), ratio(s.ceilingFraction(fmt.Sprintf("uni/%d", rr.size)))),
+		})
+	}
+	for _, size := range multiSizes {
+		key := fmt.Sprintf("4x4/%d", size)
+		fps := s.m[key]
+		got, _ := ratios(fps.vals["ours"], fps.vals["debian"])
+		cpu := s.m[fmt.Sprintf("cpu/4x4/%d", size)]
+		cpuR, _ := ratios(cpu.vals["ours"], cpu.vals["debian"])
+		ts = append(ts, target{
+			name: fmt.Sprintf("%d→%d frames/s, %d B", fourPairs, fourPairs, size), got: got, unit: "×", want: 1.3,
+			bound: fmt.Sprintf("CPU per frame %s Debian's, %.1f%% of it the kernel's; ours is %s of the ceiling of %d socketpairs",
+				ratio(cpuR), med(s.m[fmt.Sprintf("kern/4x4/%d", size)].vals["ours"]), ratio(s.ceilingFraction(key)), fourPairs),
+		})
+	}
+	p50, _ := ratios(s.m["lat/p50"].vals["ours"], s.m["lat/p50"].vals["debian"])
+	p99, _ := ratios(s.m["lat/p99"].vals["ours"], s.m["lat/p99"].vals["debian"])
+	ts = append(ts, target{name: "round trip p99", got: p99, unit: "×", want: 1, below: true,
+		bound: fmt.Sprintf("p50: %s", ratio(p50))})
+	ts = append(ts, target{name: fmt.Sprintf("VmRSS with %d ports", s.cfg.rssPorts), got: med(s.m["rss/full"].vals["ours"]),
+		unit: " MiB", want: 64, below: true, bound: ""})
+	if slirp != nil {
+		host := slirpCase{reverse: true, method: "stream"}
+		ours := slirp.samples[slirpOurs][host]
+		ts = append(ts,
+			target{name: "slirp TCP host→guest (stream) over Debian's slirpvde", got: perRoundRatio(ours, slirp.samples[slirpDebian][host]), unit: "×", want: 3},
+			target{name: "slirp TCP host→guest (stream) over slirp4netns", got: perRoundRatio(ours, slirp.samples[slirpSlirp4netns][host]), unit: "×", want: 1})
+	}
+	return ts
+}
+
+// ceilingFraction is the median of the per-round fractions ours/ceiling for the metric key.
+func (s *suite) ceilingFraction(key string) float64 {
+	for _, c := range s.ceiling {
+		if c.key == key {
+			f, _ := ratios(s.m[key].vals["ours"], c.vals)
+			return f
+		}
+	}
+	return math.NaN()
+}
+
+var targetHead = []string{"target", "wanted (ours/debian)", "this run", "met", "what bounds it, in this run"}
+
+func printTargets(w io.Writer, ts []target) {
+	fmt.Fprintln(w, "targets of the performance issue (medians of per-round ratios):")
+	var rows [][]string
+	for _, t := range ts {
+		rows = append(rows, t.cells())
+	}
+	printRows(w, targetHead, rows)
+}
+
+func targetsMarkdown(ts []target) string {
+	var b strings.Builder
+	b.WriteString("\n## Targets\n\n")
+	b.WriteString("The performance issue's targets against this run's figures (medians of the per-round " +
+		"ratios ours/debian; memory in MiB), each with what bounds it in the same run. The batched relay " +
+		"and the socketpair ceiling are the tables above; the kernel's share is stime over utime+stime " +
+		"of the process. The zero-allocation target is the Go benchmark's (`go test -bench . -benchmem " +
+		"./switchcore/...`, the first command of `make bench`).\n\n")
+	var rows [][]string
+	for _, t := range ts {
+		rows = append(rows, t.cells())
+	}
+	mdTable(&b, targetHead, "|---|---:|---:|---|---|", rows)
+	return b.String()
+}
