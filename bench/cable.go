@@ -37,7 +37,7 @@ func (s cableSummary) String() string {
 func runCableBench(ctx context.Context, cfg *config, impls [2]cableImpl, size int, w io.Writer) (cableSummary, error) {
 	sum := cableSummary{size: size}
 	for round := 1; round <= cfg.rounds; round++ {
-		for _, im := range impls {
+		for _, im := range inRoundOrder(impls[:], round) {
 			r, err := cableOnce(ctx, cfg, im, size)
 			if err != nil {
 				return sum, fmt.Errorf("round %d, %s: %w", round, im.name, err)

@@ -129,7 +129,7 @@ func run() int {
 	}
 	srows := newSuite(cfg)
 	for round := 1; round <= cfg.rounds; round++ {
-		for _, im := range impls {
+		for _, im := range inRoundOrder(impls, round) {
 			rs, err := runOne(ctx, cfg, im, round)
 			if err != nil {
 				if ctx.Err() != nil {

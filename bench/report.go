@@ -160,7 +160,7 @@ func printTable(w io.Writer, rows []row) {
 func markdown(cfg *config, env, cmdline string, rows []row, res measurements) string {
 	var b strings.Builder
 	b.WriteString("# Switch benchmark: unicast frames/s, port A → port B\n\n")
-	fmt.Fprintf(&b, "Each round starts a fresh switch of each implementation (ours first, then Debian's), "+
+	fmt.Fprintf(&b, "Each round starts a fresh switch of each implementation (ours first in odd rounds, Debian's first in even ones), "+
 		"attaches two ports over the VDE unix-socket protocol, lets the switch learn both MACs, then "+
 		"blasts frames of each size from A for %v (after %v of warm-up) and counts the frames that "+
 		"arrive at B. Figures are frames received at B per second over %d rounds; "+
@@ -208,4 +208,16 @@ func versions() string {
 		v += ", Debian vde-switch " + strings.TrimSpace(string(out))
 	}
 	return v
+}
+
+// inRoundOrder is the order the implementations run in a round: as given in odd rounds,
+// reversed in even ones, so that what a row's first run inherits from the one before it
+// (a loaded machine, a switch still exiting, the bench's own garbage) falls on each in turn.
+func inRoundOrder[T any](impls []T, round int) []T {
+	if round%2 == 1 {
+		return impls
+	}
+	r := slices.Clone(impls)
+	slices.Reverse(r)
+	return r
 }

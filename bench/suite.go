@@ -156,7 +156,8 @@ func (s *suite) addUnicast(res measurements) {
 	}
 }
 
-// run measures every switch row, cfg.rounds rounds, ours then Debian's on fresh switches.
+// run measures every switch row, cfg.rounds rounds, each implementation on fresh switches
+// (inRoundOrder).
 // A failed measurement is reported and left out; only an interrupt ends it early.
 func (s *suite) run(ctx context.Context, impls []impl) error {
 	cfg := s.cfg
@@ -171,7 +172,7 @@ func (s *suite) run(ctx context.Context, impls []impl) error {
 		tag := func(im impl) string { return fmt.Sprintf("round %d/%d  %-6s", round, cfg.rounds, im.name) }
 
 		// 4 senders to 4 receivers, then the ceiling of 4 socketpairs.
-		for _, im := range impls {
+		for _, im := range inRoundOrder(impls, round) {
 			rs, err := fourByFour(ctx, cfg, im)
 			if ctx.Err() != nil {
 				return ctx.Err()
@@ -192,7 +193,7 @@ func (s *suite) run(ctx context.Context, impls []impl) error {
 		}
 
 		// Broadcast fan-out.
-		for _, im := range impls {
+		for _, im := range inRoundOrder(impls, round) {
 			rs, err := broadcastFanout(ctx, cfg, im)
 			if ctx.Err() != nil {
 				return ctx.Err()
@@ -210,7 +211,7 @@ func (s *suite) run(ctx context.Context, impls []impl) error {
 		}
 
 		// Round-trip latency.
-		for _, im := range impls {
+		for _, im := range inRoundOrder(impls, round) {
 			r := latencyOnce(ctx, im, cfg.rtts)
 			if ctx.Err() != nil {
 				return ctx.Err()
@@ -225,7 +226,7 @@ func (s *suite) run(ctx context.Context, impls []impl) error {
 		}
 
 		// Memory with many ports.
-		for _, im := range impls {
+		for _, im := range inRoundOrder(impls, round) {
 			r := rssOnce(ctx, im, cfg.rssPorts)
 			if ctx.Err() != nil {
 				return ctx.Err()
@@ -462,17 +463,17 @@ func (s *suite) markdown() string {
 	s.relayMarkdown(&b)
 
 	b.WriteString("\n## Switch rows: many ports, CPU per frame, latency, memory\n\n")
-	fmt.Fprintf(&b, "Each round runs every row on a fresh switch of each implementation, ours first. "+
+	fmt.Fprintf(&b, "Each round runs every row on a fresh switch of each implementation, ours first in odd rounds and Debian's first in even ones. "+
 		"*%d→%d*: ports 0–3 send to ports 4–7 (port i to 4+i, distinct MACs, learnt first) at once, batched, for %v "+
 		"after %v of warm-up; the figure is what ports 4–7 receive. *Broadcast*: port 0 sends broadcast frames, %d "+
 		"other ports receive. *Switch CPU per frame*: the switch process's utime+stime (all threads, "+
 		"/proc/PID/stat) over the measuring window divided by the frames received in it (A→B rows: the table "+
 		"above); the share spent in the kernel is stime over utime+stime, sampled by the kernel's tick, and bounds "+
-		"what the switch's own code can still save. *Round trip*: port A sends one %d B frame, port B echoes it, A waits for it; %d untimed, then %d timed, "+
+		"what the switch's own code can still save. *Round trip*: port A sends one %d B frame, port B echoes it, A waits for it; at least %d untimed for at least %v, then %d timed, "+
 		"one in flight, both ends in poll(2) on their own thread. *VmRSS*: a switch started with `-n %d`, "+
 		"idle after 200 ms, then with %d ports attached after one broadcast from each port and 16 unicast frames "+
 		"from each to its neighbour. %d rounds; ratios are ours/debian (lower is better for CPU, latency and memory).\n\n",
-		fourPairs, fourPairs, cfg.duration, cfg.warmup, fanout, latencyFrame, latencyWarmup, cfg.rtts,
+		fourPairs, fourPairs, cfg.duration, cfg.warmup, fanout, latencyFrame, latencyWarmup, latencyWarmupTime, cfg.rtts,
 		max(300, cfg.rssPorts+cfg.rssPorts/8), cfg.rssPorts, cfg.rounds)
 	mdTable(&b, []string{"row", headSuiteOurs, headSuiteDebian, headMoR, headRoM}, "|---|---:|---:|---:|---:|", s.suiteCells())
 
