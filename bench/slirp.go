@@ -150,7 +150,7 @@ func runSlirpBench(ctx context.Context, cfg *config, w io.Writer) (*slirpSummary
 		s.samples[r] = map[slirpCase][]slirpSample{}
 	}
 	for round := 1; round <= cfg.rounds; round++ {
-		for _, router := range slirpRouters {
+		for _, router := range inRoundOrder(slirpRouters, round) {
 			report := func(c slirpCase, smp slirpSample) {
 				if smp.skipped != "" && round > 1 {
 					return // said once is enough
@@ -912,7 +912,7 @@ func (s *slirpSummary) markdown() string {
 	fmt.Fprintf(&b, "%s. Each round sets up every router afresh in two namespaces of its own (ours: our "+
 		"vde_switch with `-t TAP` in the guest + our slirpvde; debian: /usr/bin/vde_switch + /usr/bin/slirpvde; "+
 		"`slirp4netns --configure --mtu=1500`; `pasta --config-net -m 1500`; ours-plug: our router with no switch, "+
-		"`vde_plug slirp:// tap://TAP`, one process like slirp4netns), ours first.%s *stream* is one TCP "+
+		"`vde_plug slirp:// tap://TAP`, one process like slirp4netns), in this order in odd rounds and in the reverse order in even ones.%s *stream* is one TCP "+
 		"connection written for %v after %v of warm-up and counted by the receiver; *iperf3* is `iperf3 -O 1 -t %d` "+
 		"(`-R` for host→guest). %d rounds; ratios are the median of the per-round ratios.\n\n",
 		slirpHead, daemonsNote(s.daemons), s.dur, slirpWarmup, max(1, int(s.dur/time.Second)), s.rounds)
