@@ -368,7 +368,8 @@ func (d *Device) readOne(fd int, buf []byte) (int, error) {
 	return copy(buf, pkt), nil
 }
 
-// WriteBatch implements wire.Endpoint: one write() per frame, never waiting. Frames the
+// WriteBatch implements wire.Endpoint: one write() per frame, or per run of TCP segments
+// merged into one GSO packet (Config.VnetHdr), never waiting. Frames the
 // device refuses (EAGAIN, EIO while the link is down, EINVAL for a runt) are dropped and
 // counted; n is how many it took. The error is set only when the device itself is gone
 // or closed. Several goroutines may write at once.
