@@ -273,20 +273,27 @@ func TestPersistentTapStateReset(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer Release(name, Config{})
+	lastUserLeaves(t, name, func(fd int) error { return unix.IoctlSetPointerInt(fd, unix.TUNSETVNETHDRSZ, 12) })
+	exchangeARP(t, mustOpen(t, Config{Name: name, VnetHdr: true}), name)
+}
+
+// lastUserLeaves attaches to the persistent TAP name with IFF_VNET_HDR as QEMU does,
+// changes the device's state with set, and detaches without undoing it.
+func lastUserLeaves(t *testing.T, name string, set func(fd int) error) {
+	t.Helper()
 	fd, err := unix.Open(CloneDevice, unix.O_RDWR|unix.O_CLOEXEC, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer unix.Close(fd)
 	ifr, _ := unix.NewIfreq(name)
 	ifr.SetUint16(unix.IFF_TAP | unix.IFF_NO_PI | unix.IFF_VNET_HDR)
 	if err := unix.IoctlIfreq(fd, unix.TUNSETIFF, ifr); err != nil {
 		t.Fatal(err)
 	}
-	if err := unix.IoctlSetPointerInt(fd, unix.TUNSETVNETHDRSZ, 12); err != nil {
+	if err := set(fd); err != nil {
 		t.Fatal(err)
 	}
-	unix.Close(fd)
-	exchangeARP(t, mustOpen(t, Config{Name: name, VnetHdr: true}), name)
 }
 
 // TestOffloadsFollowTheOpener: a tool killed while it had offloads on leaves them on a
@@ -301,19 +308,9 @@ func TestOffloadsFollowTheOpener(t *testing.T) {
 	defer Release(name, Config{})
 	killed := func() { // what a SIGKILLed virtio-style user leaves behind
 		t.Helper()
-		fd, err := unix.Open(CloneDevice, unix.O_RDWR|unix.O_CLOEXEC, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer unix.Close(fd)
-		ifr, _ := unix.NewIfreq(name)
-		ifr.SetUint16(unix.IFF_TAP | unix.IFF_NO_PI | unix.IFF_VNET_HDR)
-		if err := unix.IoctlIfreq(fd, unix.TUNSETIFF, ifr); err != nil {
-			t.Fatal(err)
-		}
-		if err := unix.IoctlSetInt(fd, unix.TUNSETOFFLOAD, unix.TUN_F_CSUM|unix.TUN_F_TSO4|unix.TUN_F_TSO6); err != nil {
-			t.Fatal(err)
-		}
+		lastUserLeaves(t, name, func(fd int) error {
+			return unix.IoctlSetInt(fd, unix.TUNSETOFFLOAD, unix.TUN_F_CSUM|unix.TUN_F_TSO4|unix.TUN_F_TSO6)
+		})
 	}
 	check := func(when string, want bool) {
 		t.Helper()
