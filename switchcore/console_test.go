@@ -70,11 +70,14 @@ vlan/allprint      [N]             print the list of defined vlan (including ina
 1000 Success
 `
 
-// ourHelpOutput is Debian's help plus our one command, hash/setmax.
-var ourHelpOutput = strings.Replace(helpOutput,
+// ourHelpOutput is Debian's help plus our two commands, hash/setmax and port/drops.
+var ourHelpOutput = strings.NewReplacer(
 	"hash/setminper     N               minimum persistence time\n",
 	"hash/setminper     N               minimum persistence time\n"+
-		"hash/setmax        N               maximum number of hash entries\n", 1)
+		"hash/setmax        N               maximum number of hash entries\n",
+	"port/allprint      [N]             print the port/endpoint table (including inactive port)\n",
+	"port/allprint      [N]             print the port/endpoint table (including inactive port)\n"+
+		"port/drops         [N]             print the dropped and bad frame counters\n").Replace(helpOutput)
 
 // hashShowinfo is hash/showinfo's answer on a new switch: the C switch's four lines and
 // our three.
@@ -110,8 +113,9 @@ func TestConsoleResponses(t *testing.T) {
 		{"port/allprint 5", "0000 DATA END WITH '.'\nPort 0005 untagged_vlan=0010 INACTIVE - NOT Unnamed Allocatable\n" +
 			" Current User: NONE Access Control: (User: NONE - Group: NONE)\n" +
 			" IN:  pkts          0          bytes                    0\n" +
-			" OUT: pkts          0          bytes                    0\n" +
-			" DROP: pkts         0          bad                      0\n.\n1000 Success\n"},
+			" OUT: pkts          0          bytes                    0\n.\n1000 Success\n"},
+		{"port/drops 5", "0000 DATA END WITH '.'\n.\n1006 No such device or address\n"},
+		{"port/drops 32", "0000 DATA END WITH '.'\n.\n1022 Invalid argument\n"},
 		{"vlan/allprint 0", "0000 DATA END WITH '.'\n.\n1022 Invalid argument\n"},
 		{"vlan/allprint 10", "0000 DATA END WITH '.'\nVLAN 0010\n -- Port 0005 tagged=0 active=0 status=Learning\n.\n1000 Success\n"},
 		{"vlan/print", "0000 DATA END WITH '.'\nVLAN 0000\nVLAN 0010\n.\n1000 Success\n"},
@@ -145,6 +149,27 @@ func TestConsoleResponses(t *testing.T) {
 		if got := runCmd(t, s, tt.in); got != tt.want {
 			t.Errorf("%q:\n got %q\nwant %q", tt.in, got, tt.want)
 		}
+	}
+}
+
+// port/drops shows the counters port/print leaves out (to stay byte-identical to the C
+// switch's), for the ports port/print lists: a frame too short to forward is bad on the
+// port that sent it.
+func TestPortDrops(t *testing.T) {
+	s := newTestSwitch(t, Config{})
+	a, _ := dial(t, s, 1), dial(t, s, 2)
+	a.WriteBatch([][]byte{frame(0xff, 1, "x")[:13], frame(0xff, 1, "x")[:10]})
+	want := "0000 DATA END WITH '.'\nPort 0001 drops 0 bad 2\nPort 0002 drops 0 bad 0\n.\n1000 Success\n"
+	waitFor(t, func() bool { return runCmd(t, s, "port/drops") == want })
+	if got, want := runCmd(t, s, "port/drops 1"), "0000 DATA END WITH '.'\nPort 0001 drops 0 bad 2\n.\n1000 Success\n"; got != want {
+		t.Errorf("port/drops 1: got %q, want %q", got, want)
+	}
+	if got := runCmd(t, s, "port/print"); strings.Contains(got, "drop") || strings.Contains(got, "DROP") {
+		t.Errorf("port/print shows the drop counters:\n%s", got)
+	}
+	runCmd(t, s, "port/resetcounter 1")
+	if got := runCmd(t, s, "port/drops 1"); !strings.Contains(got, "Port 0001 drops 0 bad 0\n") {
+		t.Errorf("port/drops 1 after port/resetcounter 1: %q", got)
 	}
 }
 
