@@ -15,6 +15,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	_ "github.com/vde-go/vde/switchcore/vxlan" // vxlan:// and vxvde://
 	"github.com/vde-go/vde/switchcore/wire"
 )
 

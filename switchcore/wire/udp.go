@@ -17,7 +17,7 @@ type UDP struct {
 // ParseUDPArg parses "[SRCADDR:]SRCPORT->DSTADDR:DSTPORT" (quotes allowed, as in
 // udp://"2000->hostb:3000").
 func ParseUDPArg(arg string) (src, dst string, err error) {
-	arg = unquote(arg)
+	arg = Unquote(arg)
 	s, d, ok := strings.Cut(arg, "->")
 	if !ok {
 		return "", "", fmt.Errorf("udp://%s: want [SRCADDR:]SRCPORT->DSTADDR:DSTPORT", arg)

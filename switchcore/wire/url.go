@@ -64,12 +64,12 @@ func ParseVDEArg(s string) (VDEArg, error) {
 		}
 		params = s[open+1 : closeIdx]
 	}
-	a.Path = unquote(path)
+	a.Path = Unquote(path)
 	if params == "" {
 		return a, nil
 	}
 	for _, p := range strings.Split(params, "/") {
-		p = unquote(p)
+		p = Unquote(p)
 		if p == "" {
 			continue
 		}
@@ -124,8 +124,8 @@ func isDigits(s string) bool {
 	return s != ""
 }
 
-// unquote removes quotes and resolves backslash and %XX escapes.
-func unquote(s string) string {
+// Unquote removes vdeplug4's quotes and resolves backslash and %XX escapes.
+func Unquote(s string) string {
 	var b strings.Builder
 	var q byte
 	for i := 0; i < len(s); i++ {
