@@ -58,8 +58,9 @@ func TestDispatchSlirpvde(t *testing.T) {
 func TestDispatchUnixterm(t *testing.T) {
 	for _, argv := range [][]string{{"unixterm", "-h"}, {"vdeterm", "-h"}, {"vde", "unixterm", "-h"}, {"vde", "vdeterm", "-h"}} {
 		code, out, errs := runArgs(argv...)
-		if code != 0 || !strings.HasPrefix(out, "Usage: unixterm SOCKET\n") || errs != "" {
-			t.Errorf("%q: exit %d, stdout %q, stderr %q; want 0 and the usage", argv, code, out, errs)
+		name := argv[len(argv)-2] // unixterm and vdeterm are two applets
+		if code != 0 || !strings.HasPrefix(out, "Usage: "+name+" SOCKET\n") || errs != "" {
+			t.Errorf("%q: exit %d, stdout %q, stderr %q; want 0 and %s's usage", argv, code, out, errs, name)
 		}
 	}
 	for _, argv := range [][]string{{"vdecmd"}, {"unixcmd"}, {"vde", "vdecmd"}, {"vde", "unixcmd"}} {
@@ -95,7 +96,7 @@ func TestDispatchIfupHook(t *testing.T) {
 
 func TestMulticallFrontEnd(t *testing.T) {
 	code, out, _ := runArgs("vde", "--list")
-	want := "dpipe\nifup-hook\nplug\nplug2tap\nslirpvde\nswitch\nunixterm\nvdecmd\nvdeq\n"
+	want := "dpipe\nifup-hook\nplug\nplug2tap\nslirpvde\nswitch\nunixterm\nvdecmd\nvdeq\nvdeterm\n"
 	if code != 0 || out != want {
 		t.Errorf("vde --list: exit %d, stdout %q; want %q", code, out, want)
 	}

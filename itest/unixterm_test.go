@@ -1,8 +1,8 @@
 package itest
 
 // The management clients against real switches, ours and Debian's: vdecmd's data lines
-// and exit status, unixterm as a relay on a pipe, and unixterm's console on a terminal,
-// driven through tmux.
+// and exit status, unixterm as a relay on a pipe and on a terminal (the screen Debian's
+// unixterm shows), and vdeterm's console on a terminal, driven through tmux.
 
 import (
 	"context"
@@ -192,7 +192,7 @@ func lastLine(screen string) string {
 	return strings.TrimRight(lines[len(lines)-1], " ")
 }
 
-// The console on a terminal: the banner, a vde[SOCKET]: prompt, help without the
+// vdeterm's console on a terminal: the banner, a vde[SOCKET]: prompt, help without the
 // framing, Tab completion, the endpoints in port/print (a wire peer and a QEMU guest
 // started by vdeq), logout.
 func TestUnixtermConsole(t *testing.T) {
@@ -201,8 +201,7 @@ func TestUnixtermConsole(t *testing.T) {
 		dialPeer(t, sw, 1, wire.DialOptions{})
 		daemonQEMU(t, sw)
 		const guest = ": vdeqemu user=root pid=" // vdeq's pid, QEMU's before -daemonize
-		name := map[string]string{implOurs: "unixterm", implDebian: "vdeterm"}[which]
-		bin := appletPath(t, name)
+		bin := appletPath(t, "vdeterm")
 		s := startTmux(t, fmt.Sprintf("%s %s; echo EXIT=$?; sleep 600", bin, sw.Mgmt))
 		prompt := "vde[" + sw.Mgmt + "]:"
 
@@ -251,7 +250,7 @@ func TestUnixtermConsole(t *testing.T) {
 			return lastLine(sc) == prompt+" vlan/print 77"
 		})
 		s.keys(t, "C-u", "logout", "Enter")
-		s.waitScreen(t, "unixterm to exit 0", func(sc string) bool {
+		s.waitScreen(t, "vdeterm to exit 0", func(sc string) bool {
 			return strings.Contains(sc, "\nEXIT=0")
 		})
 		// The switch has let the session go: a new one works.
@@ -259,4 +258,67 @@ func TestUnixtermConsole(t *testing.T) {
 			t.Errorf("port/print after logout: no data")
 		}
 	})
+}
+
+// debianUnixterm is Debian's unixterm: a plain relay between the terminal and the socket.
+const debianUnixterm = "/usr/bin/unixterm"
+
+// unixtermKeys is what TestUnixtermScreen types, a line at a time: a command with a data
+// block, one that fails inside its data block, one the switch does not know, an empty
+// line, and Up, which a relay sends as the escape sequence the terminal echoes as ^[[A.
+var unixtermKeys = [][]string{
+	{"help", "Enter"},
+	{"port/print", "Enter"},
+	{"vlan/print 77", "Enter"},
+	{"bogus", "Enter"},
+	{"Enter"},
+	{"Up", "Enter"},
+}
+
+// TestUnixtermScreen: on a terminal, our unixterm shows what Debian's shows, against the
+// same switch with the same clients: the banner, the switch's "vde$ " prompt, what the
+// terminal echoes and the protocol text as the switch sends it ("0000 DATA END WITH '.'",
+// the data lines, ".", "1000 Success"); logout ends both with status 0. The only mask is
+// the switch's last words, "9999 END OF SESSION": Debian's unixterm exits when it sees
+// the hang-up and shows them only when it happens to read before.
+func TestUnixtermScreen(t *testing.T) {
+	requireTools(t, debianUnixterm)
+	bothSwitches(t, func(t *testing.T, which string) {
+		sw := startSwitch(t, which)
+		dialPeer(t, sw, 1, wire.DialOptions{})
+		dialPeer(t, sw, 2, wire.DialOptions{Port: 5})
+		debian := unixtermScreen(t, debianUnixterm, sw.Mgmt)
+		ours := unixtermScreen(t, appletPath(t, "unixterm"), sw.Mgmt)
+		if debian != ours {
+			t.Errorf("the screens differ:\nDebian's unixterm:\n%s\nours:\n%s\n%s", debian, ours, firstDiff(debian, ours))
+		}
+		for _, want := range []string{"VDE switch V.", "\n\nvde$ help\n0000 DATA END WITH '.'\nCOMMAND PATH ",
+			"\nvde$ port/print\n0000 DATA END WITH '.'\nPort 0001 ", ": itest-peer-2\n.\n1000 Success\n\nvde$ vlan/print 77\n",
+			"\n.\n1006 No such device or address\n", "\nvde$ bogus\n1038 Function not implemented\n\nvde$\n\nvde$ ^[[A\n",
+			"\nvde$ logout\nEXIT=0"} {
+			if !strings.Contains(ours, want) {
+				t.Errorf("our unixterm's screen does not show %q:\n%s", want, ours)
+			}
+		}
+	})
+}
+
+// unixtermScreen runs unixterm (bin) on sock in a tmux terminal, types unixtermKeys, each
+// after the switch's next prompt, then logout, and returns the screen with its scrollback
+// once unixterm has exited, less any "9999 END OF SESSION".
+func unixtermScreen(t *testing.T, bin, sock string) string {
+	t.Helper()
+	s := startTmux(t, fmt.Sprintf("%s %s; echo EXIT=$?; sleep 600", bin, sock))
+	// capture trims the blank after "vde$": a prompt is a line "vde$" at the bottom.
+	prompted := func(n int) func(string) bool {
+		return func(sc string) bool { return strings.Count(sc, "\nvde$") == n && lastLine(sc) == "vde$" }
+	}
+	s.waitScreen(t, bin+": the banner and the prompt", prompted(1))
+	for i, keys := range unixtermKeys {
+		s.keys(t, keys...)
+		s.waitScreen(t, fmt.Sprintf("%s: the prompt after %q", bin, keys), prompted(i+2))
+	}
+	s.keys(t, "logout", "Enter")
+	screen := s.waitScreen(t, bin+" to exit", func(sc string) bool { return strings.Contains(sc, "EXIT=") })
+	return strings.ReplaceAll(screen, "9999 END OF SESSION", "")
 }
