@@ -40,6 +40,11 @@ type Config struct {
 	Learn bool
 	// V6 asks for IPv6 (v6) where no address says which, e.g. the default group.
 	V6 bool
+	// RcvBuf is the socket's receive buffer in bytes (rcvbuf=, with k, m, g suffixes); 0
+	// leaves ours (4 MiB).
+	RcvBuf int
+
+	seg SegmentConfig // what only vxvde:// options set
 }
 
 // Defaults of vdeplug4's vxlan module.
@@ -47,7 +52,7 @@ const (
 	DefaultPort     = 4789
 	DefaultVNI      = 1
 	DefaultTTL      = 1
-	DefaultHashSize = 1023
+	DefaultHashSize = 1024
 	DefaultExpire   = 128 * time.Second
 )
 
@@ -73,31 +78,50 @@ func splitURL(arg string) (addr string, opts []string) {
 	return parts[0], parts[1:]
 }
 
-// option is one key of a URL; keys match by unique prefix, as vdeplug4's do.
+// option is one key of a URL.
 type option struct {
-	name string
-	flag bool // takes no value
-	set  func(c *Config, v string) error
+	name     string
+	flag     bool // takes no value
+	optional bool // may go without a value (set gets "")
+	set      func(c *Config, v string) error
 }
 
+// matchOption finds key as vdeplug4 does: the first option, in the table's order, whose
+// name starts with key ("v" is vni, "p" port).
 func matchOption(opts []option, key string) (*option, error) {
-	var found *option
-	for i := range opts {
-		o := &opts[i]
-		if o.name == key {
-			return o, nil
-		}
-		if strings.HasPrefix(o.name, key) {
-			if found != nil {
-				return nil, fmt.Errorf("option %q is ambiguous (%s, %s)", key, found.name, o.name)
+	if key != "" {
+		for i := range opts {
+			if strings.HasPrefix(opts[i].name, key) {
+				return &opts[i], nil
 			}
-			found = o
 		}
 	}
-	if found == nil || key == "" {
-		return nil, fmt.Errorf("unknown option %q", key)
+	return nil, fmt.Errorf("unknown option %q", key)
+}
+
+// parseSize reads a byte count with vdeplug4's suffixes: k, m, g, t (powers of 1024).
+func parseSize(v string) (int, error) {
+	mult := uint64(1)
+	if n := len(v); n > 0 {
+		switch v[n-1] {
+		case 'k', 'K':
+			mult = 1 << 10
+		case 'm', 'M':
+			mult = 1 << 20
+		case 'g', 'G':
+			mult = 1 << 30
+		case 't', 'T':
+			mult = 1 << 40
+		}
+		if mult > 1 {
+			v = v[:n-1]
+		}
 	}
-	return found, nil
+	n, err := strconv.ParseUint(v, 10, 64)
+	if err != nil || n*mult > 1<<31-1 || n*mult/mult != n {
+		return 0, fmt.Errorf("rcvbuf=%s: want a size up to 2g-1 (k, m, g suffixes)", v)
+	}
+	return int(n * mult), nil
 }
 
 func parseUint(name, v string, max uint64) (uint64, error) {
@@ -108,9 +132,8 @@ func parseUint(name, v string, max uint64) (uint64, error) {
 	return n, nil
 }
 
+// vxlanOptions are vdeplug4's, in its order (which decides what a prefix means), then ours.
 var vxlanOptions = []option{
-	{name: "v4", flag: true, set: func(c *Config, _ string) error { c.V6 = false; return nil }},
-	{name: "v6", flag: true, set: func(c *Config, _ string) error { c.V6 = true; return nil }},
 	{name: "port", set: func(c *Config, v string) error {
 		n, err := parseUint("port", v, 65535)
 		if n == 0 && err == nil {
@@ -129,6 +152,13 @@ var vxlanOptions = []option{
 		c.TTL, c.HasTTL = int(n), true
 		return err
 	}},
+	{name: "rcvbuf", set: func(c *Config, v string) error {
+		n, err := parseSize(v)
+		c.RcvBuf = n
+		return err
+	}},
+	{name: "v4", flag: true, set: func(c *Config, _ string) error { c.V6 = false; return nil }},
+	{name: "v6", flag: true, set: func(c *Config, _ string) error { c.V6 = true; return nil }},
 	{name: "hashsize", set: func(c *Config, v string) error {
 		n, err := parseUint("hashsize", v, 1<<24)
 		c.HashSize = int(n)
@@ -136,6 +166,9 @@ var vxlanOptions = []option{
 	}},
 	{name: "expiretime", set: func(c *Config, v string) error {
 		n, err := parseUint("expiretime", v, 1<<31)
+		if n == 0 {
+			n = uint64(DefaultExpire / time.Second) // as vdeplug4: 0 means the default
+		}
 		c.Expire = time.Duration(n) * time.Second
 		return err
 	}},
@@ -148,8 +181,7 @@ var vxlanOptions = []option{
 		c.Local = a.Unmap()
 		return nil
 	}},
-	{name: "learn", flag: true, set: func(c *Config, _ string) error { c.Learn = true; return nil }},
-}
+	{name: "learn", flag: true, set: func(c *Config, _ string) error { c.Learn = true; return nil }}}
 
 // ParseConfig parses the part of a vxlan:// URL after the scheme. Host names in the
 // address list are resolved with resolve (net.DefaultResolver's when nil).
@@ -179,7 +211,7 @@ func applyOptions(c *Config, known []option, opts []string) error {
 		if opt.flag && hasVal {
 			return fmt.Errorf("option %s takes no value", opt.name)
 		}
-		if !opt.flag && !hasVal {
+		if !opt.flag && !opt.optional && !hasVal {
 			return fmt.Errorf("option %s needs a value (%s=...)", opt.name, opt.name)
 		}
 		if err := opt.set(c, val); err != nil {

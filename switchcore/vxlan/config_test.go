@@ -25,7 +25,7 @@ func addrs(s ...string) []netip.Addr {
 }
 
 func TestParseConfig(t *testing.T) {
-	def := Config{Port: 4789, VNI: 1, TTL: 1, HashSize: 1023, Expire: 128 * time.Second}
+	def := Config{Port: 4789, VNI: 1, TTL: 1, HashSize: 1024, Expire: 128 * time.Second}
 	with := func(f func(c *Config)) Config {
 		c := def
 		f(&c)
@@ -57,7 +57,9 @@ func TestParseConfig(t *testing.T) {
 		})},
 		{"vtep-b.example", with(func(c *Config) { c.Peers = addrs("192.0.2.2") })},
 		{"vtep-b.example/v6", with(func(c *Config) { c.Peers, c.V6 = addrs("2001:db8::2"), true })},
-		{"'239.1.2.3'/vn=7", with(func(c *Config) { c.Group, c.VNI = netip.MustParseAddr("239.1.2.3"), 7 })},
+		{"'239.1.2.3'/v=7/p=99/rcvbuf=2m/expiretime=0", with(func(c *Config) {
+			c.Group, c.VNI, c.Port, c.RcvBuf = netip.MustParseAddr("239.1.2.3"), 7, 99, 2<<20
+		})},
 	} {
 		got, err := ParseConfig(tc.arg, noResolve)
 		if err != nil {
@@ -74,7 +76,8 @@ func TestParseConfig(t *testing.T) {
 		{"/port=0", "port=0"},
 		{"/port=70000", "port=70000"},
 		{"/color=blue", `unknown option "color"`},
-		{"/v", `option "v" is ambiguous`},
+		{"/v", "option vni needs a value"},
+		{"/rcvbuf=3x", "rcvbuf=3x: want a size"},
 		{"/learn=1", "option learn takes no value"},
 		{"/vni", "option vni needs a value"},
 		{"239.1.1.1,239.1.1.2", "multicast group 239.1.1.1 in a list"},
@@ -116,6 +119,73 @@ func FuzzParseConfig(f *testing.F) {
 			if p.IsMulticast() || p.Is6() != c.Is6() {
 				t.Fatalf("ParseConfig(%q): peer %v", arg, p)
 			}
+		}
+	})
+}
+
+func TestParseSegmentConfig(t *testing.T) {
+	def := SegmentConfig{Group: DefaultGroup4, Port: 14789, VNI: 1, TTL: 1, HashSize: 1024, Expire: 128 * time.Second}
+	with := func(f func(c *SegmentConfig)) SegmentConfig {
+		c := def
+		f(&c)
+		return c
+	}
+	for _, tc := range []struct {
+		arg  string
+		want SegmentConfig
+	}{
+		{"", def},
+		{"/v6", with(func(c *SegmentConfig) { c.Group, c.V6 = DefaultGroup6, true })},
+		{"239.5.5.5/v=7/p=15000/t=3", with(func(c *SegmentConfig) {
+			c.Group, c.VNI, c.Port, c.TTL = netip.MustParseAddr("239.5.5.5"), 7, 15000, 3
+		})},
+		// grp= is the last three bytes of the group, and the VNI unless vni= is given
+		// (vdeplug4: grp=66051 joins 239.1.2.3, VNI 01 02 03).
+		{"/grp=66051", with(func(c *SegmentConfig) { c.Group, c.VNI = netip.MustParseAddr("239.1.2.3"), 66051 })},
+		{"239.5.5.5/grp=66051/vni=7", with(func(c *SegmentConfig) { c.Group, c.VNI = netip.MustParseAddr("239.1.2.3"), 7 })},
+		{"/v6/g=66051", with(func(c *SegmentConfig) {
+			c.Group, c.VNI, c.V6 = netip.MustParseAddr("ff05:56de::1:203"), 66051, true
+		})},
+		{"/vni=root", with(func(c *SegmentConfig) { c.VNI = 0 })},
+		{"/bind=10.0.0.1/if=eth1", with(func(c *SegmentConfig) { c.Bind, c.Interface = netip.MustParseAddr("10.0.0.1"), "eth1" })},
+	} {
+		got, err := ParseSegmentConfig(tc.arg, noResolve)
+		if err != nil {
+			t.Errorf("ParseSegmentConfig(%q): %v", tc.arg, err)
+			continue
+		}
+		got.grp, got.hasVNI, got.grpID = false, false, 0
+		if !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("ParseSegmentConfig(%q) =\n %+v, want\n %+v", tc.arg, got, tc.want)
+		}
+	}
+	for _, tc := range []struct{ arg, err string }{
+		{"192.0.2.1", "192.0.2.1 is not a multicast group"},
+		{"/vni=no-such-group-here", "vni=no-such-group-here: not a number"},
+		{"/local=10.0.0.1", `unknown option "local"`},
+		{"/bind=2001:db8::1", "not of the group's family"},
+	} {
+		_, err := ParseSegmentConfig(tc.arg, noResolve)
+		if err == nil || !strings.Contains(err.Error(), tc.err) || !strings.HasPrefix(err.Error(), "vxvde://"+tc.arg+": ") {
+			t.Errorf("ParseSegmentConfig(%q) = %v, want an error with %q", tc.arg, err, tc.err)
+		}
+	}
+}
+
+func FuzzParseSegmentConfig(f *testing.F) {
+	for _, s := range []string{"", "/v6/grp=66051", "239.5.5.5/vni=7", "/vni", "/bind=1.2.3.4"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, arg string) {
+		c, err := ParseSegmentConfig(arg, noResolve)
+		if err != nil {
+			if strings.Contains(err.Error(), "\n") {
+				t.Fatalf("ParseSegmentConfig(%q): error of more than one line: %q", arg, err)
+			}
+			return
+		}
+		if !c.Group.IsMulticast() || c.VNI > MaxVNI || c.Port == 0 {
+			t.Fatalf("ParseSegmentConfig(%q) = %+v", arg, c)
 		}
 	})
 }

@@ -127,7 +127,7 @@ type vteps struct {
 
 func newVTEPs(max int) *vteps { return &vteps{byAddr: make(map[netip.AddrPort]*vtep), max: max} }
 
-// get returns the VTEP of ap, making it if there is room (nil if not).
+// get returns the VTEP of ap, making it if it is new.
 func (s *vteps) get(ap netip.AddrPort) *vtep {
 	if s.last != nil && s.last.addr == ap {
 		return s.last
@@ -135,7 +135,18 @@ func (s *vteps) get(ap netip.AddrPort) *vtep {
 	v := s.byAddr[ap]
 	if v == nil {
 		if len(s.byAddr) >= s.max {
-			return nil
+			// Full (members come and go on new ports; a flood of made-up sources):
+			// start again from the configured peers. MAC entries keep the VTEPs they
+			// point at until they expire; one seen again is made anew.
+			for k, old := range s.byAddr {
+				if !old.peer {
+					delete(s.byAddr, k)
+				}
+			}
+			s.last = nil
+			if len(s.byAddr) >= s.max {
+				return nil
+			}
 		}
 		v = newVTEP(ap, 0)
 		s.byAddr[ap] = v

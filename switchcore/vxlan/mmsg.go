@@ -48,6 +48,23 @@ func newRxBatch(size int, withCtrl bool) *rxBatch {
 // (negative if the datagram was too short for a header; larger than frames[i] if it was
 // cut to fit).
 func (b *rxBatch) recv(rc syscall.RawConn, frames [][]byte) (int, error) {
+	b.setup(frames)
+	for {
+		if err := rc.Read(b.fn); err != nil {
+			return 0, err
+		}
+		if b.errno == unix.EINTR {
+			continue
+		}
+		if b.errno != 0 {
+			return 0, b.errno
+		}
+		return b.n, nil
+	}
+}
+
+// setup points the batch's messages at frames.
+func (b *rxBatch) setup(frames [][]byte) {
 	n := min(len(frames), len(b.hdrs))
 	for i := 0; i < n; i++ {
 		hv, fv := &b.iovs[2*i], &b.iovs[2*i+1]
@@ -70,18 +87,6 @@ func (b *rxBatch) recv(rc syscall.RawConn, frames [][]byte) (int, error) {
 		b.heads[i] = Header{}
 	}
 	b.cnt = n
-	for {
-		if err := rc.Read(b.fn); err != nil {
-			return 0, err
-		}
-		if b.errno == unix.EINTR {
-			continue
-		}
-		if b.errno != 0 {
-			return 0, b.errno
-		}
-		return b.n, nil
-	}
 }
 
 // size is the length of datagram i's frame: its real length (MSG_TRUNC) less the header;

@@ -29,6 +29,7 @@ type sockOpts struct {
 	ucastTTL  int            // TTL of unicast, if > 0
 	mcastLoop bool           // receive our own multicast (other sockets of this host)
 	pktinfo   bool           // IP_PKTINFO: learn each datagram's destination
+	rcvbuf    int            // SO_RCVBUF, if > 0 (else 4 MiB)
 }
 
 // openUDP makes the socket: buffers sized for bursts, outer packets never marked DF (a
@@ -53,6 +54,11 @@ func openUDP(name string, o sockOpts) (*udpSocket, error) {
 	for _, opt := range [][2]int{{unix.SO_RCVBUFFORCE, unix.SO_RCVBUF}, {unix.SO_SNDBUFFORCE, unix.SO_SNDBUF}} {
 		if unix.SetsockoptInt(fd, unix.SOL_SOCKET, opt[0], 4<<20) != nil {
 			unix.SetsockoptInt(fd, unix.SOL_SOCKET, opt[1], 4<<20)
+		}
+	}
+	if o.rcvbuf > 0 {
+		if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, o.rcvbuf); err != nil {
+			return fail("SO_RCVBUF", err)
 		}
 	}
 	if o.reuse {
