@@ -333,3 +333,24 @@ func TestVXVDE(t *testing.T) {
 		t.Errorf("goodbye: %q, want a bare header to the group 239.0.16.146 (grp=4242)", out)
 	}
 }
+
+// Over an IPv6 underlay (70 bytes of overhead), to a kernel VTEP.
+func TestVXLANKernelIPv6(t *testing.T) {
+	requireTun(t)
+	ul := underlay(t, 2, 1570)
+	for i, u := range ul {
+		run(t, "ip", "-n", u.NS, "addr", "add", fmt.Sprintf("fd77::%d/64", i+1), "dev", u.Dev, "nodad")
+	}
+	run(t, "ip", "-n", ul[1].NS, "link", "add", "vx0", "type", "vxlan", "id", "42", "local", "fd77::2",
+		"remote", "fd77::1", "dstport", "4789", "dev", ul[1].Dev)
+	run(t, "ip", "netns", "exec", ul[1].NS, "ethtool", "-K", "vx0", "tx", "off")
+	run(t, "ip", "-n", ul[1].NS, "addr", "add", "192.168.76.2/24", "dev", "vx0")
+	run(t, "ip", "-n", ul[1].NS, "link", "set", "vx0", "up")
+	k := &tapHost{NS: ul[1].NS, Tap: "vx0", Addr: "192.168.76.2"}
+	sw := startSwitch(t, implOurs)
+	vxlanPlug(t, sw, ul[0], "vxlan://fd77::2/vni=42")
+	host := plugTap(t, sw, 0, "192.168.76.1/24")
+	fullSizePing(t, host.NS, k.Addr)
+	fullSizePing(t, k.NS, host.Addr)
+	tcpBothWays(t, host, k, 1<<20)
+}
