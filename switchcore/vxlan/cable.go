@@ -97,7 +97,7 @@ func (cb *Cable) ReadBatch(frames [][]byte, sizes []int) (int, error) {
 				cb.rlog.note(dropKind(err), src, nil)
 				continue
 			}
-			if size > len(frames[i]) {
+			if size > wire.MaxFrame || size > len(frames[i]) {
 				cb.rlog.note(DropOversize, src, nil)
 				continue
 			}

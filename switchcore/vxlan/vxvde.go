@@ -287,8 +287,8 @@ func (s *Segment) tryRead(uintptr) bool {
 			}
 		}
 		n, err := unix.EpollWait(s.epfd, s.evs[:], 0)
-		if err != nil && err != unix.EINTR {
-			s.from, s.got, s.rerr = nil, 0, err.(syscall.Errno)
+		if errno, ok := err.(syscall.Errno); ok && errno != unix.EINTR {
+			s.from, s.got, s.rerr = nil, 0, errno
 			return true
 		}
 		if n == 0 {
@@ -327,7 +327,7 @@ func (s *Segment) ReadBatch(frames [][]byte, sizes []int) (int, error) {
 				s.rlog.note(dropKind(err), src, nil)
 				continue
 			}
-			if size > len(frames[i]) {
+			if size > wire.MaxFrame || size > len(frames[i]) {
 				s.rlog.note(DropOversize, src, nil)
 				continue
 			}
