@@ -77,4 +77,3 @@ func FuzzCableReceive(f *testing.F) {
 		}
 	})
 }
-
