@@ -309,3 +309,22 @@ func TestCableAllocs(t *testing.T) {
 		t.Errorf("%v allocations per round trip, want 0", n)
 	}
 }
+
+// A peer that goes away and comes back (a VTEP restarted) gets frames again; meanwhile
+// sending to it is no error.
+func TestCablePeerComesBack(t *testing.T) {
+	port := testPort()
+	a, _ := openAt(t, port, 1, "", 2)
+	b, _ := openAt(t, port, 2, "", 1)
+	rb := readAll(b)
+	write(t, a, frame(0xff, 1, "one"))
+	rb.expect(t, "b", frame(0xff, 1, "one"))
+	b.Close()
+	for i := 0; i < 100; i++ {
+		write(t, a, frame(0xff, 1, "into the void"))
+	}
+	b2, _ := openAt(t, port, 2, "", 1)
+	rb2 := readAll(b2)
+	write(t, a, frame(0xff, 1, "two"))
+	rb2.expect(t, "b again", frame(0xff, 1, "two"))
+}
