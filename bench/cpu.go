@@ -169,3 +169,33 @@ func rssKiB(pid int) (int64, error) {
 	}
 	return 0, fmt.Errorf("/proc/%d/status: no VmRSS", pid)
 }
+
+// procWindow is one process's CPU seconds in a window, and the kernel's part of them;
+// NaN when unknown (the process is gone).
+type procWindow struct {
+	cpu, sys float64
+}
+
+// sampleProcs reads utime+stime and stime of each pid (NaN for one that is gone).
+func sampleProcs(pids []int) []procWindow {
+	s := make([]procWindow, len(pids))
+	for i, pid := range pids {
+		s[i] = procWindow{math.NaN(), math.NaN()}
+		if v, sys, err := procCPU(pid); err == nil {
+			s[i] = procWindow{v, sys}
+		}
+	}
+	return s
+}
+
+// procsBetween is what each process used between two sampleProcs of the same pids.
+func procsBetween(a, b []procWindow) []procWindow {
+	if len(a) != len(b) {
+		return nil
+	}
+	d := make([]procWindow, len(a))
+	for i := range a {
+		d[i] = procWindow{b[i].cpu - a[i].cpu, b[i].sys - a[i].sys}
+	}
+	return d
+}

@@ -13,8 +13,9 @@
 // other switch rows (suite.go): 4→4 ports, broadcast fan-out, the switch's CPU time per
 // frame, round-trip latency and memory with 256 ports.
 //
-// After the switch rows come the cable, TAP and slirp rows (cable.go, tap.go, slirp.go);
-// `-only slirp` runs the slirp rows alone, `-only switch` the switch rows alone.
+// After the switch rows come the cable, TAP, vxlan and slirp rows (cable.go, tap.go,
+// vxlan.go, slirp.go); `-only slirp` runs the slirp rows alone, `-only vxlan` the vxlan
+// rows alone, `-only switch` the switch rows alone.
 //
 // It is a benchmark, not a test: nothing is asserted about the numbers.
 package main
@@ -45,10 +46,11 @@ type config struct {
 	out          string
 	tap          bool
 	cable        bool
+	vxlan        bool          // also the vxlan cable rows (vxlan.go)
 	slirp        bool          // also the slirp rows (slirp.go)
 	slirpDur     time.Duration // per slirp measurement
 	daemons      bool          // slirp rows: each router process in a session of its own
-	only         string        // "slirp": only the slirp rows; "switch": only the switch rows
+	only         string        // "slirp", "vxlan": only those rows; "switch": only the switch rows
 	rtts         int           // timed round trips of the latency row
 	rssPorts     int           // ports attached for the memory row
 }
@@ -111,6 +113,9 @@ func run() int {
 	fmt.Println()
 	if cfg.only == "slirp" {
 		return slirpOnly(ctx, cfg, env, cmdline)
+	}
+	if cfg.only == "vxlan" {
+		return vxlanOnly(ctx, cfg, env, cmdline)
 	}
 	if cfg.only == "latency" {
 		return latencyOnly(ctx, cfg, impls)
@@ -202,6 +207,16 @@ func run() int {
 			return 1
 		}
 	}
+	// Two switches joined by a vxlan:// cable over a veth underlay.
+	var vx *vxlanSummary
+	if cfg.vxlan {
+		var err error
+		if vx, err = runVXLANBench(ctx, cfg, os.Stdout); err != nil {
+			return rowsFailed(ctx, "vxlan", err)
+		}
+		fmt.Println()
+		vx.print(os.Stdout)
+	}
 	var slirp *slirpSummary
 	if cfg.slirp {
 		var err error
@@ -213,6 +228,9 @@ func run() int {
 		slirp.print(os.Stdout)
 	}
 	targets := srows.targets(slirp)
+	if vx != nil {
+		targets = append(targets, vx.targets()...)
+	}
 	fmt.Println()
 	printTargets(os.Stdout, targets)
 	if cfg.out != "" {
@@ -222,6 +240,9 @@ func run() int {
 		}
 		if tapLine != "" {
 			md += "\n" + tapLine + "\n"
+		}
+		if vx != nil {
+			md += vx.markdown()
 		}
 		if slirp != nil {
 			md += slirp.markdown()
@@ -233,6 +254,31 @@ func run() int {
 		}
 		fmt.Println("\nwrote", cfg.out)
 	}
+	return 0
+}
+
+// rowsFailed reports why the rows named what could not run and gives the exit status: 130
+// if the run was interrupted, else 1.
+func rowsFailed(ctx context.Context, what string, err error) int {
+	fmt.Fprintf(os.Stderr, "bench: %s: %v\n", what, err)
+	if ctx.Err() != nil {
+		return 130
+	}
+	return 1
+}
+
+// writeOnly writes the -out file of an -only run (when -out is set): the title, the rows'
+// markdown, the environment and the command that repeats the run. It gives the exit status.
+func writeOnly(cfg *config, title, md, env, cmdline string) int {
+	if cfg.out == "" {
+		return 0
+	}
+	md = "# " + title + "\n" + md + fmt.Sprintf("\n%s\n\nReproduce with:\n\n```\nmake && %s\n```\n", env, cmdline)
+	if err := os.WriteFile(cfg.out, []byte(md), 0o644); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		return 1
+	}
+	fmt.Println("\nwrote", cfg.out)
 	return 0
 }
 
@@ -263,11 +309,12 @@ func parseFlags(args []string) (*config, error) {
 	sizes := fl.String("sizes", "64,1500,9000", "frame sizes in bytes, Ethernet header included")
 	bo := fl.String("backoff", string(backoffPoll), "what the sender does when the socket is full: poll (wait ≤1ms for POLLOUT), yield (Gosched) or sleep (20µs)")
 	fl.BoolVar(&cfg.cable, "cable", true, "also measure a dpipe'd vde_plug cable between two switches of each implementation")
+	fl.BoolVar(&cfg.vxlan, "vxlan", true, "also measure a vxlan:// cable (vde_plug) between two switches of each implementation over a veth underlay, frames/s and iperf3 TCP; needs root and iperf3")
 	fl.BoolVar(&cfg.tap, "tap", true, "also run iperf3 over TAPs (-t and vde_plug2tap) of each switch; needs root and iperf3")
 	fl.BoolVar(&cfg.slirp, "slirp", true, "also run the slirp rows: TCP from a guest namespace to host loopback through our slirpvde, Debian's, slirp4netns and pasta; needs root and iperf3")
 	fl.BoolVar(&cfg.daemons, "daemons", false, "slirp rows: start every switch and router in a session of its own, as -d daemons are, so that the kernel's autogroups schedule it as a group of its own")
 	fl.DurationVar(&cfg.slirpDur, "slirp-duration", 5*time.Second, "measuring time per slirp case (after 1s of warm-up)")
-	fl.StringVar(&cfg.only, "only", "", "run only these rows: `slirp`, switch (unicast, ceiling, 4→4, broadcast, CPU, latency, memory), latency (the round trips alone, printed, not written), unicast (the A→B table alone, printed, not written) or tap (iperf3 over TAPs alone, printed, not written)")
+	fl.StringVar(&cfg.only, "only", "", "run only these rows: `slirp`, vxlan (the vxlan cable rows and their targets), switch (unicast, ceiling, 4→4, broadcast, CPU, latency, memory), latency (the round trips alone, printed, not written), unicast (the A→B table alone, printed, not written) or tap (iperf3 over TAPs alone, printed, not written)")
 	fl.IntVar(&cfg.rtts, "rtts", 20000, "timed round trips of the latency row (after 1000 untimed)")
 	fl.IntVar(&cfg.rssPorts, "rss-ports", 256, "ports attached for the memory row")
 	fl.StringVar(&cfg.out, "out", "", "also write the results as markdown to `FILE` (e.g. BENCHMARKS.md)")
@@ -287,10 +334,12 @@ func parseFlags(args []string) (*config, error) {
 	}
 	switch cfg.only {
 	case "", "slirp":
+	case "vxlan":
+		cfg.cable, cfg.tap, cfg.slirp, cfg.vxlan = false, false, false, true
 	case "switch", "latency", "unicast", "tap":
-		cfg.cable, cfg.tap, cfg.slirp = false, false, false
+		cfg.cable, cfg.tap, cfg.slirp, cfg.vxlan = false, false, false, false
 	default:
-		return nil, fmt.Errorf("-only %q: the choices are slirp, switch, latency, unicast and tap", cfg.only)
+		return nil, fmt.Errorf("-only %q: the choices are slirp, vxlan, switch, latency, unicast and tap", cfg.only)
 	}
 	if (cfg.only == "latency" || cfg.only == "unicast" || cfg.only == "tap") && cfg.out != "" {
 		return nil, fmt.Errorf("-only %s prints its figures and writes no -out file", cfg.only)
@@ -391,19 +440,22 @@ func reproduce(cfg *config) string {
 	args := []string{"go", "run", "./bench",
 		"-ours", cfg.ours, "-debian", cfg.debian,
 		"-rounds", strconv.Itoa(cfg.rounds), "-duration", cfg.duration.String(),
-		"-warmup", cfg.warmup.String(), "-sizes", strings.Join(sizes, ","),
-		"-backoff", string(cfg.backoff)}
+		"-warmup", cfg.warmup.String()}
+	if cfg.only != "vxlan" { // the vxlan rows have sizes of their own
+		args = append(args, "-sizes", strings.Join(sizes, ","))
+	}
+	args = append(args, "-backoff", string(cfg.backoff))
 	if len(cfg.oursArgs) > 0 {
 		args = append(args, "-ours-args", strings.Join(cfg.oursArgs, " "))
 	}
 	if cfg.only != "" {
 		args = append(args, "-only", cfg.only)
 	}
-	if cfg.only != "slirp" && cfg.only != "tap" {
+	if cfg.only != "slirp" && cfg.only != "tap" && cfg.only != "vxlan" {
 		args = append(args, "-rtts", strconv.Itoa(cfg.rtts), "-rss-ports", strconv.Itoa(cfg.rssPorts))
 	}
 	switch {
-	case cfg.only == "switch" || cfg.only == "tap":
+	case cfg.only == "switch" || cfg.only == "tap" || cfg.only == "vxlan":
 	case cfg.slirp || cfg.only == "slirp":
 		args = append(args, "-slirp-duration", cfg.slirpDur.String())
 		if cfg.daemons {
@@ -417,6 +469,9 @@ func reproduce(cfg *config) string {
 	}
 	if cfg.only == "" && !cfg.tap {
 		args = append(args, "-tap=false")
+	}
+	if cfg.only == "" && !cfg.vxlan {
+		args = append(args, "-vxlan=false")
 	}
 	if cfg.out != "" {
 		args = append(args, "-out", cfg.out)

@@ -958,21 +958,9 @@ func (s *slirpSummary) markdown() string {
 func slirpOnly(ctx context.Context, cfg *config, env, cmdline string) int {
 	s, err := runSlirpBench(ctx, cfg, os.Stdout)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "bench: slirp:", err)
-		if ctx.Err() != nil {
-			return 130
-		}
-		return 1
+		return rowsFailed(ctx, "slirp", err)
 	}
 	fmt.Println()
 	s.print(os.Stdout)
-	if cfg.out != "" {
-		md := "# Benchmark: slirp rows only\n" + s.markdown() + fmt.Sprintf("\n%s\n\nReproduce with:\n\n```\nmake && %s\n```\n", env, cmdline)
-		if err := os.WriteFile(cfg.out, []byte(md), 0o644); err != nil {
-			fmt.Fprintln(os.Stderr, "bench:", err)
-			return 1
-		}
-		fmt.Println("\nwrote", cfg.out)
-	}
-	return 0
+	return writeOnly(cfg, "Benchmark: slirp rows only", s.markdown(), env, cmdline)
 }

@@ -323,7 +323,7 @@ func formatUnit(unit string, x float64) string {
 	switch unit {
 	case "frames/s":
 		return thousands(x)
-	case "ns/frame":
+	case "ns/frame", "Mbit/s":
 		return fmt.Sprintf("%.0f", x)
 	default:
 		return fmt.Sprintf("%.1f", x)

@@ -130,8 +130,15 @@ func tapRound(ctx context.Context, p tapPair, round int, dur time.Duration) (res
 		return res, err
 	}
 
+	return iperfTCP(ctx, nsA, nsB, "10.77.0.1", dur)
+}
+
+// iperfTCP runs an iperf3 server on addr in namespace srvNS and a client in cliNS that
+// sends to it for dur, and returns what the server received.
+func iperfTCP(ctx context.Context, srvNS, cliNS, addr string, dur time.Duration) (tapResult, error) {
+	var res tapResult
 	port := strconv.Itoa(20000 + rand.IntN(20000))
-	srv, err := startBg(ctx, "ip", "netns", "exec", nsA, "iperf3", "-s", "-1", "-B", "10.77.0.1", "-p", port)
+	srv, err := startBg(ctx, "ip", "netns", "exec", srvNS, "iperf3", "-s", "-1", "-B", addr, "-p", port)
 	if err != nil {
 		return res, err
 	}
@@ -140,7 +147,7 @@ func tapRound(ctx context.Context, p tapPair, round int, dur time.Duration) (res
 	var out []byte
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		cmd := exec.CommandContext(ctx, "ip", "netns", "exec", nsB, "iperf3", "-c", "10.77.0.1", "-p", port, "-t", secs, "-J", "--connect-timeout", "2000")
+		cmd := exec.CommandContext(ctx, "ip", "netns", "exec", cliNS, "iperf3", "-c", addr, "-p", port, "-t", secs, "-J", "--connect-timeout", "2000")
 		out, err = cmd.Output()
 		// iperf3 -J may exit 0 and report the failure in "error".
 		if !strings.Contains(string(out), "unable to connect") || time.Now().After(deadline) {

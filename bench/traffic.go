@@ -110,6 +110,7 @@ type pair struct {
 	a, b   *wire.Conn
 	rxA    *counter // stray frames at A (only during learning)
 	rxB    *counter
+	procs  []int // other processes whose CPU the window samples too (a cable's plugs)
 	closed bool
 }
 
@@ -210,6 +211,7 @@ type result struct {
 	truncated bool    // every frame arrived with another size than sent
 	frames    int64   // frames of the right size received at B in the window
 	cpu       cpuWindow
+	procs     []procWindow // CPU of pair.procs in the window, in their order
 	err       error
 }
 
@@ -319,11 +321,11 @@ func (p *pair) measure(ctx context.Context, size int, dur, warmup time.Duration,
 	if rx.frames.Load() == g0 && rx.bad.Load() > b0 {
 		return result{truncated: true, badSize: rx.badSize.Load()}
 	}
-	c0 := sampleCPU(p.sw)
+	c0, x0 := sampleCPU(p.sw), sampleProcs(p.procs)
 	t0, f0, s0, bad0, by0 := time.Now(), rx.frames.Load(), s.sent.Load(), rx.bad.Load(), rx.bytes.Load()
 	err := sleepCtx(ctx, dur)
 	t1, f1, s1, bad1, by1 := time.Now(), rx.frames.Load(), s.sent.Load(), rx.bad.Load(), rx.bytes.Load()
-	c1 := sampleCPU(p.sw)
+	c1, x1 := sampleCPU(p.sw), sampleProcs(p.procs)
 	if err != nil {
 		return result{err: err}
 	}
@@ -342,6 +344,7 @@ func (p *pair) measure(ctx context.Context, size int, dur, warmup time.Duration,
 		badSize: rx.badSize.Load(),
 		frames:  f1 - f0,
 		cpu:     cpuBetween(c0, c1),
+		procs:   procsBetween(x0, x1),
 	}
 	if r.bad > 0 && f1 == f0 {
 		r.truncated = true
