@@ -2,12 +2,14 @@ package vxlan
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/vde-go/vde/switchcore/wire"
 )
@@ -189,12 +191,23 @@ func ParseConfig(arg string, resolve func(host string) ([]netip.Addr, error)) (C
 	c := Config{Port: DefaultPort, VNI: DefaultVNI, TTL: DefaultTTL, HashSize: DefaultHashSize, Expire: DefaultExpire}
 	addrs, opts := splitURL(arg)
 	if err := applyOptions(&c, vxlanOptions, opts); err != nil {
-		return c, fmt.Errorf("vxlan://%s: %w", arg, err)
+		return c, urlError("vxlan", arg, err)
 	}
 	if err := c.setAddrs(wire.Unquote(addrs), resolve); err != nil {
-		return c, fmt.Errorf("vxlan://%s: %w", arg, err)
+		return c, urlError("vxlan", arg, err)
 	}
 	return c, nil
+}
+
+// urlError is err about scheme://arg on one line: control characters in the URL or in
+// what the resolver said of it are escaped.
+func urlError(scheme, arg string, err error) error {
+	msg := scheme + "://" + arg + ": " + err.Error()
+	if strings.IndexFunc(msg, unicode.IsControl) < 0 {
+		return fmt.Errorf("%s://%s: %w", scheme, arg, err)
+	}
+	q := strconv.Quote(msg)
+	return errors.New(q[1 : len(q)-1])
 }
 
 func applyOptions(c *Config, known []option, opts []string) error {

@@ -104,7 +104,7 @@ var vxvdeOptions = []option{
 func ParseSegmentConfig(arg string, resolve func(host string) ([]netip.Addr, error)) (SegmentConfig, error) {
 	c := Config{Port: DefaultSegmentPort, VNI: DefaultVNI, TTL: DefaultTTL, HashSize: DefaultHashSize, Expire: DefaultExpire}
 	addr, opts := splitURL(arg)
-	fail := func(err error) (SegmentConfig, error) { return SegmentConfig{}, fmt.Errorf("vxvde://%s: %w", arg, err) }
+	fail := func(err error) (SegmentConfig, error) { return SegmentConfig{}, urlError("vxvde", arg, err) }
 	if err := applyOptions(&c, vxvdeOptions, opts); err != nil {
 		return fail(err)
 	}
