@@ -354,3 +354,20 @@ func TestVXLANKernelIPv6(t *testing.T) {
 	fullSizePing(t, k.NS, host.Addr)
 	tcpBothWays(t, host, k, 1<<20)
 }
+
+// A frame that does not fit the underlay (1514 + 50 > 1500) still crosses, as with the
+// kernel's own VTEPs: the outer packet goes without DF, fragmented, and the kernel VTEP
+// reassembles it.
+func TestVXLANFragments(t *testing.T) {
+	requireTun(t)
+	ul := underlay(t, 2, 1500)
+	k := kernelVTEP(t, ul[1], 8, 1450, "192.168.75.2/24", "remote", ul[0].Addr)
+	sw := startSwitch(t, implOurs)
+	vxlanPlug(t, sw, ul[0], fmt.Sprintf("vxlan://%s/vni=8", ul[1].Addr))
+	host := plugTap(t, sw, 0, "192.168.75.1/24")
+	fullSizePing(t, host.NS, k.Addr)
+	snmp := nsRun(t, ul[1].NS, "nstat", "-az", "IpReasmOKs")
+	if f := strings.Fields(snmp); len(f) < 2 || f[len(f)-2] == "0" {
+		t.Errorf("the kernel VTEP reassembled nothing:\n%s", snmp)
+	}
+}
