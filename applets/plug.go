@@ -15,7 +15,8 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	_ "github.com/vde-go/vde/switchcore/vxlan" // vxlan:// and vxvde://
+	_ "github.com/vde-go/vde/switchcore/netnode" // switch://, hub://, multi://, bonding://
+	_ "github.com/vde-go/vde/switchcore/vxlan"   // vxlan:// and vxvde://
 	"github.com/vde-go/vde/switchcore/wire"
 )
 

@@ -868,6 +868,15 @@ type peer struct {
 	Conn *wire.Conn
 	MAC  net.HardwareAddr
 	rx   chan []byte
+	ep   wire.Endpoint // what readLoop and send use instead of Conn (newPeer)
+}
+
+// newPeer is a peer on any endpoint (a plug's stdio stream, say); ep is closed at cleanup.
+func newPeer(t testing.TB, name string, n int, ep wire.Endpoint) *peer {
+	p := &peer{Name: name, MAC: peerMAC(n), rx: make(chan []byte, 1024), ep: ep}
+	t.Cleanup(func() { ep.Close() })
+	go p.readLoop()
+	return p
 }
 
 // dialPeer connects to sw with o and starts reading; n numbers the peer and picks its
@@ -888,6 +897,13 @@ func dialPeer(t testing.TB, sw *Switch, n int, o wire.DialOptions) *peer {
 	return p
 }
 
+func (p *peer) endpoint() wire.Endpoint {
+	if p.ep != nil {
+		return p.ep
+	}
+	return p.Conn
+}
+
 func peerMAC(n int) net.HardwareAddr { return net.HardwareAddr{2, 0, 0, 0, 0, byte(n)} }
 
 func (p *peer) readLoop() {
@@ -898,7 +914,7 @@ func (p *peer) readLoop() {
 	sizes := make([]int, len(frames))
 	defer close(p.rx)
 	for {
-		n, err := p.Conn.ReadBatch(frames, sizes)
+		n, err := p.endpoint().ReadBatch(frames, sizes)
 		if err != nil {
 			return
 		}
@@ -916,7 +932,7 @@ func (p *peer) send(t testing.TB, frames ...[]byte) {
 	t.Helper()
 	deadline := time.Now().Add(recvTimeout)
 	for len(frames) > 0 {
-		n, err := p.Conn.WriteBatch(frames)
+		n, err := p.endpoint().WriteBatch(frames)
 		if err != nil {
 			t.Fatalf("%s: send: %v", p.Name, err)
 		}

@@ -22,6 +22,9 @@ type Config struct {
 	Priority int
 	// HashSize is the MAC table's bucket count as hash/showinfo reports it (power of two).
 	HashSize int
+	// Expire is how many seconds a learned MAC address stays without traffic from it
+	// (hash/setexpire); 0 means the C switch's 100.
+	Expire int
 	// CtlDir is the control directory (-s).
 	CtlDir string
 	// Mode is the mode of the ctl socket and data sockets; ModeSet tells whether -m was given.

@@ -121,6 +121,9 @@ func New(cfg Config) (*Switch, error) {
 	s.hashSize.Store(int64(roundPow2(cfg.HashSize)))
 	s.gcInterval.Store(defaultGCInterval)
 	s.expireSecs.Store(defaultExpire)
+	if cfg.Expire > 0 {
+		s.expireSecs.Store(int64(cfg.Expire))
+	}
 	s.vlans[0] = true
 	s.sockMode, s.dirMode = socketModes(cfg)
 	if err := s.listenCtl(); err != nil {

@@ -35,41 +35,9 @@ var ErrUnknownKey = errors.New("unknown key")
 // the order port, portgroup, group, mode; '…', "…", backslash and %XX escapes work.
 func ParseVDEArg(s string) (VDEArg, error) {
 	var a VDEArg
-	open, closeIdx := -1, -1
-	var q byte
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case q != 0:
-			if c == q {
-				q = 0
-			} else if c == '\\' && i+1 < len(s) {
-				i++
-			}
-		case c == '\'' || c == '"':
-			q = c
-		case c == '\\':
-			i++
-		case c == '[' && open < 0:
-			open = i
-		case c == ']' && open >= 0:
-			closeIdx = i
-		}
-	}
-	path, params := s, ""
-	if open >= 0 {
-		path = s[:open]
-		if closeIdx < 0 {
-			closeIdx = len(s)
-		}
-		params = s[open+1 : closeIdx]
-	}
-	a.Path = Unquote(path)
-	if params == "" {
-		return a, nil
-	}
-	for _, p := range strings.Split(params, "/") {
-		p = Unquote(p)
+	path, params := SplitPathParams(s)
+	a.Path = path
+	for _, p := range params {
 		if p == "" {
 			continue
 		}
@@ -101,6 +69,55 @@ func ParseVDEArg(s string) (VDEArg, error) {
 		}
 	}
 	return a, nil
+}
+
+// SplitPathParams splits a module argument "path[param/param...]" as vdeplug4's
+// vde_parsepathparms does: the path runs to the first unquoted '[', the parameters to the
+// last unquoted ']' (or the end) and are separated by unquoted '/'. Quotes ('…', "…"),
+// backslash and %XX escapes are resolved in the path and in each parameter.
+func SplitPathParams(s string) (path string, params []string) {
+	open, closeIdx := -1, -1
+	var cuts []int // unquoted '/' inside the brackets
+	var q byte
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case q != 0:
+			if c == q {
+				q = 0
+			} else if c == '\\' && i+1 < len(s) {
+				i++
+			}
+		case c == '\'' || c == '"':
+			q = c
+		case c == '\\':
+			i++
+		case c == '[' && open < 0:
+			open = i
+		case c == ']' && open >= 0:
+			closeIdx = i
+		case c == '/' && open >= 0:
+			cuts = append(cuts, i)
+		}
+	}
+	if open < 0 {
+		return Unquote(s), nil
+	}
+	if closeIdx < 0 {
+		closeIdx = len(s)
+	}
+	start := open + 1
+	for _, c := range cuts {
+		if c > closeIdx {
+			break
+		}
+		params = append(params, Unquote(s[start:c]))
+		start = c + 1
+	}
+	if start < closeIdx || len(params) > 0 {
+		params = append(params, Unquote(s[start:closeIdx]))
+	}
+	return Unquote(s[:open]), params
 }
 
 func matchKey(k string) string {

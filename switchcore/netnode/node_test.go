@@ -1,0 +1,145 @@
+package netnode
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/vde-go/vde/switchcore/wire"
+)
+
+// frame is an Ethernet frame from MAC 02:..:src to MAC 02:..:dst (0xff: broadcast).
+func frame(dst, src byte, payload string) []byte {
+	f := []byte{2, 0, 0, 0, 0, dst, 2, 0, 0, 0, 0, src, 0x88, 0xb5}
+	if dst == 0xff {
+		copy(f, []byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff})
+	}
+	return append(f, payload...)
+}
+
+// reader delivers what an endpoint receives on a channel.
+func reader(e wire.Endpoint) <-chan []byte {
+	ch := make(chan []byte, 64)
+	go func() {
+		defer close(ch)
+		bufs := [][]byte{make([]byte, wire.MaxFrame)}
+		sizes := []int{0}
+		for {
+			n, err := e.ReadBatch(bufs, sizes)
+			if err != nil {
+				return
+			}
+			if n == 1 {
+				ch <- bytes.Clone(bufs[0][:sizes[0]])
+			}
+		}
+	}()
+	return ch
+}
+
+// expect waits for a frame holding payload on ch; want false: checks none comes.
+func expect(t *testing.T, ch <-chan []byte, payload string, want bool) {
+	t.Helper()
+	wait := 2 * time.Second
+	if !want {
+		wait = 150 * time.Millisecond
+	}
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	for {
+		select {
+		case f := <-ch:
+			if bytes.Contains(f, []byte(payload)) {
+				if !want {
+					t.Fatalf("got %q, which should not have come", payload)
+				}
+				return
+			}
+		case <-timer.C:
+			if want {
+				t.Fatalf("no frame %q within %v", payload, wait)
+			}
+			return
+		}
+	}
+}
+
+func send(t *testing.T, e wire.Endpoint, f []byte) {
+	t.Helper()
+	if n, err := e.WriteBatch([][]byte{f}); n != 1 || err != nil {
+		t.Fatalf("send: %d, %v", n, err)
+	}
+}
+
+// node opens scheme://dir[opts] and joins two clients to it.
+func node(t *testing.T, scheme, opts string) (host wire.Endpoint, dir string, c1, c2 wire.Endpoint) {
+	t.Helper()
+	dir = filepath.Join(t.TempDir(), "n")
+	host, err := wire.Open(scheme+"://"+dir+opts, wire.OpenOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { host.Close() })
+	var cs [2]wire.Endpoint
+	for i := range cs {
+		c, err := wire.Dial(dir, wire.DialOptions{Description: "test"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		cs[i] = c
+	}
+	return host, dir, cs[0], cs[1]
+}
+
+func TestSwitchLearns(t *testing.T) {
+	host, dir, c1, c2 := node(t, "switch", "[hashsize=32/expiretime=30]")
+	h, r1, r2 := reader(host), reader(c1), reader(c2)
+	send(t, c1, frame(0xff, 1, "from-c1"))
+	expect(t, h, "from-c1", true)
+	expect(t, r2, "from-c1", true)
+	send(t, host, frame(1, 9, "host-to-c1"))
+	expect(t, r1, "host-to-c1", true)
+	expect(t, r2, "host-to-c1", false)
+	send(t, c2, frame(9, 2, "c2-to-host"))
+	expect(t, h, "c2-to-host", true)
+	expect(t, r1, "c2-to-host", false)
+	host.Close()
+	if _, err := os.Lstat(dir); !os.IsNotExist(err) {
+		t.Errorf("%s still there after Close: %v", dir, err)
+	}
+}
+
+func TestHubFloods(t *testing.T) {
+	host, _, c1, c2 := node(t, "hub", "")
+	h, r1, r2 := reader(host), reader(c1), reader(c2)
+	send(t, c1, frame(0xff, 1, "from-c1"))
+	expect(t, h, "from-c1", true)
+	expect(t, r2, "from-c1", true)
+	send(t, host, frame(1, 9, "host-to-c1"))
+	expect(t, r1, "host-to-c1", true)
+	expect(t, r2, "host-to-c1", true)
+	expect(t, r1, "from-c1", false)
+}
+
+func TestNodeRefusesAPathInUse(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "file"), nil, 0600); err != nil {
+		t.Fatal(err)
+	}
+	if e, err := wire.Open("switch://"+dir, wire.OpenOptions{}); err == nil {
+		e.Close()
+		t.Fatalf("switch://%s opened over a directory with a file in it", dir)
+	}
+	host, err := wire.Open("switch://"+filepath.Join(dir, "n"), wire.OpenOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer host.Close()
+	if e, err := wire.Open("hub://"+filepath.Join(dir, "n"), wire.OpenOptions{}); err == nil {
+		e.Close()
+		t.Fatal("a second node opened over a live one")
+	}
+}
