@@ -16,6 +16,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	_ "github.com/vde-go/vde/switchcore/netnode" // switch://, hub://, multi://, bonding://
+	_ "github.com/vde-go/vde/switchcore/ptp"     // ptp:// and seqpacket://
 	_ "github.com/vde-go/vde/switchcore/vxlan"   // vxlan:// and vxvde://
 	"github.com/vde-go/vde/switchcore/wire"
 )

@@ -6,9 +6,11 @@ package itest
 // test drives as a peer.
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -202,6 +204,137 @@ func TestNodeModes(t *testing.T) {
 			if got[0] != got[1] {
 				t.Errorf("switch://DIR%s: Debian's node has dir %#o gid %d, ctl %#o gid %d; ours dir %#o gid %d, ctl %#o gid %d", opts,
 					got[0].dir, got[0].dirGid, got[0].ctl, got[0].ctlGid, got[1].dir, got[1].dirGid, got[1].ctl, got[1].ctlGid)
+			}
+		})
+	}
+}
+
+// waitEnded waits until p's plug has ended: its stdout reached EOF.
+func waitEnded(t *testing.T, p *peer) {
+	t.Helper()
+	timer := time.NewTimer(stopTimeout)
+	defer timer.Stop()
+	for {
+		select {
+		case _, ok := <-p.rx:
+			if !ok {
+				return
+			}
+		case <-timer.C:
+			t.Fatalf("%s still running %v after its peer ended", p.Name, stopTimeout)
+		}
+	}
+}
+
+// waitSocket waits until path is a socket file.
+func waitSocket(t *testing.T, path string) {
+	t.Helper()
+	waitFor(t, startTimeout, path+" bound", func() (bool, string) {
+		st, err := os.Lstat(path)
+		return err == nil && st.Mode()&os.ModeSocket != 0, ""
+	})
+}
+
+// TestPtpScheme: ptp://PATH with one plug opening first (it binds PATH) and the other
+// second (PATH+), Debian's and ours both ways round; frames both ways, a third plug
+// refused, and a second end that is replaced is talked to again.
+func TestPtpScheme(t *testing.T) {
+	t.Parallel()
+	for _, tc := range bothWays(t) {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			path := filepath.Join(testDir(t), "cable")
+			first := stdioPlug(t, tc.host, 1, "ptp://"+path)
+			waitSocket(t, path)
+			second := stdioPlug(t, tc.join, 2, "ptp://"+path)
+			waitSocket(t, path+"+")
+			reach(t, second, "second-to-first", first)
+			reach(t, first, "first-to-second", second)
+			first.send(t, ethFrame(second.MAC, first.MAC, "unicast-1to2"))
+			second.recv(t, "unicast-1to2")
+
+			third := exec.Command(appletPath(t, "vde_plug"), "ptp://"+path)
+			if out, err := third.CombinedOutput(); err == nil || !strings.Contains(string(out), "both ends are taken") {
+				t.Errorf("a third end on %s: %v, %q; want it refused, both ends taken", path, err, out)
+			}
+
+			second.endpoint().Close()
+			waitEnded(t, second)
+			if _, err := os.Lstat(path + "+"); !os.IsNotExist(err) {
+				t.Errorf("%s+ still there after its plug ended: %v", path, err)
+			}
+			// The first end forgets a second end that went away when it next sends (the
+			// connection fails); until then a new second end cannot connect to it.
+			probe, err := syscall.Socket(syscall.AF_UNIX, syscall.SOCK_DGRAM|syscall.SOCK_CLOEXEC, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer syscall.Close(probe)
+			waitFor(t, startTimeout, "the first end free again", func() (bool, string) {
+				first.send(t, ethFrame(broadcast, first.MAC, "to-nobody"))
+				time.Sleep(20 * time.Millisecond)
+				err := syscall.Connect(probe, &syscall.SockaddrUnix{Name: path})
+				return err == nil, fmt.Sprint(err)
+			})
+			again := stdioPlug(t, tc.join, 3, "ptp://"+path)
+			waitSocket(t, path+"+")
+			reach(t, first, "first-to-new-second", again)
+			reach(t, again, "new-second-to-first", first)
+		})
+	}
+}
+
+// TestSeqpacketScheme: the two ends of a SOCK_SEQPACKET socketpair given to two plugs as
+// seqpacket://3, Debian's and ours: frames both ways, and when one plug ends, so does the
+// other.
+func TestSeqpacketScheme(t *testing.T) {
+	t.Parallel()
+	for _, tc := range bothWays(t) {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_SEQPACKET|syscall.SOCK_CLOEXEC, 0) // no other child may inherit it
+			if err != nil {
+				t.Fatal(err)
+			}
+			a, b := os.NewFile(uintptr(fds[0]), "a"), os.NewFile(uintptr(fds[1]), "b")
+			one := stdioPlugFiles(t, tc.host, 1, []*os.File{a}, "seqpacket://3")
+			two := stdioPlugFiles(t, tc.join, 2, []*os.File{b}, "seqpacket://3")
+			a.Close()
+			b.Close()
+			reach(t, one, "one-to-two", two)
+			reach(t, two, "two-to-one", one)
+			jumbo := ethFrame(one.MAC, two.MAC, "jumbo"+strings.Repeat("j", 9000))
+			two.send(t, jumbo)
+			if f := one.recv(t, "jumbo"); len(f) != len(jumbo) {
+				t.Errorf("a %d-byte frame arrived as %d bytes", len(jumbo), len(f))
+			}
+			one.endpoint().Close()
+			waitEnded(t, two)
+		})
+	}
+}
+
+// TestPtpModes: the socket files of ptp:// ends have the mode and group Debian's get from
+// vde_plug's -m and -g (0700 and the plug's group without them).
+func TestPtpModes(t *testing.T) {
+	t.Parallel()
+	requireRoot(t)
+	requireTools(t, "vde_plug")
+	ours := appletPath(t, "vde_plug")
+	for _, opts := range [][]string{nil, {"-m", "0660"}, {"-m", "666", "-g", "nogroup"}} {
+		t.Run(strings.Join(opts, " "), func(t *testing.T) {
+			t.Parallel()
+			var got [2][2][2]uint32 // [debian, ours][first, second][mode, gid]
+			for i, bin := range []string{debianPlug, ours} {
+				path := filepath.Join(testDir(t), "cable")
+				for end, name := range []string{path, path + "+"} {
+					stdioPlug(t, bin, end+1, append(opts, "ptp://"+path)...)
+					waitSocket(t, name)
+					got[i][end][0], got[i][end][1] = fileMode(t, name)
+				}
+			}
+			if got[0] != got[1] {
+				t.Errorf("vde_plug %v ptp://: Debian's ends (mode, gid) %o, ours %o", opts, got[0], got[1])
 			}
 		})
 	}

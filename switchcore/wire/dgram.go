@@ -22,6 +22,8 @@ type Datagram struct {
 	wmu        sync.Mutex // serialises WriteBatch callers sharing writeBatch
 	writeBatch *Batch
 	wi         *WriteInterest // nil: the runtime's registration, EPOLLOUT always on
+
+	empty func() error // SetEmpty
 }
 
 // NewDatagram wraps fd, a unix datagram socket in non-blocking mode; the Datagram owns it.
@@ -75,8 +77,13 @@ func (d *Datagram) FD() int { return d.fd }
 // RawConn gives callers with their own Batch lock-free, allocation-free access.
 func (d *Datagram) RawConn() syscall.RawConn { return d.rc }
 
+// SetEmpty says what a zero-length message means: f runs when ReadBatch meets one, and
+// an error it returns ends the read (after the frames before it). Without it, such
+// messages are skipped. Set it before the first read.
+func (d *Datagram) SetEmpty(f func() error) { d.empty = f }
+
 // ReadBatch implements Endpoint. Only one goroutine may read. Zero-length datagrams (the
-// old libvdeplug's goodbye) and oversized ones are skipped.
+// old libvdeplug's goodbye; see SetEmpty) and oversized ones are skipped.
 func (d *Datagram) ReadBatch(frames [][]byte, sizes []int) (int, error) {
 	for {
 		n, err := d.readBatch.Recv(d.rc, frames, sizes)
@@ -85,6 +92,14 @@ func (d *Datagram) ReadBatch(frames [][]byte, sizes []int) (int, error) {
 		}
 		k := 0
 		for i := 0; i < n; i++ {
+			if sizes[i] == 0 && d.empty != nil {
+				if err := d.empty(); err != nil {
+					if k > 0 {
+						return k, nil
+					}
+					return 0, err
+				}
+			}
 			if sizes[i] == 0 || sizes[i] > len(frames[i]) {
 				continue
 			}
