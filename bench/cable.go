@@ -9,7 +9,6 @@ import (
 	"io"
 	"os/exec"
 	"path/filepath"
-	"syscall"
 	"time"
 
 	"github.com/vde-go/vde/switchcore/wire"
@@ -35,61 +34,15 @@ func (s cableSummary) String() string {
 }
 
 func runCableBench(ctx context.Context, cfg *config, impls [2]cableImpl, size int, w io.Writer) (cableSummary, error) {
-	sum := cableSummary{size: size}
-	for round := 1; round <= cfg.rounds; round++ {
-		for _, im := range inRoundOrder(impls[:], round) {
-			r, err := cableOnce(ctx, cfg, im, size)
-			if err != nil {
-				return sum, fmt.Errorf("round %d, %s: %w", round, im.name, err)
-			}
-			fmt.Fprintf(w, "round %d/%d  %-6s cable  %s frames/s, %.0f Mbit/s\n", round, cfg.rounds, im.name, thousands(r.fps), r.bitRate/1e6)
-			if im.name == "ours" {
-				sum.oursFPS, sum.oursBits = append(sum.oursFPS, r.fps), append(sum.oursBits, r.bitRate)
-			} else {
-				sum.debianFPS, sum.debianBits = append(sum.debianFPS, r.fps), append(sum.debianBits, r.bitRate)
-			}
-		}
-	}
-	return sum, nil
+	return linkRounds(ctx, cfg, [2]string{impls[0].name, impls[1].name}, size, w, "cable", func(i int) (result, error) {
+		return cableOnce(ctx, cfg, impls[i], size)
+	})
 }
 
 func cableOnce(ctx context.Context, cfg *config, im cableImpl, size int) (result, error) {
-	swA, err := startSwitch(ctx, im.sw)
-	if err != nil {
-		return result{}, err
-	}
-	defer swA.stop()
-	swB, err := startSwitch(ctx, im.sw)
-	if err != nil {
-		return result{}, err
-	}
-	defer swB.stop()
-	cmd := exec.Command(im.dpipe, im.plug, swA.ctlDir, "=", im.plug, swB.ctlDir)
-	// Its own group, so that stopping it reaches both plugs; Pdeathsig if we die first.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		return result{}, fmt.Errorf("start %s: %w", im.dpipe, err)
-	}
-	reap.addProc(cmd.Process)
-	defer func() {
-		syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(5 * time.Second):
-			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-			<-done
-		}
-		reap.delProc(cmd.Process)
-	}()
-	p, err := openCablePair(ctx, swA, swB)
-	if err != nil {
-		return result{}, err
-	}
-	defer p.close()
-	r := p.measure(ctx, size, cfg.duration, cfg.warmup, cfg.backoff)
-	return r, r.err
+	return linkOnce(ctx, cfg, im.sw, size, func(a, b *switchProc) *exec.Cmd {
+		return exec.Command(im.dpipe, im.plug, a.ctlDir, "=", im.plug, b.ctlDir)
+	})
 }
 
 // openCablePair dials A on one switch and B on the other and waits (up to 10 s) until

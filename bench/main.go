@@ -120,6 +120,9 @@ func run() int {
 	if cfg.only == "latency" {
 		return latencyOnly(ctx, cfg, impls)
 	}
+	if cfg.only == "wirefilter" {
+		return wirefilterOnly(ctx, cfg)
+	}
 	if cfg.only == "tap" {
 		if _, err := tapRow(ctx, cfg); err != nil {
 			fmt.Fprintln(os.Stderr, "bench: tap:", err)
@@ -188,6 +191,13 @@ func run() int {
 			if err != nil {
 				fmt.Fprintln(os.Stderr, "bench: cable:", err)
 				return 1
+			}
+			cableLines = append(cableLines, sum.String())
+		}
+		for _, size := range []int{64, 1500} {
+			sum, err := runWirefilterBench(ctx, cfg, size, os.Stdout)
+			if err != nil {
+				return rowsFailed(ctx, "wirefilter", err)
 			}
 			cableLines = append(cableLines, sum.String())
 		}
@@ -308,13 +318,13 @@ func parseFlags(args []string) (*config, error) {
 	fl.DurationVar(&cfg.warmup, "warmup", 250*time.Millisecond, "traffic before each measurement starts")
 	sizes := fl.String("sizes", "64,1500,9000", "frame sizes in bytes, Ethernet header included")
 	bo := fl.String("backoff", string(backoffPoll), "what the sender does when the socket is full: poll (wait ≤1ms for POLLOUT), yield (Gosched) or sleep (20µs)")
-	fl.BoolVar(&cfg.cable, "cable", true, "also measure a dpipe'd vde_plug cable between two switches of each implementation")
+	fl.BoolVar(&cfg.cable, "cable", true, "also measure a dpipe'd vde_plug cable between two switches of each implementation, and each implementation's wirefilter -v A:B between two of our switches")
 	fl.BoolVar(&cfg.vxlan, "vxlan", true, "also measure a vxlan:// cable (vde_plug) between two switches of each implementation over a veth underlay, frames/s and iperf3 TCP; needs root and iperf3")
 	fl.BoolVar(&cfg.tap, "tap", true, "also run iperf3 over TAPs (-t and vde_plug2tap) of each switch; needs root and iperf3")
 	fl.BoolVar(&cfg.slirp, "slirp", true, "also run the slirp rows: TCP from a guest namespace to host loopback through our slirpvde, Debian's, slirp4netns and pasta; needs root and iperf3")
 	fl.BoolVar(&cfg.daemons, "daemons", false, "slirp rows: start every switch and router in a session of its own, as -d daemons are, so that the kernel's autogroups schedule it as a group of its own")
 	fl.DurationVar(&cfg.slirpDur, "slirp-duration", 5*time.Second, "measuring time per slirp case (after 1s of warm-up)")
-	fl.StringVar(&cfg.only, "only", "", "run only these rows: `slirp`, vxlan (the vxlan cable rows and their targets), switch (unicast, ceiling, 4→4, broadcast, CPU, latency, memory), latency (the round trips alone, printed, not written), unicast (the A→B table alone, printed, not written) or tap (iperf3 over TAPs alone, printed, not written)")
+	fl.StringVar(&cfg.only, "only", "", "run only these rows: `slirp`, vxlan (the vxlan cable rows and their targets), switch (unicast, ceiling, 4→4, broadcast, CPU, latency, memory), latency (the round trips alone, printed, not written), unicast (the A→B table alone, printed, not written), tap (iperf3 over TAPs alone, printed, not written) or wirefilter (wirefilter -v A:B with no impairment alone, printed, not written)")
 	fl.IntVar(&cfg.rtts, "rtts", 20000, "timed round trips of the latency row (after 1000 untimed)")
 	fl.IntVar(&cfg.rssPorts, "rss-ports", 256, "ports attached for the memory row")
 	fl.StringVar(&cfg.out, "out", "", "also write the results as markdown to `FILE` (e.g. BENCHMARKS.md)")
@@ -336,12 +346,12 @@ func parseFlags(args []string) (*config, error) {
 	case "", "slirp":
 	case "vxlan":
 		cfg.cable, cfg.tap, cfg.slirp, cfg.vxlan = false, false, false, true
-	case "switch", "latency", "unicast", "tap":
+	case "switch", "latency", "unicast", "tap", "wirefilter":
 		cfg.cable, cfg.tap, cfg.slirp, cfg.vxlan = false, false, false, false
 	default:
-		return nil, fmt.Errorf("-only %q: the choices are slirp, vxlan, switch, latency, unicast and tap", cfg.only)
+		return nil, fmt.Errorf("-only %q: the choices are slirp, vxlan, switch, latency, unicast, tap and wirefilter", cfg.only)
 	}
-	if (cfg.only == "latency" || cfg.only == "unicast" || cfg.only == "tap") && cfg.out != "" {
+	if (cfg.only == "latency" || cfg.only == "unicast" || cfg.only == "tap" || cfg.only == "wirefilter") && cfg.out != "" {
 		return nil, fmt.Errorf("-only %s prints its figures and writes no -out file", cfg.only)
 	}
 	if cfg.rtts < 1 || cfg.rssPorts < 1 {
