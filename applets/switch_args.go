@@ -91,10 +91,6 @@ named LICENSE.
 `
 }
 
-// Message for an option we parse but cannot honour yet; failing loudly beats running a
-// switch without the spanning tree the user asked for.
-const errFstpUnsupported = "vde_switch: -F/--fstp is not supported yet (the fast spanning tree protocol is not implemented)"
-
 const (
 	defaultNumPorts = 32
 	defaultHashSize = 128
@@ -264,11 +260,6 @@ func parseSwitchArgs(args []string, env switchEnv) (*switchOptions, error) {
 	if len(res.Operands) > 0 {
 		return nil, usage("")
 	}
-	// -x switches FSTP off whatever the order ("-F -x" and "-x -F" both run a hub
-	// without FSTP in C), so only -F without -x needs FSTP.
-	if fstp && !hub {
-		return nil, fail(errFstpUnsupported + "\n")
-	}
 
 	switch {
 	case hashsize < 0 || hashsize > maxHashSize:
@@ -300,6 +291,9 @@ func parseSwitchArgs(args []string, env switchEnv) (*switchOptions, error) {
 	c := &o.Config
 	c.NumPorts = int(numports)
 	c.Hub = hub
+	// -x switches FSTP off whatever the order ("-F -x" and "-x -F" both run a hub
+	// without FSTP in C), so only -F without -x runs it.
+	c.FSTP = fstp && !hub
 	c.FlowControl = flow
 	c.MAC = mac
 	c.Priority = int(priority)

@@ -86,6 +86,9 @@ func TestParseSwitchArgsOptions(t *testing.T) {
 		{"-x -F: hub turns FSTP off", []string{"-x", "-F"}, func(o *switchOptions) { o.Config.Hub = true }},
 		{"-F -x: hub turns FSTP off", []string{"-F", "-x"}, func(o *switchOptions) { o.Config.Hub = true }},
 		{"-hub -fstp", []string{"-hub", "-fstp"}, func(o *switchOptions) { o.Config.Hub = true }},
+		{"-F", []string{"-F"}, func(o *switchOptions) { o.Config.FSTP = true }},
+		{"--fstp", []string{"--fstp"}, func(o *switchOptions) { o.Config.FSTP = true }},
+		{"-fstp", []string{"-fstp"}, func(o *switchOptions) { o.Config.FSTP = true }},
 
 		{"--macaddr colons", []string{"--macaddr", "0:ff:1:2:3:4"}, func(o *switchOptions) { o.Config.MAC = [6]byte{0, 0xff, 1, 2, 3, 4} }},
 		{"-macaddr dots", []string{"-macaddr", "a.b.c.d.e.f"}, func(o *switchOptions) { o.Config.MAC = [6]byte{10, 11, 12, 13, 14, 15} }},
@@ -244,9 +247,6 @@ func TestParseSwitchArgsExits(t *testing.T) {
 		{"-mgmtgroup unknown", []string{"-mgmtgroup", "-1"}, 1, "", "No such group '-1'\n"},
 
 		{"-t without a value", []string{"-t"}, 1, usage, "vde_switch: option requires an argument -- 't'\n"},
-		{"-F", []string{"-F"}, 1, "", errFstpUnsupported + "\n"},
-		{"--fstp", []string{"--fstp"}, 1, "", errFstpUnsupported + "\n"},
-		{"-fstp", []string{"-fstp"}, 1, "", errFstpUnsupported + "\n"},
 
 		{"unknown long option", []string{"--foo"}, 1, usage, "vde_switch: unrecognized option '--foo'\n"},
 		{"unknown long option with value", []string{"--foo=1"}, 1, usage, "vde_switch: unrecognized option '--foo=1'\n"},

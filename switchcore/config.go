@@ -18,8 +18,12 @@ type Config struct {
 	FlowControl FlowMode
 	// MAC is the switch's own address (shown by showinfo); zero means random 00:ff:xx:xx:xx:xx.
 	MAC [6]byte
-	// Priority is the FSTP bridge priority (masked to 16 bits); kept for fstp/showinfo.
+	// Priority is the FSTP bridge priority (masked to 16 bits), the first two bytes of
+	// the bridge id.
 	Priority int
+	// FSTP starts the fast spanning tree protocol (-F; fstp/setfstp turns it on and off).
+	// It is ignored in hub mode.
+	FSTP bool
 	// HashSize is the MAC table's bucket count as hash/showinfo reports it (power of two).
 	HashSize int
 	// Expire is how many seconds a learned MAC address stays without traffic from it

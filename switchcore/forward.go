@@ -34,6 +34,10 @@ type reader struct {
 	outPkts, outBytes []uint64
 	stallTimer        *time.Timer // enqueue's, made at its first wait and reused
 	notLearned        uint64      // new sources this batch found the MAC table full for
+	noWait            bool        // never wait for room (the FSTP goroutine's sender)
+	// BPDUs passed to FSTP: a token bucket refilled every second (fstpIn).
+	bpduTokens int
+	bpduAt     int64
 }
 
 func newReader(s *Switch) *reader {
@@ -44,6 +48,8 @@ func newReader(s *Switch) *reader {
 		convOK: make([]bool, wire.BatchSize),
 		rb:     wire.NewRawBatch(wire.BatchSize),
 		wb:     wire.NewRawBatch(wire.BatchSize),
+
+		bpduTokens: fstpBurst,
 	}
 	return r
 }
@@ -174,6 +180,14 @@ func (r *reader) switchFrame(v *view, sp *fwdPort, f []byte, i int, now int64) b
 	vl := v.vlans[vid]
 	if vl == nil {
 		return false
+	}
+	if v.fstp { // BPDUs go to the protocol; a blocked port neither learns nor forwards
+		if isBPDUDest(f) {
+			return r.fstpIn(sp.num, vid, tagged, f, now)
+		}
+		if sp.blocked.has(vid) {
+			return true
+		}
 	}
 	if f[6]&1 == 0 {
 		r.learn(f[6:12], vid, sp.num, now)
@@ -337,7 +351,7 @@ const maxWaitHops = 8
 // alone says the frames are all the reader's batch holds.
 func (r *reader) enqueue(q *outQueue, frames [][]byte, flood []bool, alone bool) (dropped int) {
 	mode := r.s.cfg.FlowControl
-	wait := mode == FlowAlways || (mode == FlowAuto && alone)
+	wait := !r.noWait && (mode == FlowAlways || (mode == FlowAuto && alone))
 	k, dropped := q.push(frames, flood, !wait)
 	if k == len(frames) {
 		return dropped

@@ -59,6 +59,7 @@ type Switch struct {
 	vlans    [maxVLANs]bool
 	hub      bool
 	view     atomic.Pointer[view]
+	fst      *fstp // the spanning tree, guarded by mu (fstp.go)
 	freeSlot []int
 	nextSlot int
 
@@ -125,6 +126,8 @@ func New(cfg Config) (*Switch, error) {
 		s.expireSecs.Store(int64(cfg.Expire))
 	}
 	s.vlans[0] = true
+	s.fst = newFSTP(s)
+	s.fst.setOn(cfg.FSTP && !cfg.Hub)
 	s.sockMode, s.dirMode = socketModes(cfg)
 	if err := s.listenCtl(); err != nil {
 		return nil, err
@@ -144,6 +147,7 @@ func New(cfg Config) (*Switch, error) {
 		go s.acceptMgmt()
 	}
 	go s.gcLoop()
+	go s.fstpLoop()
 	return s, nil
 }
 

@@ -5,6 +5,7 @@ package switchcore
 // modified after it is published, so readers need no lock.
 type view struct {
 	hub      bool
+	fstp     bool       // FSTP runs: BPDUs go to it, fwdPort.blocked applies
 	ports    []*fwdPort // by port number; nil when unallocated or inactive
 	vlans    []*fwdVLAN // by VLAN id; nil when the VLAN is not defined
 	hubPorts []*fwdPort // hub mode destinations: active ports but port 0
@@ -17,6 +18,7 @@ type fwdPort struct {
 	eps      []*endpoint
 	untagged uint16
 	tagged   vlanSet
+	blocked  vlanSet // VLANs where FSTP has the port discarding: out of the flood lists too
 }
 
 // fwdVLAN lists the forwarding members of a VLAN by how frames leave them.
@@ -26,7 +28,10 @@ type fwdVLAN struct {
 }
 
 func (s *Switch) publishLocked() {
-	v := &view{hub: s.hub, ports: make([]*fwdPort, len(s.ports)), vlans: make([]*fwdVLAN, maxVLANs)}
+	s.fst.sync()
+	s.fst.dirty = false
+	s.fst.kickLocked()
+	v := &view{hub: s.hub, fstp: s.fst.on && !s.hub, ports: make([]*fwdPort, len(s.ports)), vlans: make([]*fwdVLAN, maxVLANs)}
 	for vid := range s.vlans {
 		if s.vlans[vid] {
 			v.vlans[vid] = &fwdVLAN{}
@@ -37,16 +42,19 @@ func (s *Switch) publishLocked() {
 			continue
 		}
 		fp := &fwdPort{num: n, port: p, eps: p.eps, untagged: p.untagged, tagged: p.tagged}
+		if v.fstp {
+			s.fst.blocked(n, &fp.blocked)
+		}
 		v.ports[n] = fp
 		if n != 0 {
 			v.hubPorts = append(v.hubPorts, fp)
 		}
-		if p.untagged != NoVLAN && v.vlans[p.untagged] != nil {
+		if p.untagged != NoVLAN && v.vlans[p.untagged] != nil && !fp.blocked.has(p.untagged) {
 			vl := v.vlans[p.untagged]
 			vl.untagged = append(vl.untagged, fp)
 		}
 		for vid := range v.vlans {
-			if vl := v.vlans[vid]; vl != nil && uint16(vid) != p.untagged && p.tagged.has(uint16(vid)) {
+			if vl := v.vlans[vid]; vl != nil && uint16(vid) != p.untagged && p.tagged.has(uint16(vid)) && !fp.blocked.has(uint16(vid)) {
 				vl.tagged = append(vl.tagged, fp)
 			}
 		}

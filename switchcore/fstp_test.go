@@ -1,0 +1,290 @@
+package switchcore
+
+import (
+	"bytes"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vde-go/vde/switchcore/wire"
+)
+
+// debianBPDU is a BPDU captured from Debian's vde_switch -F (a root switch's hello on its
+// port 2, shared/spec/vde_switch.md §7.6).
+const debianBPDU = "0180c2000000" + "00ffff1bc143" + "0027" + "424203" + "0000" + "02" + "02" + "3c" +
+	"800000ffff1bc143" + "00000000" + "800000ffff1bc143" + "8002" + "0000" + "2800" + "0400" + "0000" + "00"
+
+func TestBPDUCodec(t *testing.T) {
+	mac := [6]byte{0x00, 0xff, 0xff, 0x1b, 0xc1, 0x43}
+	id := makeBridgeID(0x8000, mac)
+	tests := []struct {
+		desc   string
+		frame  string
+		tagged bool
+		vid    uint16
+		want   bpdu
+	}{
+		{
+			desc:  "Debian's root hello, untagged",
+			frame: debianBPDU,
+			want:  bpdu{Flags: 0x3c, Root: id, Bridge: id, Port: [2]byte{0x80, 0x02}, MaxAge: 40, Hello: 4},
+		},
+		{
+			desc: "tagged VLAN 10, big-endian cost, little-endian age, port 20",
+			frame: "0180c2000000" + "00ffff1bc143" + "8100000a" + "0027" + "424203" + "0000" + "02" + "02" + "7d" +
+				"100000ffff000001" + "01312d00" + "800000ffff1bc143" + "8114" + "0700" + "2800" + "0400" + "0000" + "00",
+			tagged: true, vid: 10,
+			want: bpdu{Flags: 0x7d, Root: bridgeID{0x10, 0, 0, 0xff, 0xff, 0, 0, 1}, RootCost: 20000000, Bridge: id,
+				Port: portID(20), Age: 7, MaxAge: 40, Hello: 4},
+		},
+	}
+	for _, tt := range tests {
+		f := mustHex(tt.frame)
+		got, err := decodeBPDU(f, tt.tagged)
+		if err != nil || got != tt.want {
+			t.Errorf("%s: decode = %+v, %v; want %+v", tt.desc, got, err, tt.want)
+		}
+		if enc := appendBPDU(nil, mac, tt.tagged, tt.vid, &tt.want); !bytes.Equal(enc, f) {
+			t.Errorf("%s: encode\n got %x\nwant %x", tt.desc, enc, f)
+		}
+	}
+	f := mustHex(debianBPDU)
+	for _, bad := range []struct {
+		desc   string
+		frame  []byte
+		tagged bool
+		err    error
+	}{
+		{"50 bytes", f[:50], false, ErrBPDUShort},
+		{"tagged, 54 bytes", append(append([]byte{}, f[:16]...), f[12:50]...), true, ErrBPDUShort},
+		{"version 3", append(append(append([]byte{}, f[:19]...), 3), f[20:]...), false, ErrBPDUVersion},
+		{"type 0 (config BPDU)", append(append(append([]byte{}, f[:20]...), 0), f[21:]...), false, ErrBPDUVersion},
+	} {
+		if _, err := decodeBPDU(bad.frame, bad.tagged); !errors.Is(err, bad.err) {
+			t.Errorf("%s: err %v, want %v", bad.desc, err, bad.err)
+		}
+	}
+	if _, err := decodeBPDU(f[:51], false); err != nil {
+		t.Errorf("51 bytes (C's minimum): %v", err)
+	}
+	if portID(1) != [2]byte{0x80, 0x01} || portID(0x123) != [2]byte{0x92, 0x23} {
+		t.Errorf("portID: %x %x", portID(1), portID(0x123))
+	}
+}
+
+// peerBPDU builds the BPDU a peer switch would send.
+func peerBPDU(root bridgeID, cost uint32, bridge bridgeID, port int, flags byte) []byte {
+	b := bpdu{Flags: flags, Root: root, RootCost: cost, Bridge: bridge, Port: portID(port), MaxAge: 40, Hello: 4}
+	return appendBPDU(nil, [6]byte{bridge[2], bridge[3], bridge[4], bridge[5], bridge[6], bridge[7]}, false, 0, &b)
+}
+
+// recvBPDU waits for the next BPDU on c, skipping other frames.
+func recvBPDU(t *testing.T, c *wire.Conn, who string) bpdu {
+	t.Helper()
+	deadline := time.Now().Add(3 * time.Second)
+	for time.Now().Before(deadline) {
+		f := recvFrame(t, c, time.Until(deadline))
+		if f == nil {
+			break
+		}
+		if len(f) >= 14 && isBPDUDest(f) {
+			b, err := decodeBPDU(f, false)
+			if err != nil {
+				t.Fatalf("%s: %v: %x", who, err, f)
+			}
+			return b
+		}
+	}
+	t.Fatalf("%s: no BPDU", who)
+	return bpdu{}
+}
+
+func fstpState(s *Switch, port int) (root bridgeID, rootPort int, backup, discard, pending bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	v := s.fst.vl[0]
+	return v.root, v.rootPort, v.backup.has(port), v.discard.has(port), v.pending.has(port)
+}
+
+func fstpWait(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for end := time.Now().Add(3 * time.Second); time.Now().Before(end); time.Sleep(5 * time.Millisecond) {
+		if cond() {
+			return
+		}
+	}
+	t.Fatalf("timed out waiting for %s", what)
+}
+
+// TestFSTPStateMachine drives one switch from two ports that speak FSTP as switches
+// would, and one host port: a better root is adopted with an agreement, a longer path
+// to it blocks a port, a root-role BPDU opens it again, a lost root is forgotten.
+func TestFSTPStateMachine(t *testing.T) {
+	mac := [6]byte{0x00, 0xff, 0, 0, 0, 0x10}
+	s := newTestSwitch(t, Config{FSTP: true, MAC: mac})
+	me := makeBridgeID(0x8000, mac)
+	host := dial(t, s, 3)
+	p1 := dial(t, s, 1)
+
+	// The port-add BPDU: we are the root; the new port is still probing (discarding).
+	b := recvBPDU(t, p1, "port-add BPDU")
+	if want := (bpdu{Flags: flagNotBackup | flagNotRoot, Root: me, Bridge: me, Port: portID(1), MaxAge: 40, Hello: 4}); b != want {
+		t.Fatalf("port-add BPDU %+v, want %+v", b, want)
+	}
+	// A better root on port 1.
+	r := makeBridgeID(0x1000, [6]byte{0x00, 0xff, 0, 0, 0, 0x01})
+	p1.WriteBatch([][]byte{peerBPDU(r, 0, r, 2, flagNotBackup|flagNotRoot|0x30)})
+	b = recvBPDU(t, p1, "agreement")
+	if b.Flags != flagAgreement|0x30|flagNotBackup || b.Root != r || b.RootCost != fstpPortCost || b.Bridge != me {
+		t.Fatalf("agreement %+v", b)
+	}
+	if root, rp, _, disc, pend := fstpState(s, 1); root != r || rp != 1 || disc || pend {
+		t.Fatalf("after a better root: root %x port %d discard %v pending %v", root, rp, disc, pend)
+	}
+	out := runCmd(t, s, "fstp/print 0")
+	for _, want := range []string{"FST DATA VLAN 0000  \n", " ++ root 10:00:00:ff:00:00:00:01\n", " ++ designated 10:00:00:ff:00:00:00:01\n",
+		" ++ rootport 0001 cost 20000000 age 0 bonusport 0000 bonuscost 0\n",
+		" -- Port 0001 tagged=0 portcost=20000000 role=Root\n", " -- Port 0003 tagged=0 portcost=20000000 role=Designated\n"} {
+		if !strings.Contains(out, want) {
+			t.Fatalf("fstp/print lacks %q:\n%s", want, out)
+		}
+	}
+
+	// Port 2: a switch with the same root and a path no better than ours, designated on
+	// its side: port 2 becomes backup and stops forwarding.
+	p2 := dial(t, s, 2)
+	recvBPDU(t, p2, "port-add BPDU on port 2")
+	other := makeBridgeID(0x8000, [6]byte{0x00, 0xff, 0, 0, 0, 0x02})
+	p2.WriteBatch([][]byte{peerBPDU(r, fstpPortCost, other, 7, flagNotBackup|flagNotRoot|0x30)})
+	fstpWait(t, "port 2 backup", func() bool { _, _, bk, disc, _ := fstpState(s, 2); return bk && disc })
+	if out := runCmd(t, s, "fstp/print"); !strings.Contains(out, " -- Port 0002 tagged=0 portcost=20000000 role=Alternate/Backup\n") {
+		t.Fatalf("fstp/print:\n%s", out)
+	}
+	drain := func(c *wire.Conn) {
+		for recvFrame(t, c, 50*time.Millisecond) != nil {
+		}
+	}
+	drain(host)
+	drain(p2)
+	p2.WriteBatch([][]byte{frame(0xff, 0x22, "from a blocked port")})
+	expectNothingBut(t, host, "host, from blocked port 2")
+	host.WriteBatch([][]byte{frame(0xff, 0x33, "to a blocked port")})
+	expectNothingBut(t, p2, "blocked port 2, from host")
+
+	// A root-role BPDU on port 2: its far end chose us, port 2 designated again.
+	p2.WriteBatch([][]byte{peerBPDU(r, 2*fstpPortCost, other, 7, flagNotBackup|0x30)})
+	fstpWait(t, "port 2 forwarding", func() bool { _, _, bk, disc, _ := fstpState(s, 2); return !bk && !disc })
+	drain(host)
+	p2.WriteBatch([][]byte{frame(0xff, 0x22, "open")})
+	expectFrame(t, host, frame(0xff, 0x22, "open"), "host, from reopened port 2")
+
+	// The root falls silent: 12 s later it is forgotten (tick driven by hand).
+	s.mu.Lock()
+	s.fst.tick(time.Now().Add(13 * time.Second))
+	s.mu.Unlock()
+	if root, rp, _, _, _ := fstpState(s, 1); root != me || rp != 0 {
+		t.Fatalf("after root loss: root %x port %d", root, rp)
+	}
+}
+
+// expectNothingBut is expectNothing that ignores BPDUs.
+func expectNothingBut(t *testing.T, c *wire.Conn, who string) {
+	t.Helper()
+	for end := time.Now().Add(quiet); time.Now().Before(end); {
+		f := recvFrame(t, c, time.Until(end))
+		if f == nil {
+			return
+		}
+		if !isBPDUDest(f) {
+			t.Fatalf("%s: unexpected frame %x", who, f)
+		}
+	}
+}
+
+// TestFSTPProbe: a new port discards until the peer's first BPDU or fstpProbe; a host
+// (no BPDUs) forwards after the probe.
+func TestFSTPProbe(t *testing.T) {
+	s := newTestSwitch(t, Config{FSTP: true})
+	a := dial(t, s, 1)
+	time.Sleep(fstpProbe + 3*fstpTick)
+	b := dial(t, s, 2)
+	if _, _, _, _, pend := fstpState(s, 2); !pend {
+		t.Fatal("new port not probing")
+	}
+	b.WriteBatch([][]byte{frame(0xff, 2, "early")})
+	for {
+		f := recvFrame(t, a, quiet)
+		if f == nil {
+			break
+		}
+		if !isBPDUDest(f) {
+			t.Fatalf("a probing port's frame was forwarded: %x", f)
+		}
+	}
+	fstpWait(t, "probe end", func() bool { _, _, _, _, pend := fstpState(s, 2); return !pend })
+	b.WriteBatch([][]byte{frame(0xff, 2, "late")})
+	deadline := time.Now().Add(2 * time.Second)
+	for time.Now().Before(deadline) {
+		f := recvFrame(t, a, time.Until(deadline))
+		if bytes.Equal(f, frame(0xff, 2, "late")) {
+			return
+		}
+	}
+	t.Fatal("a host port does not forward after the probe")
+}
+
+// TestFSTPCommands checks the commands' errors and outputs against the C switch's.
+func TestFSTPCommands(t *testing.T) {
+	s := newTestSwitch(t, Config{MAC: [6]byte{0, 0xff, 1, 2, 3, 4}, Priority: 0x1234})
+	for _, tt := range []struct{ in, want string }{
+		{"fstp/showinfo", "0000 DATA END WITH '.'\nMAC 00:ff:01:02:03:04 Priority 4660 (0x1234)\nFSTP=false\n.\n1000 Success\n"},
+		{"fstp/setedge 0 1", "1022 Invalid argument\n"},
+		{"fstp/setedge 5000 1 1", "1022 Invalid argument\n"},
+		{"fstp/setedge 0 99 1", "1022 Invalid argument\n"},
+		{"fstp/setedge 7 1 1", "1006 No such device or address\n"},
+		{"fstp/setedge 0 1 1", "1000 Success\n"},
+		{"fstp/bonus 0 1 0x100", "1000 Success\n"},
+		{"fstp/print 4095", "0000 DATA END WITH '.'\n.\n1022 Invalid argument\n"},
+		{"fstp/print 7", "0000 DATA END WITH '.'\n.\n1006 No such device or address\n"},
+		{"fstp/print", "0000 DATA END WITH '.'\nFST DATA VLAN 0000 ROOTSWITCH FSTP IS DISABLED\n ++ root 12:34:00:ff:01:02:03:04\n" +
+			" ++ designated ff:ff:ff:ff:ff:ff:ff:ff\n ++ rootport 0000 cost 0 age 0 bonusport 0001 bonuscost 256\n.\n1000 Success\n"},
+		{"fstp/setfstp 1", "0000 DATA END WITH '.'\n.\n1000 Success\n"},
+		{"fstp/showinfo", "0000 DATA END WITH '.'\nMAC 00:ff:01:02:03:04 Priority 4660 (0x1234)\nFSTP=true\n.\n1000 Success\n"},
+		{"port/sethub 1", "1000 Success\n"},
+		{"fstp/showinfo", "0000 DATA END WITH '.'\nMAC 00:ff:01:02:03:04 Priority 4660 (0x1234)\nFSTP=false\n.\n1000 Success\n"},
+		{"fstp/setfstp 1", "0000 DATA END WITH '.'\nCan't use fstp in hub mode\n.\n1000 Success\n"},
+	} {
+		if got := runCmd(t, s, tt.in); got != tt.want {
+			t.Errorf("%q:\n got %q\nwant %q", tt.in, got, tt.want)
+		}
+	}
+}
+
+// TestFSTPHostileFlood: a client flooding forged BPDUs does not stop the switch, and
+// its BPDUs are cut to the reader's rate.
+func TestFSTPHostileFlood(t *testing.T) {
+	s := newTestSwitch(t, Config{FSTP: true})
+	evil, a := dial(t, s, 1), dial(t, s, 2)
+	root := makeBridgeID(0, [6]byte{})
+	batch := make([][]byte, 32)
+	for i := range batch {
+		batch[i] = peerBPDU(root, uint32(i), makeBridgeID(0, [6]byte{0, 0, 0, 0, 0, byte(i)}), i, flagTC|flagNotBackup|0x30)
+	}
+	end := time.Now().Add(500 * time.Millisecond)
+	for time.Now().Before(end) {
+		evil.WriteBatch(batch)
+	}
+	out := runCmd(t, s, "port/drops 1")
+	if !strings.Contains(out, "bad") {
+		t.Logf("port/drops 1:\n%s", out)
+	}
+	s.mu.Lock()
+	s.fst.setOn(false)
+	s.publishLocked()
+	s.mu.Unlock()
+	for recvFrame(t, a, 50*time.Millisecond) != nil {
+	}
+	evil.WriteBatch([][]byte{frame(0xff, 1, "still switching")})
+	expectFrame(t, a, frame(0xff, 1, "still switching"), "port 2")
+}
