@@ -74,14 +74,20 @@ type plug2tapOptions struct {
 // parsePlug2TapArgs parses vde_plug2tap's arguments; on a usage error it returns a
 // *parseExit with the text and status of the C tool.
 func parsePlug2TapArgs(args []string, cwd string) (*plug2tapOptions, error) {
+	return plug2tapPlug.parse(args, cwd)
+}
+
+// parse parses the command line of p's tool, whose options are vde_plug2tap's; on a
+// usage error it returns a *parseExit with the text and status of the C tool.
+func (p *ifacePlug) parse(args []string, cwd string) (*plug2tapOptions, error) {
 	usage := func(msg string) error {
-		return &parseExit{Code: 255, Stderr: msg + plug2tapUsage}
+		return &parseExit{Code: 255, Stderr: msg + p.usage}
 	}
-	o := &plug2tapOptions{Open: wire.OpenOptions{Description: "vde_plug2tap:", Mode: 0o700}}
+	o := &plug2tapOptions{Open: wire.OpenOptions{Description: p.prog + ":", Mode: 0o700}}
 	res := getoptLongOnly(plug2tapFlags, args)
 	for _, ev := range res.Opts {
 		if ev.Err != "" {
-			return nil, usage("vde_plug2tap: " + ev.Err + "\n")
+			return nil, usage(p.prog + ": " + ev.Err + "\n")
 		}
 		v := ev.Value
 		switch ev.Name {
@@ -119,7 +125,7 @@ func parsePlug2TapArgs(args []string, cwd string) (*plug2tapOptions, error) {
 	o.Tap = res.Operands[0]
 	if o.PidFile != "" && !filepath.IsAbs(o.PidFile) {
 		if cwd == "" {
-			return nil, &parseExit{Code: 1, Stderr: "vde_plug2tap: getcwd: cannot resolve the pid file " + o.PidFile + "\n"}
+			return nil, &parseExit{Code: 1, Stderr: p.prog + ": getcwd: cannot resolve the pid file " + o.PidFile + "\n"}
 		}
 		o.PidFile = filepath.Join(cwd, o.PidFile)
 	}
@@ -152,23 +158,70 @@ func atoi(s string) int32 {
 	return int32(v)
 }
 
+// ifacePlug is what differs between vde_plug2tap and vde_pcapplug, which join a switch
+// port to a local interface the same way and take the same options.
+type ifacePlug struct {
+	// prog names the tool in its messages, syslog and the switch's port description.
+	prog string
+	// usage is the C tool's usage text.
+	usage string
+	// daemon is how -d daemonizes.
+	daemon daemonSpec
+	// switchFirst opens the switch before the interface and the pid file (the C
+	// vde_pcapplug's order); otherwise the pid file, the interface, the switch.
+	switchFirst bool
+	// open attaches to the interface; errText is the C tool's message when it fails.
+	open    func(name string) (wire.Endpoint, error)
+	errText func(error) string
+	// ended is the exit status when err, from the interface, ended the plug; ok is
+	// false for an error of another kind.
+	ended func(err error, logf func(string, ...any)) (code int, ok bool)
+}
+
+// plug2tapPlug is vde_plug2tap: a TAP, opened as the C tools open it.
+var plug2tapPlug = &ifacePlug{
+	prog:   "vde_plug2tap",
+	usage:  plug2tapUsage,
+	daemon: plug2tapDaemon,
+	open: func(name string) (wire.Endpoint, error) {
+		d, err := tap.Open(name)
+		if err != nil {
+			return nil, err
+		}
+		return d, nil
+	},
+	errText: tapErrorText,
+	ended: func(err error, logf func(string, ...any)) (int, bool) {
+		var te *tap.Error
+		if !errors.As(err, &te) {
+			return 0, false
+		}
+		logf("%v", err)
+		return 1, true
+	},
+}
+
 // Plug2TapMain is vde_plug2tap: it joins a switch port (or, with -s -, a vde_plug stream
 // on stdin/stdout) to a TAP interface, until either side ends.
 func Plug2TapMain(ctx context.Context, args []string, stdio Stdio) error {
-	ready := plug2tapDaemon.takeReadyFile()
+	return plug2tapPlug.main(ctx, args, stdio)
+}
+
+func (p *ifacePlug) main(ctx context.Context, args []string, stdio Stdio) error {
+	ready := p.daemon.takeReadyFile()
 	cwd, _ := os.Getwd()
-	o, err := parsePlug2TapArgs(args, cwd)
+	o, err := p.parse(args, cwd)
 	if err != nil {
 		return parseFailure(err, stdio)
 	}
 	if o.Daemon && ready == nil {
-		return plug2tapDaemon.spawn(args, stdio)
+		return p.daemon.spawn(args, stdio)
 	}
-	return runPlug2Tap(ctx, o, stdio, ready)
+	return p.run(ctx, o, stdio, ready)
 }
 
-// runPlug2Tap runs the plug in this process. ready is non-nil in the daemon.
-func runPlug2Tap(ctx context.Context, o *plug2tapOptions, stdio Stdio, ready *os.File) error {
+// run runs the plug in this process. ready is non-nil in the daemon.
+func (p *ifacePlug) run(ctx context.Context, o *plug2tapOptions, stdio Stdio, ready *os.File) error {
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	defer signal.Stop(sigs)
@@ -176,11 +229,11 @@ func runPlug2Tap(ctx context.Context, o *plug2tapOptions, stdio Stdio, ready *os
 
 	stderr := &lockedWriter{w: stdio.Err}
 	logf := func(format string, args ...any) {
-		fmt.Fprintf(stderr, "vde_plug2tap: "+format+"\n", args...)
+		fmt.Fprintf(stderr, p.prog+": "+format+"\n", args...)
 	}
 	report := logf
 	if ready != nil {
-		syslogf := syslogLogger("vde_plug2tap", "VDE_PLUG2TAP started")
+		syslogf := syslogLogger(p.prog, strings.ToUpper(p.prog)+" started")
 		report = func(format string, args ...any) {
 			logf(format, args...)
 			syslogf(format, args...)
@@ -191,8 +244,39 @@ func runPlug2Tap(ctx context.Context, o *plug2tapOptions, stdio Stdio, ready *os
 		report("%s", w)
 	}
 
+	var dev, sw wire.Endpoint
+	stream := o.Sock == "-"
+	openSwitch := func() error {
+		var err error
+		if stream {
+			sw = wire.NewStream(stdio.In, stdio.Out, nil)
+			return nil
+		}
+		if sw, err = wire.Open(o.Sock, o.Open); err != nil {
+			name := o.Sock
+			if name == "" {
+				name = "DEF_SWITCH"
+			}
+			report("vde_open %s: %s", name, openErrorText(err))
+			return exit(1)
+		}
+		return nil
+	}
+	closeAll := func() {
+		for _, e := range []wire.Endpoint{dev, sw} {
+			if e != nil {
+				e.Close()
+			}
+		}
+	}
+	if p.switchFirst {
+		if err := openSwitch(); err != nil {
+			return err
+		}
+	}
 	if o.PidFile != "" {
 		if err := writePidFile(o.PidFile); err != nil {
+			closeAll()
 			report("Error in pidfile creation: %s", strerror(err))
 			return exit(1)
 		}
@@ -202,26 +286,16 @@ func runPlug2Tap(ctx context.Context, o *plug2tapOptions, stdio Stdio, ready *os
 			}
 		}()
 	}
-
-	dev, err := tap.Open(o.Tap)
-	if err != nil {
-		report("%s", tapErrorText(err))
+	var err error
+	if dev, err = p.open(o.Tap); err != nil {
+		closeAll()
+		report("%s", p.errText(err))
 		return exit(1)
 	}
-	var sw wire.Endpoint
-	stream := o.Sock == "-"
-	if stream {
-		sw = wire.NewStream(stdio.In, stdio.Out, nil)
-	} else {
-		sw, err = wire.Open(o.Sock, o.Open)
-		if err != nil {
-			dev.Close()
-			name := o.Sock
-			if name == "" {
-				name = "DEF_SWITCH"
-			}
-			report("vde_open %s: %s", name, openErrorText(err))
-			return exit(1)
+	if !p.switchFirst {
+		if err := openSwitch(); err != nil {
+			closeAll()
+			return err
 		}
 	}
 	if ready != nil {
@@ -234,19 +308,19 @@ func runPlug2Tap(ctx context.Context, o *plug2tapOptions, stdio Stdio, ready *os
 	select {
 	case err = <-joined:
 	case <-sigs:
-		dev.Close()
-		sw.Close()
+		closeAll()
 		return nil
 	case <-ctx.Done():
-		dev.Close()
-		sw.Close()
+		closeAll()
 		return nil
 	}
-	var te *tap.Error
+	if code, ok := p.ended(err, logf); ok {
+		if code == 0 {
+			return nil
+		}
+		return exit(code)
+	}
 	switch {
-	case errors.As(err, &te):
-		logf("%v", err)
-		return exit(1)
 	case stream && errors.Is(err, io.EOF):
 		return nil // the far end of the stream hung up: C exits quietly
 	case stream:
