@@ -6,6 +6,7 @@ package itest
 // test drives as a peer.
 
 import (
+	"bytes"
 	"fmt"
 	"os"
 	"os/exec"
@@ -117,16 +118,21 @@ func reach(t *testing.T, from *peer, tag string, to ...*peer) {
 	}
 }
 
-// threeOnANode starts a node (scheme, opts) with tc.host on its stdio, tc.join joining it
-// with vde:// and an in-process client, and waits until broadcasts from the first two
-// reach the others.
-func threeOnANode(t *testing.T, tc plugEnds, scheme, opts string) (host, join, third *peer) {
+// startNode starts a node (scheme, opts) with tc.host on its stdio, tc.join joining it
+// with vde:// and an in-process client.
+func startNode(t *testing.T, tc plugEnds, scheme, opts string) (host, join, third *peer) {
 	t.Helper()
 	dir := filepath.Join(testDir(t), "node")
 	host = stdioPlug(t, tc.host, 1, scheme+dir+opts)
 	waitCtl(t, dir)
-	join = stdioPlug(t, tc.join, 2, "vde://"+dir)
-	third = joinNode(t, dir, 3)
+	return host, stdioPlug(t, tc.join, 2, "vde://"+dir), joinNode(t, dir, 3)
+}
+
+// threeOnANode is startNode, then waits until broadcasts from the first two reach the
+// others.
+func threeOnANode(t *testing.T, tc plugEnds, scheme, opts string) (host, join, third *peer) {
+	t.Helper()
+	host, join, third = startNode(t, tc, scheme, opts)
 	reach(t, join, "j-bcast", host, third)
 	reach(t, host, "h-bcast", join, third)
 	return host, join, third
@@ -193,8 +199,12 @@ func TestNodeModes(t *testing.T) {
 				p := stdioPlug(t, bin, 1, "switch://"+dir+opts)
 				waitCtl(t, dir)
 				m := &got[i]
-				m.dir, m.dirGid = fileMode(t, dir)
-				m.ctl, m.ctlGid = fileMode(t, filepath.Join(dir, "ctl"))
+				// Debian's listens last; ours chmods the listening socket: wait for it.
+				waitFor(t, startTimeout, "the modes Debian's node has", func() (bool, string) {
+					m.dir, m.dirGid = fileMode(t, dir)
+					m.ctl, m.ctlGid = fileMode(t, filepath.Join(dir, "ctl"))
+					return i == 0 || *m == got[0], fmt.Sprintf("%o", *m)
+				})
 				p.endpoint().Close() // stdin's EOF ends the plug
 				waitFor(t, stopTimeout, dir+" removed", func() (bool, string) {
 					_, err := os.Lstat(dir)
@@ -321,20 +331,101 @@ func TestPtpModes(t *testing.T) {
 	requireRoot(t)
 	requireTools(t, "vde_plug")
 	ours := appletPath(t, "vde_plug")
-	for _, opts := range [][]string{nil, {"-m", "0660"}, {"-m", "666", "-g", "nogroup"}} {
-		t.Run(strings.Join(opts, " "), func(t *testing.T) {
+	for _, tc := range []struct {
+		opts []string
+		mode uint32 // what Debian's vde_plug gives both files
+	}{{nil, 0700}, {[]string{"-m", "0660"}, 0660}, {[]string{"-m", "666", "-g", "nogroup"}, 0666}} {
+		t.Run(strings.Join(tc.opts, " "), func(t *testing.T) {
 			t.Parallel()
-			var got [2][2][2]uint32 // [debian, ours][first, second][mode, gid]
+			var gids [2][2]uint32 // [debian, ours][first, second]
 			for i, bin := range []string{debianPlug, ours} {
 				path := filepath.Join(testDir(t), "cable")
 				for end, name := range []string{path, path + "+"} {
-					stdioPlug(t, bin, end+1, append(opts, "ptp://"+path)...)
-					waitSocket(t, name)
-					got[i][end][0], got[i][end][1] = fileMode(t, name)
+					stdioPlug(t, bin, end+1, append(tc.opts, "ptp://"+path)...)
+					// Bound first, then chmod'ed: wait for the mode.
+					waitFor(t, startTimeout, fmt.Sprintf("%s of mode %o", name, tc.mode), func() (bool, string) {
+						st, err := os.Lstat(name)
+						if err != nil {
+							return false, err.Error()
+						}
+						return uint32(st.Mode().Perm()) == tc.mode, st.Mode().String()
+					})
+					_, gids[i][end] = fileMode(t, name)
 				}
 			}
-			if got[0] != got[1] {
-				t.Errorf("vde_plug %v ptp://: Debian's ends (mode, gid) %o, ours %o", opts, got[0], got[1])
+			if gids[0] != gids[1] {
+				t.Errorf("vde_plug %v ptp://: Debian's files have gids %d, ours %d", tc.opts, gids[0], gids[1])
+			}
+		})
+	}
+}
+
+// TestMultiScheme: multi:// sends every frame of its plug on every link, learned address
+// or not, and a link's frames to its plug only, never to another link.
+func TestMultiScheme(t *testing.T) {
+	t.Parallel()
+	for _, tc := range bothWays(t) {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			host, join, third := startNode(t, tc, "multi://", "[mode=0600]")
+			reach(t, join, "j-bcast", host)
+			reach(t, third, "t-bcast", host)
+			reach(t, host, "h-bcast", join, third)
+			host.send(t, ethFrame(join.MAC, host.MAC, "h2j-unicast"))
+			join.recv(t, "h2j-unicast")
+			third.recv(t, "h2j-unicast")
+			third.recvNone(t, "j-bcast")
+			join.recvNone(t, "t-bcast")
+			join.send(t, ethFrame(third.MAC, join.MAC, "j2t-unicast"))
+			host.recv(t, "j2t-unicast")
+			third.recvNone(t, "j2t-unicast")
+		})
+	}
+}
+
+// TestBondingScheme: bonding:// sends its plug's frames on its links in turn, and a link's
+// frames to its plug only.
+func TestBondingScheme(t *testing.T) {
+	t.Parallel()
+	for _, tc := range bothWays(t) {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			host, join, third := startNode(t, tc, "bonding://", "")
+			reach(t, join, "j-bcast", host)
+			reach(t, third, "t-bcast", host)
+			third.recvNone(t, "j-bcast")
+			join.recvNone(t, "t-bcast")
+
+			const n = 6
+			for i := 0; i < n; i++ {
+				host.send(t, ethFrame(broadcast, host.MAC, fmt.Sprintf("turn-%d-", i)))
+			}
+			got := map[*peer][]int{}
+			seen := map[int]int{}
+			total, deadline := 0, time.Now().Add(recvTimeout)
+			for quiet := 0; quiet < 2; { // until n frames came, then a quiet period
+				wait := 20 * time.Millisecond
+				if total >= n || time.Now().After(deadline) {
+					wait, quiet = quietPeriod, quiet+1
+				}
+				for _, p := range []*peer{join, third} {
+					if f, ok := p.tryRecv("turn-", wait); ok {
+						var i int
+						fmt.Sscanf(string(f[bytes.Index(f, []byte("turn-")):]), "turn-%d-", &i)
+						got[p] = append(got[p], i)
+						seen[i]++
+						total++
+						quiet = 0
+					}
+				}
+			}
+			for i := 0; i < n; i++ {
+				if seen[i] != 1 {
+					t.Errorf("frame %d reached %d links, want 1", i, seen[i])
+				}
+			}
+			if len(got[join]) != n/2 || len(got[third]) != n/2 {
+				t.Errorf("frames by link: join %v, third %v; want them in turn", got[join], got[third])
 			}
 		})
 	}

@@ -143,3 +143,49 @@ func TestNodeRefusesAPathInUse(t *testing.T) {
 		t.Fatal("a second node opened over a live one")
 	}
 }
+
+func TestMultiFansOut(t *testing.T) {
+	host, dir, c1, c2 := node(t, "multi", "[mode=0660]")
+	h, r1, r2 := reader(host), reader(c1), reader(c2)
+	send(t, host, frame(1, 9, "host-to-c1"))
+	expect(t, r1, "host-to-c1", true)
+	expect(t, r2, "host-to-c1", true)
+	send(t, c1, frame(0xff, 1, "c1-bcast"))
+	expect(t, h, "c1-bcast", true)
+	expect(t, r2, "c1-bcast", false)
+	if st, err := os.Lstat(filepath.Join(dir, "ctl")); err != nil || st.Mode().Perm() != 0660 {
+		t.Errorf("ctl: %v, %v; want mode 0660", st, err)
+	}
+	host.Close()
+	if _, err := os.Lstat(dir); !os.IsNotExist(err) {
+		t.Errorf("%s still there after Close: %v", dir, err)
+	}
+	c1.(*wire.Conn).WaitClosed() // the links hear the node go
+}
+
+func TestBondingTakesTurns(t *testing.T) {
+	host, _, c1, c2 := node(t, "bonding", "")
+	h, r1, r2 := reader(host), reader(c1), reader(c2)
+	for i := 0; i < 4; i++ {
+		send(t, host, frame(0xff, 9, "turn"+string(rune('0'+i))))
+	}
+	// Two frames each, alternating.
+	got := map[string]int{}
+	for _, r := range []<-chan []byte{r1, r2} {
+		for k := 0; k < 2; k++ {
+			select {
+			case f := <-r:
+				got[string(f[len(f)-5:])]++
+			case <-time.After(2 * time.Second):
+				t.Fatalf("links got %v; want 2 frames each", got)
+			}
+		}
+		expect(t, r, "turn", false)
+	}
+	if len(got) != 4 {
+		t.Errorf("links got %v; want each of the 4 frames once", got)
+	}
+	send(t, c2, frame(0xff, 2, "c2-bcast"))
+	expect(t, h, "c2-bcast", true)
+	expect(t, r1, "c2-bcast", false)
+}
