@@ -67,29 +67,3 @@ func TestSegmenter(t *testing.T) {
 		t.Error("Reset left segments")
 	}
 }
-
-// FuzzSegmenter: any virtio_net_hdr with any bytes behind it is taken, cut or refused
-// without a panic, and every frame that comes out fits maxFrame.
-func FuzzSegmenter(f *testing.F) {
-	pkt, h, _ := gsoShape{size: 5000, flags: tcpACK | tcpPSH, mss: 1448}.build()
-	hdr := make([]byte, VnetHdrLen)
-	h.put(hdr)
-	f.Add(hdr, pkt, uint16(9234))
-	f.Add([]byte{1, 0, 0, 0, 0, 0, 34, 0, 16, 0}, make([]byte, 100), uint16(1514))
-	f.Fuzz(func(t *testing.T, hdr, pkt []byte, maxFrame uint16) {
-		var s Segmenter
-		n := s.Take(hdr, pkt, int(maxFrame))
-		if n > len(pkt) || n < -1 {
-			t.Fatalf("Take = %d for %d bytes", n, len(pkt))
-		}
-		dst := make([]byte, maxFrame)
-		for i := 0; s.Pending(); i++ {
-			if i > len(pkt) {
-				t.Fatal("the segments do not end")
-			}
-			if m := s.Next(dst); m > int(maxFrame) {
-				t.Fatalf("a segment of %d bytes, maxFrame %d", m, maxFrame)
-			}
-		}
-	})
-}
