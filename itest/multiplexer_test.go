@@ -158,6 +158,16 @@ func TestSwitchScheme(t *testing.T) {
 			third.recvNone(t, "h2j-unicast")
 			third.recvNone(t, "j2h-unicast")
 			host.recvNone(t, "t2j-unicast")
+
+			// vdeplug4's switch has no VLANs: 802.1Q frames pass as they are.
+			host.send(t, vlanFrame(broadcast, host.MAC, 5, "tagged-bcast"))
+			join.recv(t, "tagged-bcast")
+			third.recv(t, "tagged-bcast")
+			join.send(t, vlanFrame(host.MAC, join.MAC, 5, "tagged-j2h"))
+			if f := host.recv(t, "tagged-j2h"); f[12] != 0x81 || f[15] != 5 {
+				t.Errorf("a frame tagged for VLAN 5 arrived as % x", f[:18])
+			}
+			third.recvNone(t, "tagged-j2h")
 		})
 	}
 }

@@ -132,75 +132,80 @@ func (n *fanout) accept() {
 // serve runs one client: the handshake, then its link until either side ends it.
 func (n *fanout) serve(c *net.UnixConn) {
 	defer n.wg.Done()
-	l, err := n.handshake(c)
+	l, reply, err := n.handshake(c)
 	if err != nil {
 		c.Close()
 		return
 	}
+	// The link takes frames before the client hears the reply: clients send at once.
 	if !n.add(l) {
 		l.close()
 		return
 	}
 	n.wg.Add(1)
 	go n.readLink(l)
+	c.SetWriteDeadline(time.Now().Add(handshakeTimeout))
+	_, err = c.Write(reply)
+	c.SetWriteDeadline(time.Time{})
+	if err != nil {
+		n.remove(l)
+		l.close()
+		return
+	}
 	var b [64]byte
 	c.Read(b[:]) // EOF, or anything at all, ends the link (as in vdeplug4)
 	n.remove(l)
 	l.close()
 }
 
-// handshake is the node's side of the vde handshake (shared/spec/wire-protocol.md §5.2):
-// vdeplug4's node takes new-control requests only and ignores a port number.
-func (n *fanout) handshake(c *net.UnixConn) (*link, error) {
+// handshake is the node's side of the vde handshake (shared/spec/wire-protocol.md §5.2)
+// up to the reply, which it returns: vdeplug4's node takes new-control requests only and
+// ignores a port number.
+func (n *fanout) handshake(c *net.UnixConn) (*link, []byte, error) {
 	buf := make([]byte, wire.MaxRequestSize)
 	c.SetReadDeadline(time.Now().Add(handshakeTimeout))
 	k, err := c.Read(buf)
 	c.SetReadDeadline(time.Time{})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	req, err := wire.ParseRequest(buf[:k])
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if req.Type != wire.ReqNewControl || req.Path == "" {
-		return nil, errors.New("not a new-control request")
+		return nil, nil, errors.New("not a new-control request")
 	}
 	if err := clientOwns(c, req.Path); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	fd, err := wire.SocketDatagram()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if err := unix.Connect(fd, &unix.SockaddrUnix{Name: req.Path}); err != nil {
 		unix.Close(fd)
-		return nil, err
+		return nil, nil, err
 	}
 	path := filepath.Join(n.dir, "fd"+strconv.Itoa(connFD(c)))
 	os.Remove(path)
 	if err := unix.Bind(fd, &unix.SockaddrUnix{Name: path}); err != nil {
 		unix.Close(fd)
-		return nil, err
+		return nil, nil, err
 	}
 	unix.Chmod(path, n.opts.Mode)
 	d, err := wire.NewDatagram(fd, path)
 	if err != nil {
 		os.Remove(path)
-		return nil, err
+		return nil, nil, err
 	}
 	l := &link{ctl: c, data: d, path: path}
 	reply, err := wire.AppendReply(nil, path)
-	if err == nil {
-		c.SetWriteDeadline(time.Now().Add(handshakeTimeout))
-		_, err = c.Write(reply)
-		c.SetWriteDeadline(time.Time{})
-	}
 	if err != nil {
 		l.close()
-		return nil, err
+		return nil, nil, err
 	}
-	return l, nil
+	return l, reply, nil
 }
 
 // clientOwns refuses a data socket the client on c does not own (unless it is root): the

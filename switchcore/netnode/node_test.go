@@ -106,6 +106,27 @@ func TestSwitchLearns(t *testing.T) {
 	send(t, c2, frame(9, 2, "c2-to-host"))
 	expect(t, h, "c2-to-host", true)
 	expect(t, r1, "c2-to-host", false)
+	// 802.1Q frames go through as they are, learned per VLAN.
+	tagged := func(dst, src byte, vid int, payload string) []byte {
+		f := frame(dst, src, payload)
+		return append(f[:12:12], append([]byte{0x81, 0, byte(vid >> 8), byte(vid), 0x88, 0xb5}, f[14:]...)...)
+	}
+	send(t, c1, tagged(0xff, 1, 5, "tagged-bcast"))
+	for _, r := range []<-chan []byte{h, r2} {
+		select {
+		case f := <-r:
+			if !bytes.Equal(f, tagged(0xff, 1, 5, "tagged-bcast")) {
+				t.Fatalf("a tagged broadcast arrived as % x", f)
+			}
+		case <-time.After(2 * time.Second):
+			t.Fatal("a tagged broadcast did not arrive")
+		}
+	}
+	send(t, host, tagged(1, 9, 5, "tagged-to-c1"))
+	expect(t, r1, "tagged-to-c1", true)
+	expect(t, r2, "tagged-to-c1", false)
+	send(t, host, tagged(1, 9, 6, "other-vlan-to-c1")) // c1 unknown on VLAN 6: flooded
+	expect(t, r2, "other-vlan-to-c1", true)
 	host.Close()
 	if _, err := os.Lstat(dir); !os.IsNotExist(err) {
 		t.Errorf("%s still there after Close: %v", dir, err)

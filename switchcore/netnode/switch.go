@@ -66,6 +66,9 @@ func openSwitch(arg string, hub bool) (wire.Endpoint, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %v", dir, err)
 	}
+	if !hub {
+		sw.TrunkAll() // vdeplug4's switch carries tagged frames as they are
+	}
 	mine, theirs, err := datagramPair("host")
 	if err != nil {
 		sw.Close()
