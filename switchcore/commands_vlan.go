@@ -132,8 +132,8 @@ func (c *cmdCtx) vlanPrint(all bool) error {
 			continue
 		}
 		c.printf("VLAN %04d\n", vid)
-		if s.hub && !all {
-			continue // no port forwards by VLAN in hub mode
+		if (s.hub || s.fst.on) && !all {
+			continue // no port forwards by VLAN in hub mode; C lists none with FSTP on
 		}
 		// Members in port order, as the C switch lists them.
 		for _, p := range s.ports {
@@ -146,6 +146,9 @@ func (c *cmdCtx) vlanPrint(all bool) error {
 			}
 			if p.active() {
 				a, status = 1, "Forwarding"
+				if v := s.fst.vl[vid]; v != nil && v.status(p.num) == stDiscarding {
+					status = "Discarding"
+				}
 			}
 			c.printf(" -- Port %04d tagged=%d active=%d status=%s\n", p.num, t, a, status)
 		}

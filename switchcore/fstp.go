@@ -567,18 +567,19 @@ func (f *fstp) sync() {
 				}
 			}
 		}
+		// Joins in VLAN order, as a port that becomes active joins in C.
 		for w := range want.tagged {
 			added := want.tagged[w] &^ have.tagged[w]
+			if want.untag != NoVLAN && want.untag != have.untag && int(want.untag>>6) == w {
+				added |= 1 << (want.untag & 63)
+			}
 			for added != 0 {
 				j := bits.TrailingZeros64(added)
 				added &^= 1 << j
 				if vid := uint16(w<<6 | j); f.vl[vid] != nil && s.vlans[vid] {
-					f.addPort(vid, n, true)
+					f.addPort(vid, n, vid != want.untag)
 				}
 			}
-		}
-		if want.untag != NoVLAN && want.untag != have.untag && f.vl[want.untag] != nil {
-			f.addPort(want.untag, n, false)
 		}
 		*have = want
 	}

@@ -288,3 +288,52 @@ func TestFSTPHostileFlood(t *testing.T) {
 	evil.WriteBatch([][]byte{frame(0xff, 1, "still switching")})
 	expectFrame(t, a, frame(0xff, 1, "still switching"), "port 2")
 }
+
+// TestFSTPPerVLAN: each VLAN keeps its own tree; a tagged BPDU changes only its VLAN's,
+// and the answer leaves tagged.
+func TestFSTPPerVLAN(t *testing.T) {
+	mac := [6]byte{0x00, 0xff, 0, 0, 0, 0x20}
+	s := newTestSwitch(t, Config{FSTP: true, MAC: mac})
+	me := makeBridgeID(0x8000, mac)
+	mustCmd(t, s, "vlan/create 10")
+	mustCmd(t, s, "port/create 1")
+	mustCmd(t, s, "vlan/addport 10 1")
+	p1 := dial(t, s, 1)
+	r := makeBridgeID(0x1000, [6]byte{0x00, 0xff, 0, 0, 0, 0x01})
+	b := bpdu{Flags: flagNotBackup | flagNotRoot | 0x30, Root: r, Bridge: r, Port: portID(9), MaxAge: 40, Hello: 4}
+	p1.WriteBatch([][]byte{appendBPDU(nil, [6]byte{0x00, 0xff, 0, 0, 0, 0x01}, true, 10, &b)})
+	fstpWait(t, "VLAN 10 root", func() bool {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return s.fst.vl[10].root == r && s.fst.vl[10].rootPort == 1
+	})
+	s.mu.Lock()
+	v0 := *s.fst.vl[0]
+	s.mu.Unlock()
+	if v0.root != me || v0.rootPort != 0 {
+		t.Fatalf("VLAN 0 changed with VLAN 10: root %x port %d", v0.root, v0.rootPort)
+	}
+	for end := time.Now().Add(3 * time.Second); time.Now().Before(end); {
+		f := recvFrame(t, p1, time.Until(end))
+		if f == nil {
+			break
+		}
+		if isBPDUDest(f) && len(f) == bpduLen+4 {
+			got, err := decodeBPDU(f, true)
+			if err == nil && got.Flags&flagAgreement != 0 && got.Root == r {
+				if vid, _ := frameVLAN(f); vid != 10 {
+					t.Fatalf("agreement on VLAN %d", vid)
+				}
+				out := runCmd(t, s, "fstp/print 10")
+				if !strings.Contains(out, " -- Port 0001 tagged=1 portcost=20000000 role=Unknown\n") {
+					t.Fatalf("fstp/print 10 (C calls tagged ports Unknown):\n%s", out)
+				}
+				if out := runCmd(t, s, "vlan/print"); out != "0000 DATA END WITH '.'\nVLAN 0000\nVLAN 0010\n.\n1000 Success\n" {
+					t.Fatalf("vlan/print with FSTP on:\n%s", out)
+				}
+				return
+			}
+		}
+	}
+	t.Fatal("no tagged agreement on VLAN 10")
+}
