@@ -78,12 +78,25 @@ func stdioPlugFiles(t *testing.T, bin string, n int, extra []*os.File, args ...s
 	return newPeer(t, filepath.Base(bin)+"#"+string(rune('0'+n)), n, wire.NewStream(out, in, in.Close))
 }
 
-// waitCtl waits until a node's control socket takes connections.
+// waitCtl waits until a node's control socket listens. It looks in /proc/net/unix rather
+// than connecting: Debian's node spins on a connection that closes without a request (it
+// never closes its end), for as long as it runs.
 func waitCtl(t *testing.T, dir string) {
 	t.Helper()
-	waitFor(t, startTimeout, dir+"/ctl accepting", func() (bool, string) {
-		err := probeSocket(filepath.Join(dir, "ctl"))
-		return err == nil, ""
+	ctl := filepath.Join(dir, "ctl")
+	waitFor(t, startTimeout, ctl+" listening", func() (bool, string) {
+		tab, err := os.ReadFile("/proc/net/unix")
+		if err != nil {
+			return probeSocket(ctl) == nil, err.Error()
+		}
+		for _, line := range strings.Split(string(tab), "\n") {
+			// Num RefCount Protocol Flags Type St Inode Path; Flags 00010000: listening.
+			f := strings.Fields(line)
+			if len(f) == 8 && f[7] == ctl && f[3] == "00010000" {
+				return true, ""
+			}
+		}
+		return false, ""
 	})
 }
 
