@@ -52,3 +52,39 @@ func (s *Segmenter) Next(dst []byte) int {
 
 // Reset drops what is left of the packet being cut.
 func (s *Segmenter) Reset() { s.cut.pkt = nil }
+
+// MaxMergedHdr is the longest header Merger.Run writes: Ethernet, IPv6 and TCP with
+// options.
+const MaxMergedHdr = maxGSOHdr
+
+// MaxMergedSegs is the most frames Merger.Run puts in one packet.
+const MaxMergedSegs = maxGSOSegs
+
+// Merger finds, in a batch of frames, runs of consecutive TCP segments of one flow that
+// can go to the kernel as one GSO packet behind a virtio_net_hdr, as Device's write side
+// merges them; for other writers of such packets (an AF_PACKET socket with
+// PACKET_VNET_HDR).
+type Merger struct {
+	p parsed
+}
+
+// Reset starts a batch of n frames.
+func (m *Merger) Reset(n int) { m.p.reset(n) }
+
+// Run returns how many frames, from frames[i] on, go as one packet. For n > 1 it wrote
+// that packet's virtio_net_hdr into vnet (VnetHdrLen bytes) and its headers, hdrLen
+// bytes, into hdr (MaxMergedHdr bytes); Payload gives what each of its frames adds
+// behind them. For n == 1 the frame goes as it is.
+func (m *Merger) Run(frames [][]byte, i int, vnet, hdr []byte) (n, hdrLen int) {
+	r := nextRun(frames, i, &m.p)
+	if r.n == 1 {
+		return 1, 0
+	}
+	return r.n, mergedHeader(hdr, vnet, frames[i], r, m.p.segs[i])
+}
+
+// Payload is frame j's TCP payload, once Run has put it in a merged packet.
+func (m *Merger) Payload(frames [][]byte, j int) []byte {
+	s := m.p.segs[j]
+	return frames[j][s.data:s.end]
+}

@@ -16,7 +16,9 @@
 // auxiliary data (PACKET_AUXDATA), and turns each packet into the frames a NIC would
 // send: the tag put back, checksums completed, GSO packets cut into segments
 // (tap.Segmenter). The writing socket (protocol 0: it receives nothing) sends frames as
-// they are, in batches (sendmmsg).
+// they are, in batches (sendmmsg); a third one, with PACKET_VNET_HDR, sends each run of
+// consecutive TCP segments of one flow as one GSO packet (tap.Merger), which the
+// interface's TSO or the kernel cuts again, and which a veth hands its peer whole.
 package packet
 
 import (
@@ -71,6 +73,9 @@ type Config struct {
 	rxFilter bool
 }
 
+// ethHdrLen is an Ethernet header's length, which a link's MTU does not count.
+const ethHdrLen = 14
+
 // Geometry of the read side: packets per recvmmsg, and each packet's buffer, which holds
 // the largest GSO packet the kernel builds (64 KiB of IP) behind a 4-byte headroom for
 // the VLAN tag put back.
@@ -113,6 +118,21 @@ type Endpoint struct {
 
 	wmu sync.Mutex
 	txb *wire.Batch
+	// Merged TCP segments go out on a third socket, with PACKET_VNET_HDR, as one GSO
+	// packet each (nil if the kernel has no such option: no merging).
+	gso      *os.File
+	gsorc    syscall.RawConn
+	merger   tap.Merger
+	mvnet    [tap.VnetHdrLen]byte
+	mhdr     [tap.MaxMergedHdr]byte
+	miov     [2 + tap.MaxMergedSegs]unix.Iovec
+	mn       int // iovecs in use
+	merrno   syscall.Errno
+	mwriteFn func(fd uintptr) bool
+	merged   atomic.Uint64
+	// mtu is the link's MTU when the endpoint opened: a segment longer than it goes
+	// alone (and is dropped, as the kernel checks frames but not GSO segments).
+	mtu int
 }
 
 var _ wire.Endpoint = (*Endpoint)(nil)
@@ -152,7 +172,30 @@ func Open(c Config) (*Endpoint, error) {
 	}
 	e.txb = wire.NewBatch(wire.BatchSize)
 	e.readFn = e.recv
+	e.mwriteFn = e.writeMerged
+	e.openGSO()
 	return e, nil
+}
+
+// openGSO opens the socket for merged packets; without it the endpoint sends every
+// frame as it is.
+func (e *Endpoint) openGSO() {
+	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return
+	}
+	if unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_VNET_HDR, 1) != nil ||
+		unix.Bind(fd, &unix.SockaddrLinklayer{Ifindex: e.ifindex}) != nil {
+		unix.Close(fd)
+		return
+	}
+	f := os.NewFile(uintptr(fd), "packet:"+e.name)
+	rc, err := f.SyscallConn()
+	if err != nil {
+		f.Close()
+		return
+	}
+	e.gso, e.gsorc = f, rc
 }
 
 // setupRx finds the interface and sets the reading socket up, binding it last, so that
@@ -167,6 +210,10 @@ func (e *Endpoint) setupRx(fd int, c Config) error {
 		return fail("SIOCGIFINDEX", err)
 	}
 	e.ifindex = int(ifr.Uint32())
+	if err := unix.IoctlIfreq(fd, unix.SIOCGIFMTU, ifr); err != nil {
+		return fail("SIOCGIFMTU", err)
+	}
+	e.mtu = int(ifr.Uint32())
 	if err := unix.IoctlIfreq(fd, unix.SIOCGIFHWADDR, ifr); err != nil {
 		return fail("SIOCGIFHWADDR", err)
 	}
@@ -432,12 +479,98 @@ func (e *Endpoint) vlan(i int) (tci, tpid uint16, ok bool) {
 }
 
 // WriteBatch implements wire.Endpoint: frames go to the interface in batches (sendmmsg),
-// never waiting. A frame the interface does not take (longer than its MTU, its queue
-// full, the link down) is dropped and counted; the error is set only when the endpoint
-// is closed or its socket fails otherwise. Several goroutines may write at once.
+// never waiting, except that a run of consecutive TCP segments of one flow goes as one
+// GSO packet (tap.Merger), which the interface's TSO, or the kernel, cuts again, and
+// which a veth hands its peer's stack whole, as GRO would. A frame the interface does not
+// take (longer than its MTU, its queue full, the link down) is dropped and counted; the
+// error is set only when the endpoint is closed or its socket fails otherwise. Several
+// goroutines may write at once.
 func (e *Endpoint) WriteBatch(frames [][]byte) (int, error) {
 	e.wmu.Lock()
 	defer e.wmu.Unlock()
+	if e.gso == nil {
+		return e.send(frames)
+	}
+	e.merger.Reset(len(frames))
+	sent, from := 0, 0 // frames[from:i] go as they are
+	flush := func(to int) error {
+		n, err := e.send(frames[from:to])
+		sent += n
+		from = to
+		return err
+	}
+	for i := 0; i < len(frames); {
+		n, hl := e.merger.Run(frames, i, e.mvnet[:], e.mhdr[:])
+		if n == 1 || len(frames[i]) > e.mtu+ethHdrLen {
+			i++
+			continue
+		}
+		if err := flush(i); err != nil {
+			return sent, err
+		}
+		switch ok, err := e.sendMerged(frames, i, n, hl); {
+		case err != nil:
+			return sent, err
+		case ok:
+			sent += n
+			from = i + n
+		}
+		// Else the kernel refused the merged packet: its frames go as they are.
+		i += n
+	}
+	err := flush(len(frames))
+	return sent, err
+}
+
+// sendMerged writes frames[i:i+n] as one packet, behind the header Run wrote. ok is
+// false when the kernel refused the packet as such (the frames may go one by one); a
+// full queue or a link that is down drops them, which counts as done.
+func (e *Endpoint) sendMerged(frames [][]byte, i, n, hl int) (ok bool, err error) {
+	iov := e.miov[:0]
+	iov = append(iov, iovec(e.mvnet[:]), iovec(e.mhdr[:hl]))
+	for j := i; j < i+n; j++ {
+		iov = append(iov, iovec(e.merger.Payload(frames, j)))
+	}
+	e.mn = len(iov)
+	err = e.gsorc.Write(e.mwriteFn)
+	clear(e.miov[:e.mn]) // hold no frame past the call
+	if err != nil {
+		e.dropped.Add(uint64(n))
+		return false, &Error{Interface: e.name, Op: "write", Err: err}
+	}
+	switch e.merrno {
+	case 0:
+		e.merged.Add(uint64(n))
+		return true, nil
+	case unix.EAGAIN, unix.ENOBUFS, unix.ENOMEM, unix.ENETDOWN, unix.ENXIO, unix.ENODEV:
+		e.dropped.Add(uint64(n))
+		return true, nil
+	}
+	return false, nil
+}
+
+// writeMerged is the RawConn.Write callback of sendMerged: one writev, never waiting.
+func (e *Endpoint) writeMerged(fd uintptr) bool {
+	for {
+		_, _, errno := unix.Syscall(unix.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&e.miov[0])), uintptr(e.mn))
+		if errno != unix.EINTR {
+			e.merrno = errno
+			return true
+		}
+	}
+}
+
+func iovec(b []byte) unix.Iovec {
+	v := unix.Iovec{Base: &b[0]}
+	v.SetLen(len(b))
+	return v
+}
+
+// Merged counts frames that went to the interface inside a merged packet.
+func (e *Endpoint) Merged() uint64 { return e.merged.Load() }
+
+// send sends frames as they are, in batches.
+func (e *Endpoint) send(frames [][]byte) (int, error) {
 	sent, at := 0, 0
 	for at < len(frames) {
 		n, err := e.txb.Send(e.txrc, frames[at:])
@@ -467,8 +600,12 @@ func (e *Endpoint) WriteBatch(frames [][]byte) (int, error) {
 func (e *Endpoint) Close() error {
 	e.closed.Store(true)
 	var err error
-	if e.tx != nil {
-		err = e.tx.Close()
+	for _, f := range []*os.File{e.tx, e.gso} {
+		if f != nil {
+			if cerr := f.Close(); err == nil {
+				err = cerr
+			}
+		}
 	}
 	if rerr := e.rx.Close(); err == nil {
 		err = rerr

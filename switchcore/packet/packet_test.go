@@ -313,3 +313,99 @@ func TestOpenErrors(t *testing.T) {
 		}
 	})
 }
+
+// nextFrom is the next frame from src, skipping the kernel's own (IPv6 router
+// solicitations, MLD reports).
+func nextFrom(t *testing.T, ch <-chan []byte, src []byte) []byte {
+	t.Helper()
+	deadline := time.After(5 * time.Second)
+	for {
+		select {
+		case g := <-ch:
+			if bytes.Equal(g[6:12], src) {
+				return g
+			}
+		case <-deadline:
+			t.Fatal("no frame came")
+			return nil
+		}
+	}
+}
+
+// tcpSegments is a bulk TCP send as a NIC puts it on the wire: count IPv4 segments of
+// mss bytes, consecutive sequence numbers and IP IDs, DF, ACK only, checksums right.
+func tcpSegments(dst, src net.HardwareAddr, count, mss int) [][]byte {
+	var out [][]byte
+	for k := range count {
+		ip := make([]byte, 20+20+mss)
+		ip[0], ip[8], ip[9] = 0x45, 64, unix.IPPROTO_TCP
+		binary.BigEndian.PutUint16(ip[2:], uint16(len(ip)))
+		binary.BigEndian.PutUint16(ip[4:], uint16(100+k))
+		ip[6] = 0x40
+		copy(ip[12:], []byte{10, 9, 1, 1, 10, 9, 1, 2})
+		binary.BigEndian.PutUint16(ip[10:], ^sum16(ip[:20]))
+		tcp := ip[20:]
+		binary.BigEndian.PutUint16(tcp[0:], 40000)
+		binary.BigEndian.PutUint16(tcp[2:], 5001)
+		binary.BigEndian.PutUint32(tcp[4:], uint32(1000+k*mss))
+		binary.BigEndian.PutUint32(tcp[8:], 777)
+		tcp[12], tcp[13] = 5<<4, 0x10
+		binary.BigEndian.PutUint16(tcp[14:], 502)
+		for i := range mss {
+			tcp[20+i] = byte(k + i)
+		}
+		pseudo := append(append([]byte(nil), ip[12:20]...), 0, unix.IPPROTO_TCP, 0, 0)
+		binary.BigEndian.PutUint16(pseudo[10:], uint16(len(tcp)))
+		binary.BigEndian.PutUint16(tcp[16:], ^sum16(append(pseudo, tcp...)))
+		out = append(out, frame(dst, src, 0x0800, ip))
+	}
+	return out
+}
+
+// TestMergedSegments: consecutive TCP segments written to one end of a veth go as one
+// GSO packet, and the packet socket on the other end cuts it into the very same frames.
+func TestMergedSegments(t *testing.T) {
+	inNetns(t, func() {
+		vethPair(t, "ma", "mb")
+		a, err := Open(Config{Interface: "ma"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer a.Close()
+		b, err := Open(Config{Interface: "mb"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer b.Close()
+		rb := collector(b)
+		segs := tcpSegments(net.HardwareAddr{2, 0, 0, 0, 0, 0xb}, net.HardwareAddr{2, 0, 0, 0, 0, 0xa}, 20, 1448)
+		other := frame(net.HardwareAddr{2, 0, 0, 0, 0, 0xb}, net.HardwareAddr{2, 0, 0, 0, 0, 0xa}, 0x88b5, []byte("between"))
+		batch := append(append(append([][]byte{}, segs[:10]...), other), segs[10:]...)
+		if n, err := a.WriteBatch(batch); n != len(batch) || err != nil {
+			t.Fatalf("WriteBatch = %d, %v", n, err)
+		}
+		if a.Merged() != uint64(len(segs)) {
+			t.Errorf("%d frames merged, want %d", a.Merged(), len(segs))
+		}
+		for i, f := range batch {
+			g := nextFrom(t, rb, f[6:12])
+			if !bytes.Equal(g, f) {
+				t.Fatalf("frame %d differs:\n got %x\nwant %x", i, g, f)
+			}
+		}
+		// Segments longer than the link's MTU are not merged (the kernel would send them
+		// cut at their size); alone, they are refused and counted.
+		ma, _ := netlink.LinkByName("ma")
+		if err := netlink.LinkSetMTU(ma, 1000); err != nil {
+			t.Fatal(err)
+		}
+		small, err := Open(Config{Interface: "ma"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer small.Close()
+		if n, err := small.WriteBatch(segs); n != 0 || err != nil || small.Merged() != 0 || small.Dropped() != uint64(len(segs)) {
+			t.Errorf("over the MTU: WriteBatch = %d, %v, merged %d, dropped %d; want 0, nil, 0, %d", n, err, small.Merged(), small.Dropped(), len(segs))
+		}
+	})
+}
