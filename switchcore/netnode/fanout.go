@@ -242,9 +242,11 @@ func connFD(c *net.UnixConn) int {
 	return id
 }
 
+// close ends l. The name goes first: it carries the control descriptor's number, which a
+// new client may get (and bind the same name with) once the descriptor is closed.
 func (l *link) close() {
-	l.ctl.Close()
 	os.Remove(l.path)
+	l.ctl.Close()
 	l.data.Close()
 }
 
