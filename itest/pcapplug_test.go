@@ -194,7 +194,9 @@ func TestPcapplugDaemon(t *testing.T) {
 // command lines and interfaces it cannot use, a switch being there.
 func TestPcapplugBadInvocations(t *testing.T) {
 	requireTun(t)
-	sw := startSwitch(t, impl)
+	sw := startSwitch(t, impl, "-m", "0777", "--dirmode", "0777") // open to nobody too
+	os.Chmod(sw.Tmp, 0o755)
+	os.Chmod(filepath.Dir(sw.Tmp), 0o755) // t.TempDir's parent, when testDir used it
 	ns := newNetns(t)
 	run(t, "ip", "-n", ns, "link", "add", "bv0", "type", "veth", "peer", "name", "bv1")
 	run(t, "ip", "-n", ns, "link", "set", "bv0", "up")
@@ -217,11 +219,22 @@ func TestPcapplugBadInvocations(t *testing.T) {
 		{"-s", sw.Dir, "-P", filepath.Join(tmp, "nodir", "x.pid"), "bv0"},
 		{"-s", sw.Dir, "-P", filepath.Join(tmp, "p.pid"), "bv1"}, // pid file written, then removed
 		{"-s", sw.Dir},
+		{"nobody", "-s", sw.Dir, "bv0"},
 	}
+	_, noSetpriv := exec.LookPath("setpriv")
 	for _, args := range cases {
 		var res [2]string
 		for i, which := range []string{impl, implDebian} {
-			cmd := exec.Command("ip", append([]string{"netns", "exec", ns, pcapplugBin(t, which)}, args...)...)
+			argv := append([]string{"netns", "exec", ns, pcapplugBin(t, which)}, args...)
+			if args[0] == "nobody" {
+				if noSetpriv != nil {
+					break
+				}
+				// Not root: no packet socket.
+				argv = append([]string{"netns", "exec", ns, "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+					pcapplugBin(t, which)}, args[1:]...)
+			}
+			cmd := exec.Command("ip", argv...)
 			out, err := cmd.CombinedOutput()
 			code := 0
 			if ee, ok := err.(*exec.ExitError); ok {
