@@ -83,9 +83,16 @@ func stdioPlugFiles(t *testing.T, bin string, n int, extra []*os.File, args ...s
 // never closes its end), for as long as it runs.
 func waitCtl(t *testing.T, dir string) {
 	t.Helper()
+	waitCtlIn(t, dir, "/proc/net/unix")
+}
+
+// waitCtlIn is waitCtl for a node in another network namespace, whose sockets its
+// /proc/PID/net/unix lists.
+func waitCtlIn(t *testing.T, dir, table string) {
+	t.Helper()
 	ctl := filepath.Join(dir, "ctl")
 	waitFor(t, startTimeout, ctl+" listening", func() (bool, string) {
-		tab, err := os.ReadFile("/proc/net/unix")
+		tab, err := os.ReadFile(table)
 		if err != nil {
 			return probeSocket(ctl) == nil, err.Error()
 		}
@@ -451,5 +458,46 @@ func TestBondingScheme(t *testing.T) {
 				t.Errorf("frames by link: join %v, third %v; want them in turn", got[join], got[third])
 			}
 		})
+	}
+}
+
+// tapOn runs plug url tap://TAP in a new namespace, with cidr on the TAP once it is there.
+func tapOn(t *testing.T, plug, url, cidr string) *tapHost {
+	t.Helper()
+	requireTun(t)
+	h := &tapHost{NS: newNetns(t), Tap: tapName()}
+	h.Plug = startProc(t, "ip", "netns", "exec", h.NS, plug, url, "tap://"+h.Tap)
+	waitFor(t, startTimeout, "TAP "+h.Tap+" in "+h.NS, func() (bool, string) {
+		if h.Plug.Exited() {
+			t.Fatalf("%s %s exited: %v\n%s", plug, url, h.Plug.waitErr, h.Plug.Stderr.String())
+		}
+		out, err := tryRun("ip", "-n", h.NS, "link", "show", h.Tap)
+		return err == nil, out
+	})
+	h.Addr, _, _ = strings.Cut(cidr, "/")
+	run(t, "ip", "-n", h.NS, "addr", "add", cidr, "dev", h.Tap)
+	run(t, "ip", "-n", h.NS, "link", "set", h.Tap, "up")
+	return h
+}
+
+// TestNodesCarryIP: TAP hosts ping each other through a switch:// node and through a
+// ptp:// cable, with Debian's plug at one end and ours at the other, both ways round.
+func TestNodesCarryIP(t *testing.T) {
+	t.Parallel()
+	for _, tc := range bothWays(t) {
+		for _, scheme := range []string{"switch", "ptp"} {
+			t.Run(tc.name+"/"+scheme, func(t *testing.T) {
+				t.Parallel()
+				path := filepath.Join(testDir(t), "node")
+				a := tapOn(t, tc.host, scheme+"://"+path, "10.77.0.1/24")
+				if scheme == "switch" {
+					waitCtlIn(t, path, fmt.Sprintf("/proc/%d/net/unix", a.Plug.PID()))
+					scheme = "vde"
+				}
+				b := tapOn(t, tc.join, scheme+"://"+path, "10.77.0.2/24")
+				waitPing(t, a.NS, b.Addr)
+				waitPing(t, b.NS, a.Addr)
+			})
+		}
 	}
 }
