@@ -15,6 +15,7 @@ import (
 	"syscall"
 
 	"github.com/urfave/cli/v2"
+	"golang.org/x/sys/unix"
 
 	"github.com/vde-go/vde/switchcore/impair"
 	"github.com/vde-go/vde/switchcore/wire"
@@ -213,14 +214,16 @@ func runWirefilter(ctx context.Context, o *wirefilterOptions, stdio Stdio, ready
 	signal.Ignore(ignoredSignals...)
 
 	stderr := &lockedWriter{w: stdio.Err}
-	logf := func(format string, args ...any) {
+	toStderr := func(format string, args ...any) {
 		fmt.Fprintf(stderr, "wirefilter: "+format+"\n", args...)
 	}
-	report := logf
+	// report is for start-up failures, which the user must see also from the daemon
+	// (whose stderr is the starting process's pipe until it is ready).
+	logf, report := toStderr, toStderr
 	if daemon {
 		syslogf := syslogLogger("wirefilter", "WIREFILTER started")
 		report = func(format string, args ...any) {
-			logf(format, args...)
+			toStderr(format, args...)
 			syslogf(format, args...)
 		}
 		logf = syslogf
@@ -454,20 +457,20 @@ func serveWirefilterMgmt(ln *net.UnixListener, f *impair.Filter, slots int, logf
 }
 
 // blinker sends --blink's datagrams: "ID DIR SIZE\n" for every frame sent, SIZE
-// counting the 2-byte length C's buffers carry.
+// counting the 2-byte length C's buffers carry, from an unbound datagram socket.
 type blinker struct {
-	conn *net.UnixConn
-	addr *net.UnixAddr
+	fd   int
+	addr unix.Sockaddr
 	id   string
 	mono bool
 }
 
 func newBlinker(path, id string, bidir bool) (*blinker, error) {
-	c, err := net.ListenUnixgram("unixgram", nil)
+	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, 0)
 	if err != nil {
 		return nil, err
 	}
-	return &blinker{conn: c, addr: &net.UnixAddr{Name: path, Net: "unixgram"}, id: id, mono: !bidir}, nil
+	return &blinker{fd: fd, addr: &unix.SockaddrUnix{Name: path}, id: id, mono: !bidir}, nil
 }
 
 func (b *blinker) send(d impair.Dir, size int) {
@@ -483,7 +486,7 @@ func (b *blinker) send(d impair.Dir, size int) {
 	}
 	m = strconv.AppendInt(m, int64(size+2), 10)
 	m = append(m, '\n')
-	b.conn.WriteToUnix(m, b.addr)
+	unix.Sendto(b.fd, m, 0, b.addr) // like C's sendto, whose result nobody checks
 }
 
-func (b *blinker) Close() error { return b.conn.Close() }
+func (b *blinker) Close() error { return unix.Close(b.fd) }

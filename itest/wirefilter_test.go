@@ -343,9 +343,21 @@ func TestWirefilterSeedOption(t *testing.T) {
 func TestWirefilterTapHosts(t *testing.T) {
 	requireRoot(t)
 	a, b := startSwitch(t, implOurs), startSwitch(t, implOurs)
-	l := startWirefilter(t, implOurs, a, b, "-d", "40")
+	blinkPath := filepath.Join(testDir(t), "blink")
+	blink, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: blinkPath, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer blink.Close()
+	l := startWirefilter(t, implOurs, a, b, "-d", "40", "--blink", blinkPath, "--blinkid", "wf1")
 	h1, h2 := plugTap(t, a, 0, "10.77.0.1/24"), plugTap(t, b, 0, "10.77.0.2/24")
 	waitPing(t, h1.NS, h2.Addr)
+	// --blink: a datagram "ID DIR SIZE" per frame sent, SIZE with C's 2-byte header.
+	blink.SetReadDeadline(time.Now().Add(recvTimeout))
+	var bb [128]byte
+	if n, err := blink.Read(bb[:]); err != nil || !regexp.MustCompile(`^wf1 (LR|RL) \d+\n$`).Match(bb[:n]) {
+		t.Fatalf("blink datagram %q, %v", bb[:n], err)
+	}
 	out := run(t, "ip", "netns", "exec", h1.NS, "ping", "-n", "-c", "5", "-i", "0.2", h2.Addr)
 	m := regexp.MustCompile(`= ([\d.]+)/([\d.]+)/([\d.]+)`).FindStringSubmatch(out)
 	if m == nil {
@@ -518,4 +530,28 @@ func TestWirefilterFloodMemory(t *testing.T) {
 		t.Fatalf("RSS grew from %d kB to %d kB under a 50 MB flood", before, peak)
 	}
 	t.Logf("flood: queue at most %d bytes, RSS %d -> %d kB", maxQueue, before, peak)
+}
+
+// TestWirefilterStream: our wirefilter in the middle of Debian's
+// `dpipe vde_plug A = wirefilter = vde_plug B` carries frames both ways (stdin/stdout
+// one way, dpipe's ALTERNATE_STDIN/ALTERNATE_STDOUT the other), delayed.
+func TestWirefilterStream(t *testing.T) {
+	requireRoot(t)
+	requireTools(t, "/usr/bin/dpipe", "/usr/bin/vde_plug")
+	a, b := startSwitch(t, implOurs), startSwitch(t, implOurs)
+	startProc(t, "/usr/bin/dpipe", "/usr/bin/vde_plug", a.Dir, "=", wirefilterBin(t, implOurs), "-d", "30", "=", "/usr/bin/vde_plug", b.Dir)
+	for _, sw := range []*Switch{a, b} {
+		sw.WaitCmd(t, "port/allprint", "vdeplug:")
+	}
+	p1, p2 := dialPeer(t, a, 1, wire.DialOptions{}), dialPeer(t, b, 2, wire.DialOptions{})
+	bcast := net.HardwareAddr{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
+	for _, p := range [][2]*peer{{p1, p2}, {p2, p1}} {
+		tag := "stream-from-" + p[0].Name
+		start := time.Now()
+		p[0].send(t, ethFrame(bcast, p[0].MAC, tag))
+		p[1].recv(t, tag)
+		if d := time.Since(start); d < 29*time.Millisecond {
+			t.Errorf("%s: through -d 30 in %v", tag, d)
+		}
+	}
 }

@@ -272,6 +272,7 @@ type direction struct {
 	bad bool // Gilbert model: in a burst of losses
 
 	nextBand, nextSpeed int64
+	speedTimer          *time.Timer // the reader's wait for the interface speed
 	maxWhen             int64
 	seq                 uint64
 
@@ -385,14 +386,15 @@ type batch struct {
 	used    int // scratch buffers taken
 }
 
+// flush sends the frames collected; then every scratch buffer is free again (the
+// noised copies that were queued instead have been copied into the queue).
 func (b *batch) flush() error {
+	b.used = 0
 	if len(b.out) == 0 {
 		return nil
 	}
-	dd := b.dd
-	err := dd.write(b.out)
+	err := b.dd.write(b.out)
 	b.out = b.out[:0]
-	b.used = 0
 	return err
 }
 
@@ -531,8 +533,13 @@ func (b *batch) handle(st *state, frame []byte) error {
 			if err := b.flush(); err != nil {
 				return err
 			}
+			if dd.speedTimer == nil {
+				dd.speedTimer = time.NewTimer(time.Duration(w))
+			} else {
+				dd.speedTimer.Reset(time.Duration(w))
+			}
 			select {
-			case <-time.After(time.Duration(w)):
+			case <-dd.speedTimer.C:
 			case <-dd.f.done:
 				return ErrClosed
 			}
