@@ -63,7 +63,7 @@ func openFanout(arg string, bonding bool) (wire.Endpoint, error) {
 	n := &fanout{dir: o.Dir(), opts: o, bonding: bonding}
 	n.links.Store(&[]*link{})
 	if err := n.listen(); err != nil {
-		return nil, fmt.Errorf("%s: %w", n.dir, err)
+		return nil, err
 	}
 	if n.mine, n.theirs, err = datagramPair("fanout"); err != nil {
 		n.ln.Close()
@@ -90,10 +90,11 @@ func (n *fanout) listen() error {
 		}
 	}
 	if err := unix.Chmod(n.dir, n.opts.DirMode); err != nil {
-		return err
+		return fmt.Errorf("chmod %s: %w", n.dir, err)
 	}
 	ctl := filepath.Join(n.dir, "ctl")
 	if _, err := os.Lstat(ctl); err == nil {
+		// Not listening (checkFree), but maybe in another network namespace.
 		if c, err := net.DialTimeout("unix", ctl, time.Second); err == nil {
 			c.Close()
 			return fmt.Errorf("%s: %w (a node is running there)", ctl, unix.EADDRINUSE)

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/vde-go/vde/switchcore/wire"
+	"golang.org/x/sys/unix"
 )
 
 // frame is an Ethernet frame from MAC 02:..:src to MAC 02:..:dst (0xff: broadcast).
@@ -209,4 +210,36 @@ func TestBondingTakesTurns(t *testing.T) {
 	send(t, c2, frame(0xff, 2, "c2-bcast"))
 	expect(t, h, "c2-bcast", true)
 	expect(t, r1, "c2-bcast", false)
+}
+
+func TestNodeTakesOverADeadOne(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "n")
+	if err := os.Mkdir(dir, 0700); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"ctl", "fd7", "001.9"} { // bound, then left by a killed node
+		fd, _ := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM, 0)
+		if err := unix.Bind(fd, &unix.SockaddrUnix{Name: filepath.Join(dir, name)}); err != nil {
+			t.Fatal(err)
+		}
+		unix.Close(fd)
+	}
+	for _, scheme := range []string{"switch", "multi"} {
+		host, err := wire.Open(scheme+"://"+dir, wire.OpenOptions{})
+		if err != nil {
+			t.Fatalf("%s:// over a dead node's directory: %v", scheme, err)
+		}
+		if !listening(filepath.Join(dir, "ctl")) {
+			t.Errorf("%s://: ctl not listed as listening", scheme)
+		}
+		if e, err := wire.Open("hub://"+dir, wire.OpenOptions{}); err == nil {
+			e.Close()
+			t.Fatalf("hub:// opened over a live %s://", scheme)
+		}
+		host.Close()
+		if _, err := os.Lstat(dir); !os.IsNotExist(err) {
+			t.Errorf("%s://: %s still there after Close: %v", scheme, dir, err)
+		}
+		os.Mkdir(dir, 0700)
+	}
 }

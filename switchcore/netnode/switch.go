@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 
 	"github.com/vde-go/vde/switchcore"
@@ -110,10 +111,15 @@ func datagramPair(name string) (a, b *wire.Datagram, err error) {
 	return a, b, nil
 }
 
-// checkFree refuses a path that is something other than a node's directory: vdeplug4
-// refuses any path that exists (mkdir fails); a directory holding nothing but sockets,
-// what a killed node leaves, is taken over here (a live one is refused by the switch).
+// checkFree refuses a path that is something other than a dead node's directory:
+// vdeplug4 refuses any path that exists (mkdir fails); a directory holding nothing but
+// sockets, what a killed node leaves, is taken over here, its sockets removed. A node
+// whose ctl socket listens is refused without connecting to it: Debian's node spins for
+// good on a connection that closes without a request.
 func checkFree(dir string) error {
+	if listening(filepath.Join(dir, "ctl")) {
+		return fmt.Errorf("%s: %w (a node or switch is running there)", dir, unix.EADDRINUSE)
+	}
 	st, err := os.Lstat(dir)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil
@@ -133,5 +139,32 @@ func checkFree(dir string) error {
 			return fmt.Errorf("%s: %w (and holds %s, which is not a socket)", dir, os.ErrExist, filepath.Join(dir, e.Name()))
 		}
 	}
+	for _, e := range ents {
+		if e.Name() != "ctl" { // ctl: the switch checks it once more, by connecting
+			os.Remove(filepath.Join(dir, e.Name()))
+		}
+	}
 	return nil
+}
+
+// listening reports whether a unix stream socket of this network namespace listens at
+// path (/proc/net/unix: flags __SO_ACCEPTCON).
+func listening(path string) bool {
+	tab, err := os.ReadFile("/proc/net/unix")
+	if err != nil {
+		return false
+	}
+	if abs, err := filepath.Abs(path); err == nil {
+		path = abs
+	}
+	if parent, err := filepath.EvalSymlinks(filepath.Dir(filepath.Dir(path))); err == nil {
+		path = filepath.Join(parent, filepath.Base(filepath.Dir(path)), filepath.Base(path))
+	}
+	for _, line := range strings.Split(string(tab), "\n") {
+		// Num RefCount Protocol Flags Type St Inode Path
+		if f := strings.Fields(line); len(f) >= 8 && f[3] == "00010000" && strings.HasSuffix(line, " "+path) {
+			return true
+		}
+	}
+	return false
 }
