@@ -7,7 +7,7 @@ VERSION ?= 2.3.2-go
 BINDIR  := $(DESTDIR)$(PREFIX)/bin
 
 # The names the binary answers to (see `bin/vde --list`); each becomes a link to vde.
-LINKS := vde_switch vde_plug vde_plug2tap slirpvde dpipe vdeq vdeqemu unixterm vdeterm vdecmd unixcmd vde_tunctl vde_pcapplug
+LINKS := vde_switch vde_plug vde_plug2tap slirpvde dpipe vdeq vdeqemu unixterm vdeterm vdecmd unixcmd vde_tunctl vde_pcapplug wirefilter vde_wirefilter
 
 LDFLAGS := -X github.com/vde-go/vde/applets.Version=$(VERSION)
 
