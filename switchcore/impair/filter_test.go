@@ -431,3 +431,28 @@ func TestNoAllocPerFrame(t *testing.T) {
 		t.Fatalf("%d allocations for %d frames", m, n)
 	}
 }
+
+// FuzzConsoleExec: any console line runs or is refused without panicking, and the filter
+// still carries frames afterwards.
+func FuzzConsoleExec(f *testing.F) {
+	for _, s := range []string{"loss LR10+5N", "markov-numnodes 3", "setedge 0,1,50", "markov-name 1,x",
+		"showinfo 2", "showedges", "fifo", "seed 5", "delay 10[1]", "markov-time 0.0001", "capacity 1K", "mtu 20"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, line string) {
+		if strings.HasPrefix(strings.TrimLeft(line, " \t\n"), "load") {
+			return // reads files
+		}
+		flt := New(Config{Bidirectional: true, Seed: 1, HasSeed: true})
+		defer flt.Close()
+		s := flt.NewSession(io.Discard)
+		s.Exec("markov-numnodes 2")
+		s.Exec(line)
+		for _, l := range strings.Split(line, "\n") {
+			s.Exec(l)
+		}
+		s.Exec("showinfo")
+		s.Exec("showedges")
+		s.Exec("showcurrent")
+	})
+}

@@ -9,6 +9,10 @@ import (
 // markov-time ms a random step follows the current node's edges (weights in percent,
 // the loopback taking what the others leave). Node 0 is where the chain starts.
 
+// MaxNodes bounds the chain (its edge table has MaxNodes² weights); VDE2 has no bound
+// and fails on a table it cannot allocate.
+const MaxNodes = 1024
+
 // NumNodes is the number of Markov nodes.
 func (f *Filter) NumNodes() int { return len(f.st.Load().nodes) }
 
@@ -19,7 +23,7 @@ func (f *Filter) Current() int { return int(f.cur.Load()) }
 // loopback edge; the weight of edges to removed nodes goes to the loopback; if the
 // current node goes, node 0 is current. Then the chain restarts with a step.
 func (f *Filter) Resize(n int) error {
-	if n <= 0 {
+	if n <= 0 || n > MaxNodes {
 		return errInval
 	}
 	err := f.edit(func(st *state) error {
