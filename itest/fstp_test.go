@@ -18,6 +18,9 @@ import (
 // converge into one tree, carry pings without duplicates or storms, and reconverge when a
 // cable closes or falls silent. Timings are logged side by side (go test -v -run FSTP).
 
+// fstpProbeWait outlasts our switch's probe of a new port (300 ms).
+const fstpProbeWait = 500 * time.Millisecond
+
 // fstpBPDU reads the next BPDU (untagged or tagged) a peer receives.
 func fstpBPDU(t *testing.T, p *peer, timeout time.Duration) []byte {
 	t.Helper()
@@ -47,11 +50,24 @@ func TestFSTPBPDUBytes(t *testing.T) {
 		sw.MustCmd(t, "vlan/addport 10 5")
 		peers[which] = dialPeer(t, sw, 5, wire.DialOptions{Port: 5})
 	}
+	// Port add: one BPDU per VLAN.
 	for _, which := range []string{implDebian, implOurs} {
-		p := peers[which]
-		// Port add: one BPDU per VLAN, then a hello per VLAN within one hello period.
-		for range 4 {
-			bpdus[which] = append(bpdus[which], fstpBPDU(t, p, 6*time.Second))
+		for range 2 {
+			bpdus[which] = append(bpdus[which], fstpBPDU(t, peers[which], recvTimeout))
+		}
+	}
+	// Then a hello per VLAN within one hello period, once our probe is over (a hello
+	// during the probe says discarding).
+	time.Sleep(fstpProbeWait)
+	for _, which := range []string{implDebian, implOurs} {
+		for drained := false; !drained; {
+			_, ok := peers[which].tryRecv("", 50*time.Millisecond)
+			drained = !ok
+		}
+	}
+	for _, which := range []string{implDebian, implOurs} {
+		for range 2 {
+			bpdus[which] = append(bpdus[which], fstpBPDU(t, peers[which], 6*time.Second))
 		}
 	}
 	sortTagged := func(fs [][]byte) {

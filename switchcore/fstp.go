@@ -119,10 +119,14 @@ type inBPDU struct {
 // fstp is the protocol state of a switch. All fields but inbox and kick are guarded by
 // Switch.mu.
 type fstp struct {
-	s     *Switch
-	on    bool
-	myID  bridgeID
-	quirk [8]byte // the C switch compares the root with its MAC followed by 00 27
+	s    *Switch
+	on   bool
+	myID bridgeID
+	// quirk is what the C switch compares its root with before adopting a new one (it
+	// resets the VLAN first when the root is not greater): its MAC and the two bytes
+	// after it in its BPDU buffer, 00 27. A root id starts with the priority, so this
+	// rarely holds; kept so that trees form as Debian's do.
+	quirk [8]byte
 	vl    [maxVLANs]*fstVLAN
 	mem   []fstPortMember // by port number
 	dirty bool            // a port state changed: publish a new view
@@ -135,8 +139,9 @@ type fstp struct {
 	out  []outBPDU // to send, in order
 	out2 []outBPDU // the goroutine's spare list
 
-	inbox chan inBPDU
-	kick  chan struct{}
+	inbox    chan inBPDU
+	kick     chan struct{}
+	received uint64 // BPDUs the protocol took
 }
 
 func newFSTP(s *Switch) *fstp {
@@ -305,6 +310,7 @@ func (f *fstp) fastProtocol(vid uint16, newRoot int) {
 
 // receive is fst_in_bpdu: frame f (tagged or not) came from port on VLAN vid.
 func (f *fstp) receive(port int, vid uint16, tagged bool, frame []byte) {
+	f.received++
 	v := f.vl[vid]
 	if v == nil || v.edge.has(port) || !v.member(port) {
 		return // an edge port, or one that left since the BPDU came
@@ -508,8 +514,14 @@ func (f *fstp) setOn(on bool) {
 	}
 	f.on = on
 	f.dirty = true
+	select { // wake the goroutine: its timers run only while the protocol does
+	case f.kick <- struct{}{}:
+	default:
+	}
 	if on {
-		f.helloAt = time.Now().Add(fstpHello * time.Second)
+		// C's first hello comes a period later; ours at once, so that loops closed while
+		// the protocol was off break now.
+		f.helloAt = time.Now()
 		return
 	}
 	for vid, v := range f.vl {
@@ -626,22 +638,26 @@ func (s *Switch) fstpLoop() {
 	r.noWait = true
 	t := time.NewTicker(fstpTick)
 	defer t.Stop()
+	on := false // the ticker is read only while the protocol runs
 	for {
-		var in *inBPDU
 		var m inBPDU
-		ticked := false
+		got, ticked := false, false
+		var tick <-chan time.Time
+		if on {
+			tick = t.C
+		}
 		select {
 		case <-s.done:
 			return
 		case m = <-f.inbox:
-			in = &m
+			got = true
 		case <-f.kick:
-		case <-t.C:
+		case <-tick:
 			ticked = true
 		}
 		s.mu.Lock()
-		if in != nil && f.on {
-			f.receive(in.port, in.vid, in.tagged, in.b[:min(in.n, len(in.b))])
+		if got && f.on {
+			f.receive(m.port, m.vid, m.tagged, m.b[:min(m.n, len(m.b))])
 			// Take what else waits, a bounded number, under the same lock.
 			for i := 0; i < 64; i++ {
 				select {
@@ -677,6 +693,7 @@ func (s *Switch) fstpLoop() {
 		if f.out2 == nil {
 			f.out2 = out[:0]
 		}
+		on = f.on
 		s.mu.Unlock()
 	}
 }

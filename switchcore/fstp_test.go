@@ -261,32 +261,70 @@ func TestFSTPCommands(t *testing.T) {
 	}
 }
 
-// TestFSTPHostileFlood: a client flooding forged BPDUs does not stop the switch, and
-// its BPDUs are cut to the reader's rate.
+// TestFSTPHostileFlood: a client flooding forged BPDUs (a better root, topology
+// changes) does not stop the switch: the readers pass at most fstpBurst + fstpRate a
+// second of them, host ports keep forwarding meanwhile, and what the forged root did
+// ends 3 hellos after the flood.
 func TestFSTPHostileFlood(t *testing.T) {
-	s := newTestSwitch(t, Config{FSTP: true})
-	evil, a := dial(t, s, 1), dial(t, s, 2)
-	root := makeBridgeID(0, [6]byte{})
+	mac := [6]byte{0x00, 0xff, 0, 0, 0, 0x30}
+	s := newTestSwitch(t, Config{FSTP: true, MAC: mac})
+	evil, a, b := dial(t, s, 1), dial(t, s, 2), dial(t, s, 3)
+	time.Sleep(fstpProbe + 3*fstpTick) // the hosts' probes end
 	batch := make([][]byte, 32)
 	for i := range batch {
-		batch[i] = peerBPDU(root, uint32(i), makeBridgeID(0, [6]byte{0, 0, 0, 0, 0, byte(i)}), i, flagTC|flagNotBackup|0x30)
+		root := makeBridgeID(0, [6]byte{0, 0, 0, 0, 0, byte(i)})
+		batch[i] = peerBPDU(root, uint32(i), root, i, flagTC|flagNotBackup|0x30)
 	}
-	end := time.Now().Add(500 * time.Millisecond)
-	for time.Now().Before(end) {
-		evil.WriteBatch(batch)
+	start := time.Now()
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+				evil.WriteBatch(batch)
+			}
+		}
+	}()
+	time.Sleep(200 * time.Millisecond)
+	for i := 0; i < 5; i++ {
+		a.WriteBatch([][]byte{frame(0xff, 2, "during the flood")})
+		if f := recvFrame(t, b, time.Second); f == nil || !bytes.Contains(f, []byte("during the flood")) {
+			for f != nil && isBPDUDest(f) {
+				f = recvFrame(t, b, time.Second)
+			}
+			if f == nil {
+				t.Fatal("a host port stopped forwarding during a BPDU flood")
+			}
+		}
 	}
-	out := runCmd(t, s, "port/drops 1")
-	if !strings.Contains(out, "bad") {
-		t.Logf("port/drops 1:\n%s", out)
+	if out := runCmd(t, s, "fstp/showinfo"); !strings.Contains(out, "FSTP=true") {
+		t.Fatalf("console during the flood: %q", out)
 	}
+	time.Sleep(500 * time.Millisecond)
+	close(stop)
+	<-done
+	secs := time.Since(start).Seconds()
 	s.mu.Lock()
-	s.fst.setOn(false)
-	s.publishLocked()
+	got := s.fst.received
 	s.mu.Unlock()
-	for recvFrame(t, a, 50*time.Millisecond) != nil {
+	if limit := uint64(fstpBurst + fstpRate*(secs+1)); got > limit {
+		t.Errorf("the protocol took %d BPDUs in %.1f s, more than %d", got, secs, limit)
 	}
-	evil.WriteBatch([][]byte{frame(0xff, 1, "still switching")})
-	expectFrame(t, a, frame(0xff, 1, "still switching"), "port 2")
+	t.Logf("%d BPDUs taken in %.1f s of flood", got, secs)
+	time.Sleep(100 * time.Millisecond)
+	s.mu.Lock()
+	s.fst.tick(time.Now().Add(13 * time.Second))
+	v := s.fst.vl[0]
+	root, rp := v.root, v.rootPort
+	blocked := v.backup.has(2) || v.discard.has(2) || v.discard.has(3)
+	s.mu.Unlock()
+	if root != makeBridgeID(0x8000, mac) || rp != 0 || blocked {
+		t.Fatalf("3 hellos after the flood: root %x port %d, a host port blocked %v", root, rp, blocked)
+	}
 }
 
 // TestFSTPPerVLAN: each VLAN keeps its own tree; a tagged BPDU changes only its VLAN's,
@@ -336,4 +374,24 @@ func TestFSTPPerVLAN(t *testing.T) {
 		}
 	}
 	t.Fatal("no tagged agreement on VLAN 10")
+}
+
+// TestFSTPForwardAllocatesNothing: with FSTP on, a batch of unicast frames and BPDUs
+// (handed to the protocol, or dropped over the rate) allocates nothing on the frame path.
+func TestFSTPForwardAllocatesNothing(t *testing.T) {
+	rig := newForwardRig(t, 64)
+	rig.s.mu.Lock()
+	rig.s.fst.setOn(true)
+	rig.s.publishLocked()
+	rig.s.mu.Unlock()
+	root := makeBridgeID(0x8000, [6]byte{0, 0xff, 9, 9, 9, 9})
+	bp := peerBPDU(root, 0, root, 3, flagNotBackup|flagNotRoot|0x30)
+	for i := 0; i < len(rig.r.bufs); i += 4 {
+		copy(rig.r.bufs[i], bp)
+		rig.r.sizes[i] = len(bp)
+	}
+	rig.r.forward(rig.src, wire.BatchSize)
+	if n := testing.AllocsPerRun(200, func() { rig.r.forward(rig.src, wire.BatchSize) }); n != 0 {
+		t.Fatalf("forward with FSTP on allocates %.1f times per batch", n)
+	}
 }
