@@ -555,3 +555,46 @@ func TestWirefilterStream(t *testing.T) {
 		}
 	}
 }
+
+// TestWirefilterStdinConsole: the console on stdin answers as Debian's (no banner, the
+// prompt after each answer, logout's "1-01 Unknown error -1" ends the program with
+// status 0, as EOF on stdin does), and --mgmtmode sets the socket's mode as Debian's.
+func TestWirefilterStdinConsole(t *testing.T) {
+	requireRoot(t)
+	outs := map[string]string{}
+	for _, which := range []string{implDebian, implOurs} {
+		a, b := startSwitch(t, implDebian), startSwitch(t, implDebian)
+		l := startWirefilter(t, which, a, b, "--mgmtmode", "0640", "-l", "RL5")
+		if mode, _ := fileMode(t, l.Mgmt); mode != 0o640 {
+			t.Errorf("%s: --mgmtmode 0640 made the socket %#o", which, mode)
+		}
+		var out string
+		for _, c := range []string{"showinfo", "bogus", "logout"} {
+			// Debian's takes each read as one command: wait for each answer.
+			before := len(l.Proc.Stdout.String())
+			l.Proc.Stdin.Write([]byte(c + "\n"))
+			want := wfPrompt
+			if c == "logout" {
+				want = "Unknown error -1\n"
+			}
+			waitFor(t, mgmtTimeout, which+" console answer to "+c, func() (bool, string) {
+				s := l.Proc.Stdout.String()
+				return len(s) > before && strings.HasSuffix(s, want), s
+			})
+			out = l.Proc.Stdout.String()
+		}
+		if err := l.Proc.Wait(stopTimeout); err != nil || l.Proc.ExitCode() != 0 {
+			t.Errorf("%s: after logout on stdin: %v, status %d", which, err, l.Proc.ExitCode())
+		}
+		outs[which] = out
+		// EOF on stdin ends it too.
+		l2 := startWirefilter(t, which, a, b)
+		l2.Proc.Stdin.Close()
+		if err := l2.Proc.Wait(stopTimeout); err != nil || l2.Proc.ExitCode() != 0 {
+			t.Errorf("%s: after EOF on stdin: %v, status %d", which, err, l2.Proc.ExitCode())
+		}
+	}
+	if outs[implDebian] != outs[implOurs] {
+		t.Errorf("stdin console:\nDebian %q\nours   %q", outs[implDebian], outs[implOurs])
+	}
+}
