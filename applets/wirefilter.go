@@ -170,6 +170,14 @@ func parseWirefilterArgs(args []string, cwd string) (*wirefilterOptions, error) 
 	if len(res.Operands) > 0 {
 		return nil, usage("")
 	}
+	if o.RCFile != "" {
+		// C silently starts without a configuration it cannot read.
+		fh, err := os.Open(o.RCFile)
+		if err != nil {
+			return nil, &parseExit{Code: 1, Stderr: fmt.Sprintf("wirefilter: rc file %s: %s\n", o.RCFile, strerror(err))}
+		}
+		fh.Close()
+	}
 	if o.PidFile != "" && !filepath.IsAbs(o.PidFile) {
 		o.PidFile = filepath.Join(cwd, o.PidFile)
 	}

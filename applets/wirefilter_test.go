@@ -42,3 +42,11 @@ func TestWirefilterArgs(t *testing.T) {
 		}
 	}
 }
+
+func TestWirefilterRCFileMissing(t *testing.T) {
+	_, err := parseWirefilterArgs([]string{"-f", "/nonexistent/rc"}, "/")
+	var pe *parseExit
+	if !errors.As(err, &pe) || pe.Code != 1 || pe.Stderr != "wirefilter: rc file /nonexistent/rc: No such file or directory\n" {
+		t.Fatalf("%v", err)
+	}
+}
