@@ -485,9 +485,9 @@ func (b *batch) handle(st *state, frame []byte) error {
 				dd.bufDrops.Add(uint64(times))
 				return nil
 			}
-			comm := int64(float64(size) * 1e9 / speed)
+			comm := nanos(float64(size) * 1e9 / speed)
 			wait = comm
-			dd.nextSpeed = max(dd.nextSpeed, now) + comm
+			dd.nextSpeed = later(max(dd.nextSpeed, now), comm)
 		}
 		if p[Band][d].Max() > 0 {
 			band := compute(&p[Band][d], r)
@@ -495,21 +495,21 @@ func (b *batch) handle(st *state, frame []byte) error {
 				dd.bufDrops.Add(uint64(times))
 				return nil
 			}
-			comm := int64(float64(size) * 1e9 / band)
+			comm := nanos(float64(size) * 1e9 / band)
 			if now > dd.nextBand {
 				dd.nextBand = now
 				wait = comm
 			} else {
-				wait = dd.nextBand - now + comm
+				wait = later(dd.nextBand-now, comm)
 			}
-			dd.nextBand += comm
+			dd.nextBand = later(dd.nextBand, comm)
 		}
 		var delay int64
 		if wait > 0 || p[Delay][d].Max() > 0 {
 			ms := compute(&p[Delay][d], r)
 			delay = wait
 			if ms >= 0 {
-				delay += int64(ms * 1e6)
+				delay += nanos(ms * 1e6)
 			}
 		}
 		out := frame
@@ -523,7 +523,7 @@ func (b *batch) handle(st *state, frame []byte) error {
 				}
 			}
 			b.out = append(b.out, out)
-		} else if !dd.enqueue(st, now+delay, out, limit) {
+		} else if !dd.enqueue(st, later(now, delay), out, limit) {
 			dd.bufDrops.Add(1)
 		}
 	}
@@ -546,6 +546,27 @@ func (b *batch) handle(st *state, frame []byte) error {
 		}
 	}
 	return nil
+}
+
+// maxWait bounds one frame's delay or transmission time (a year): values beyond it (up
+// to inf) mean "never soon", and the clock's sums cannot overflow.
+const maxWait = int64(365 * 24 * time.Hour)
+
+// farFuture is where the clock saturates: two times before it add without overflow.
+const farFuture = int64(1) << 61
+
+// later is t+d (both at least 0), at most farFuture.
+func later(t, d int64) int64 { return min(t+d, farFuture) }
+
+// nanos converts a wait in ns to an int64, NaN as 0 and at most maxWait.
+func nanos(ns float64) int64 {
+	switch {
+	case !(ns > 0):
+		return 0
+	case ns >= float64(maxWait):
+		return maxWait
+	}
+	return int64(ns)
 }
 
 // noise flips bits of a copy of frame: a number of them drawn as C does (each further

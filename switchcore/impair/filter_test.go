@@ -456,3 +456,20 @@ func FuzzConsoleExec(f *testing.F) {
 		s.Exec("showcurrent")
 	})
 }
+
+// TestHugeValues: delays and rates at the ends of float64 neither send at once nor wrap
+// the clock.
+func TestHugeValues(t *testing.T) {
+	for _, c := range []struct {
+		p Param
+		v string
+	}{{Delay, "1e300"}, {Delay, "inf"}, {Band, "1e-300"}, {Speed, "1e-300"}} {
+		f := New(Config{Bidirectional: true})
+		f.Set(c.p, c.v)
+		l, r := run(t, f)
+		send(l, 0, 3)
+		if got := settle(r); got > 1 {
+			t.Fatalf("%v %s: %d frames went through at once", c.p, c.v, got)
+		}
+	}
+}
