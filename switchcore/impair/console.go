@@ -18,6 +18,9 @@ import (
 // "0000 DATA END WITH '.'" and "."; every output line is cut to 127 bytes as C's
 // printoutc cuts it; the prompt follows each answer.
 
+// maxLine bounds a console line; longer ones are answered with EINVAL.
+const maxLine = 4096
+
 // Prompt is what follows each answer.
 const Prompt = "\nVDEwf$ "
 
@@ -88,10 +91,19 @@ func (s *Session) printf(format string, args ...any) {
 // shutdown (ErrShutdown), answering each with its output and the prompt.
 func (s *Session) Serve(r io.Reader) error {
 	defer s.Close()
-	br := bufio.NewReaderSize(r, 4096)
+	br := bufio.NewReaderSize(r, maxLine)
 	for {
-		line, err := br.ReadString('\n')
-		if line != "" {
+		b, err := br.ReadSlice('\n')
+		if errors.Is(err, bufio.ErrBufferFull) {
+			// A line longer than any command: refused whole, not run in pieces.
+			for errors.Is(err, bufio.ErrBufferFull) {
+				_, err = br.ReadSlice('\n')
+			}
+			s.printf("1%03d %s", int(syscall.EINVAL), Strerror(int(syscall.EINVAL)))
+			s.write(Prompt)
+			b = nil
+		}
+		if line := string(b); line != "" {
 			rv := s.Exec(line)
 			switch rv {
 			case -1:

@@ -89,6 +89,7 @@ type Filter struct {
 	markovRng  *rand.Rand
 	debugMu    sync.Mutex
 	debug      map[*Session]int
+	debugLines chan string
 	info       Info
 	closeOnce  sync.Once
 	done       chan struct{}
@@ -99,7 +100,7 @@ func New(cfg Config) *Filter {
 	if cfg.QueueLimit <= 0 {
 		cfg.QueueLimit = DefaultQueueLimit
 	}
-	f := &Filter{cfg: cfg, epoch: time.Now(), debug: map[*Session]int{}, done: make(chan struct{})}
+	f := &Filter{cfg: cfg, epoch: time.Now(), debug: map[*Session]int{}, debugLines: make(chan string, 256), done: make(chan struct{})}
 	seed := cfg.Seed
 	if !cfg.HasSeed {
 		seed = rand.Uint64()
@@ -111,6 +112,7 @@ func New(cfg Config) *Filter {
 	for d := range f.dirs {
 		f.dirs[d] = newDirection(f, Dir(d))
 	}
+	go f.debugWriter()
 	return f
 }
 

@@ -473,3 +473,37 @@ func TestHugeValues(t *testing.T) {
 		}
 	}
 }
+
+// syncBuf is a goroutine-safe output buffer.
+type syncBuf struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuf) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.b.Write(p) }
+func (s *syncBuf) String() string              { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+
+func TestConsoleMarkovDebugAndLongLine(t *testing.T) {
+	f := New(Config{Bidirectional: true})
+	defer f.Close()
+	out := &syncBuf{}
+	pr, pw := io.Pipe()
+	done := make(chan error, 1)
+	go func() { done <- f.NewSession(out).Serve(pr) }()
+	io.WriteString(pw, strings.Repeat("x", 5000)+"\nmarkov-numnodes 2\nsetedge 0,1,100\nsetedge 1,0,100\nmarkov-time 10\nmarkov-debug 1\n")
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(out.String(), "3800 Node 1 \"\" -> 0 \"\"\n") && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	got := out.String()
+	if !strings.HasPrefix(got, "1022 Invalid argument\n"+Prompt+"1000 Success\n") {
+		t.Fatalf("a 5000-byte line: %q", got[:min(len(got), 100)])
+	}
+	if !strings.Contains(got, "3801 Node 0 \"\" -> 1 \"\"\n") || !strings.Contains(got, "3800 Node 1 \"\" -> 0 \"\"\n") {
+		t.Fatalf("no markov-debug lines: %q", got)
+	}
+	pw.Close()
+	if err := <-done; err != io.EOF {
+		t.Fatalf("Serve: %v", err)
+	}
+}

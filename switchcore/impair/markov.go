@@ -133,13 +133,34 @@ func (f *Filter) step() {
 	f.cur.Store(int32(k))
 	if i != k {
 		line := fmt.Sprintf("%04d Node %d \"%s\" -> %d \"%s\"", 3800+k, i, st.nodes[i].Name, k, st.nodes[k].Name)
-		f.debugMu.Lock()
-		for s, lvl := range f.debug {
-			if lvl > 0 {
+		// The chain never waits for a slow session: lines queue for the debug writer,
+		// and are dropped when it is far behind.
+		select {
+		case f.debugLines <- line:
+		default:
+		}
+	}
+}
+
+// debugWriter sends the chain's debug lines to the sessions that asked for them.
+func (f *Filter) debugWriter() {
+	for {
+		select {
+		case line := <-f.debugLines:
+			f.debugMu.Lock()
+			var to []*Session
+			for s, lvl := range f.debug {
+				if lvl > 0 {
+					to = append(to, s)
+				}
+			}
+			f.debugMu.Unlock()
+			for _, s := range to {
 				s.printf("%s", line)
 			}
+		case <-f.done:
+			return
 		}
-		f.debugMu.Unlock()
 	}
 }
 
