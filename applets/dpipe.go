@@ -80,12 +80,12 @@ OPTIONS:
 // dpipeFlags are the C tool's options (getopt_long, "+dp:P:hnN"), long names in the
 // order of its option table, which is the order of getopt's "ambiguous" list.
 var dpipeFlags = []cli.Flag{
-	&cli.BoolFlag{Name: "nowrapproc", Aliases: []string{"n"}},
-	&cli.BoolFlag{Name: "nowrapnoclean", Aliases: []string{"N"}},
-	&cli.StringFlag{Name: "pidfile", Aliases: []string{"p"}},
-	&cli.StringFlag{Name: "pgrpfile", Aliases: []string{"P"}},
-	&cli.BoolFlag{Name: "daemon", Aliases: []string{"d"}},
-	&cli.BoolFlag{Name: "help", Aliases: []string{"h"}},
+	&cli.BoolFlag{Name: "nowrapproc", Aliases: []string{"n"}, Usage: "no dpipe process waits as the parent of the commands"},
+	&cli.BoolFlag{Name: "nowrapnoclean", Aliases: []string{"N"}, Usage: "as -n, and the pid and pgrp files stay when the commands end"},
+	&cli.StringFlag{Name: "pidfile", Aliases: []string{"p"}, Usage: "write the process id to `PIDFILE`"},
+	&cli.StringFlag{Name: "pgrpfile", Aliases: []string{"P"}, Usage: "write the process group id to `PGRPFILE`"},
+	&cli.BoolFlag{Name: "daemon", Aliases: []string{"d"}, Usage: "run the commands in the background, as a process group of their own"},
+	&cli.BoolFlag{Name: "help", Aliases: []string{"h"}, Usage: "print the usage summary and exit"},
 }
 
 // dpipeOptions is a parsed dpipe command line.

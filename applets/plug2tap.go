@@ -28,13 +28,13 @@ func init() {
 // -sock and --sock, -pid for --pidfile. The long form of -m is --mod, although the usage
 // text says --mode (which C rejects, and so do we).
 var plug2tapFlags = []cli.Flag{
-	&cli.StringFlag{Name: "sock", Aliases: []string{"s"}},
-	&cli.StringFlag{Name: "port", Aliases: []string{"p"}},
-	&cli.BoolFlag{Name: "help", Aliases: []string{"h"}},
-	&cli.StringFlag{Name: "mod", Aliases: []string{"m"}},
-	&cli.StringFlag{Name: "group", Aliases: []string{"g"}},
-	&cli.BoolFlag{Name: "daemon", Aliases: []string{"d"}},
-	&cli.StringFlag{Name: "pidfile", Aliases: []string{"P"}},
+	&cli.StringFlag{Name: "sock", Aliases: []string{"s"}, Usage: "the switch's control socket or directory `SOCK` (- for frames on stdin and stdout)"},
+	&cli.StringFlag{Name: "port", Aliases: []string{"p"}, Usage: "connect to switch port `PORT`"},
+	&cli.BoolFlag{Name: "help", Aliases: []string{"h"}, Usage: "print the usage summary and exit"},
+	&cli.StringFlag{Name: "mod", Aliases: []string{"m"}, Usage: "octal permission `MODE` of the data socket"},
+	&cli.StringFlag{Name: "group", Aliases: []string{"g"}, Usage: "`GROUP` that owns the data socket"},
+	&cli.BoolFlag{Name: "daemon", Aliases: []string{"d"}, Usage: "run in the background"},
+	&cli.StringFlag{Name: "pidfile", Aliases: []string{"P"}, Usage: "write the process id to `PIDFILE`"},
 }
 
 // plug2tapUsage is the C tool's usage text, on standard error with exit status 255.

@@ -26,7 +26,7 @@ func init() {
 // and completion.
 
 var mgmtTermFlags = []cli.Flag{
-	&cli.BoolFlag{Name: "help", Aliases: []string{"h"}},
+	&cli.BoolFlag{Name: "help", Aliases: []string{"h"}, Usage: "print the usage summary and exit"},
 }
 
 const unixtermUsage = "Usage: unixterm SOCKET\n" +

@@ -20,10 +20,10 @@ func init() {
 
 // vdecmdFlags are unixcmd's options (getopt_long "f:s:v", spec §3.3).
 var vdecmdFlags = []cli.Flag{
-	&cli.StringFlag{Name: "rcfile", Aliases: []string{"f"}},
-	&cli.StringFlag{Name: "sock", Aliases: []string{"s"}},
-	&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}},
-	&cli.BoolFlag{Name: "help", Aliases: []string{"h"}},
+	&cli.StringFlag{Name: "rcfile", Aliases: []string{"f"}, Usage: "the C tool's script `FILE` (accepted and ignored: no script is needed)"},
+	&cli.StringFlag{Name: "sock", Aliases: []string{"s"}, Usage: "the switch's management `SOCKET` (default /var/run/vdecmd, or /var/run/unixcmd as unixcmd)"},
+	&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "show the session on standard error"},
+	&cli.BoolFlag{Name: "help", Aliases: []string{"h"}, Usage: "print the usage summary and exit"},
 }
 
 // vdecmdProgName is the name the tool was called by, from which the C tool derives its
