@@ -507,3 +507,33 @@ func TestConsoleMarkovDebugAndLongLine(t *testing.T) {
 		t.Fatalf("Serve: %v", err)
 	}
 }
+
+// TestLostBurst: the Gilbert model loses the Loss share of frames in bursts whose mean
+// length is LostBurst. Runs are correlated, so the bounds are wide (a plain Bernoulli
+// loss has mean runs of 1.25 at 20%).
+func TestLostBurst(t *testing.T) {
+	const n = 20000
+	f := New(Config{Bidirectional: true, Seed: 3, HasSeed: true})
+	f.Set(Loss, "20")
+	f.Set(LostBurst, "5")
+	l, r := run(t, f)
+	send(l, 0, n)
+	settle(r)
+	got := map[int]bool{}
+	for _, b := range r.got {
+		got[seq(b)] = true
+	}
+	lost, runs := 0, 0
+	for i := 0; i < n; i++ {
+		if !got[i] {
+			lost++
+			if i == 0 || got[i-1] {
+				runs++
+			}
+		}
+	}
+	share, mean := float64(lost)/n, float64(lost)/float64(runs)
+	if share < 0.15 || share > 0.25 || mean < 3.5 || mean > 7 {
+		t.Fatalf("loss 20%% in bursts of 5: lost %.3f of frames in runs of %.2f", share, mean)
+	}
+}
