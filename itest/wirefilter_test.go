@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"net"
 	"os"
 	"path/filepath"
@@ -600,4 +601,51 @@ func TestWirefilterStdinConsole(t *testing.T) {
 	if outs[implDebian] != outs[implOurs] {
 		t.Errorf("stdin console:\nDebian %q\nours   %q", outs[implDebian], outs[implOurs])
 	}
+}
+
+// TestWirefilterValuesAsDebian sets loss to tricky and random values on Debian's
+// wirefilter and ours and compares what showinfo shows; where ours refuses a value with
+// no number (1022), Debian's must have answered 1000 Success and changed nothing.
+func TestWirefilterValuesAsDebian(t *testing.T) {
+	requireRoot(t)
+	values := []string{"10", "LR10+5KN", "RL1e3", "100+50K", "10]", "[2]", "0x1.8p3", "nan(x)", " 5 ",
+		"5+-2U", "1e", "]", "10[0]", "10[1]", "0x", "inf", "-3", "2g", "5k N", "LR 5", "10 +5", ".5+.5M"}
+	rng := rand.New(rand.NewPCG(1, 2))
+	const alphabet = "0123456789.+-eExXpPLRKMGUNun[] "
+	for i := 0; i < 150; i++ {
+		b := make([]byte, 1+rng.IntN(8))
+		for j := range b {
+			b[j] = alphabet[rng.IntN(len(alphabet))]
+		}
+		values = append(values, string(b))
+	}
+	lossLine := regexp.MustCompile(`(?m)^Loss .*$`)
+	shown := func(which string) (answers, lines []string) {
+		a, b := startSwitch(t, implDebian), startSwitch(t, implDebian)
+		s := dialWF(t, startWirefilter(t, which, a, b).Mgmt)
+		for _, v := range values {
+			s.Must(t, "loss 7+1N")
+			answers = append(answers, s.Do(t, "loss "+v))
+			lines = append(lines, lossLine.FindString(s.Do(t, "showinfo")))
+		}
+		return answers, lines
+	}
+	da, dl := shown(implDebian)
+	oa, ol := shown(implOurs)
+	const unchanged = "Loss   L->R 7+1N   R->L 7+1N"
+	refused, set := 0, 0
+	for i, v := range values {
+		if ol[i] != unchanged {
+			set++
+		}
+		switch {
+		case ol[i] == "":
+			t.Errorf("loss %q: no Loss line in showinfo", v)
+		case oa[i] == "1022 Invalid argument\n"+wfPrompt && strings.HasPrefix(da[i], "1000 Success") && dl[i] == unchanged && ol[i] == unchanged:
+			refused++
+		case oa[i] != da[i] || ol[i] != dl[i]:
+			t.Errorf("loss %q: Debian %q %q, ours %q %q", v, da[i], dl[i], oa[i], ol[i])
+		}
+	}
+	t.Logf("%d values: %d set loss as Debian's did, %d refused where Debian's set nothing", len(values), set, refused)
 }
