@@ -183,9 +183,6 @@ func (f *Filter) SetFIFO(fifo bool) {
 	f.edit(func(st *state) error { st.nofifo = !fifo; return nil })
 }
 
-// FIFO reports whether frames keep their order.
-func (f *Filter) FIFO() bool { return !f.st.Load().nofifo }
-
 // Seed is the seed of the random choices.
 func (f *Filter) Seed() uint64 { return f.seed.Load() }
 
@@ -234,10 +231,6 @@ func (f *Filter) Run(left, right wire.Endpoint) error {
 		return ErrClosed
 	}
 }
-
-// RunPair is Run for a one-way filter whose source and destination are distinct
-// endpoints (a pipe: stdin to stdout); for bidirectional filters it is Run.
-func (f *Filter) RunPair(src, dst wire.Endpoint) error { return f.Run(src, dst) }
 
 // Close stops the directions' goroutines (readers end when their endpoints are closed).
 func (f *Filter) Close() {

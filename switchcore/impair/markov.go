@@ -103,12 +103,6 @@ func (f *Filter) SetEdge(x, y int, w float64) error {
 	})
 }
 
-// Edge is the weight of x->y.
-func (f *Filter) Edge(x, y int) float64 {
-	st := f.st.Load()
-	return st.adj[x*len(st.nodes)+y]
-}
-
 // step moves the chain one step from the current node and reports a change to the
 // sessions that asked for markov-debug.
 func (f *Filter) step() {
