@@ -83,7 +83,8 @@ func stdioPlugFiles(t *testing.T, bin string, n int, extra []*os.File, args ...s
 // never closes its end), for as long as it runs.
 func waitCtl(t *testing.T, dir string) {
 	t.Helper()
-	waitCtlIn(t, dir, "/proc/net/unix")
+	// thread-self: /proc/net is the main thread's, which a test's setns may have moved.
+	waitCtlIn(t, dir, "/proc/thread-self/net/unix")
 }
 
 // waitCtlIn is waitCtl for a node in another network namespace, whose sockets its

@@ -105,24 +105,38 @@ func slirpDpipe(t testing.TB) (dpipe, plug string) {
 
 // --- Go in a namespace -------------------------------------------------------------------
 
-// inNetns runs fn on a fresh OS thread that has joined the named network namespace. The
-// thread is never unlocked, so it ends with the goroutine and nothing else runs in ns.
-// Sockets fn creates stay in ns and may be used from anywhere afterwards.
+// inNetns runs fn on an OS thread that has joined the named network namespace, and then
+// takes the thread back to where it was. Sockets fn creates stay in ns and may be used
+// from anywhere afterwards. A thread that cannot go back stays locked, so it ends with
+// the goroutine; but the process's main thread cannot end, and one left in ns would move
+// /proc/self/net (the main thread's) into ns for the rest of the run: hence the way back.
 func inNetns(ns string, fn func() error) error {
 	errc := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread()
+		home, err := os.Open("/proc/thread-self/ns/net")
+		if err != nil {
+			errc <- err
+			return
+		}
+		defer home.Close()
 		f, err := os.Open("/var/run/netns/" + ns)
 		if err != nil {
+			runtime.UnlockOSThread()
 			errc <- err
 			return
 		}
 		defer f.Close()
 		if err := unix.Setns(int(f.Fd()), unix.CLONE_NEWNET); err != nil {
+			runtime.UnlockOSThread()
 			errc <- fmt.Errorf("setns %s: %w", ns, err)
 			return
 		}
-		errc <- fn()
+		err = fn()
+		if unix.Setns(int(home.Fd()), unix.CLONE_NEWNET) == nil {
+			runtime.UnlockOSThread()
+		}
+		errc <- err
 	}()
 	return <-errc
 }
