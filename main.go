@@ -66,6 +66,7 @@ func startProfile(path string) (stop func()) {
 
 const usage = `usage: vde APPLET [ARGS...]
        vde --list | --version
+       vde --man NAME | --completion bash|zsh
 The applets also run under their own names (vde_switch, vde_plug, dpipe, ...),
 e.g. through a symbolic link to vde. "vde --list" names them all.
 `
@@ -95,6 +96,8 @@ func run(ctx context.Context, argv []string, stdio applets.Stdio) int {
 	case "-h", "--help":
 		io.WriteString(stdio.Out, usage)
 		return 0
+	case "--man", "--completion":
+		return exitStatus(applets.DocMain(ctx, argv[1:], stdio), stdio.Err)
 	}
 	a, ok := applets.Lookup(argv[1])
 	if !ok {

@@ -1,0 +1,128 @@
+package itest
+
+// What `make install` puts beside the binary for users: manual pages, shell completions
+// and systemd units, checked with the real man-db, bash, zsh and systemd-analyze. The
+// test re-runs itself in a private mount namespace (as the ifupdown tests do), where
+// /usr/local, /etc and /var/lib/dpkg are overlays, so the real `make install` and
+// `make uninstall` run without reaching the real system.
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// installedNames are vde and every link to it that make install put in /usr/local/bin.
+func installedNames(t *testing.T) []string {
+	t.Helper()
+	ents, err := os.ReadDir("/usr/local/bin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := []string{"vde"}
+	for _, e := range ents {
+		if l, err := os.Readlink(filepath.Join("/usr/local/bin", e.Name())); err == nil && l == "vde" {
+			names = append(names, e.Name())
+		}
+	}
+	sort.Strings(names[1:])
+	if len(names) < 10 {
+		t.Fatalf("make install linked only %v to vde", names)
+	}
+	return names
+}
+
+// userEnv is a user's environment after make install: /usr/local/bin first in PATH, no
+// MANPATH (man-db derives it from PATH), plain text from man.
+func userEnv() []string {
+	return append(os.Environ(), "PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin", "MANPATH=",
+		"MANWIDTH=200", "MANPAGER=cat", "PAGER=cat", "LC_ALL=C", "MAN_KEEP_FORMATTING=")
+}
+
+func runEnv(env []string, name string, args ...string) (string, error) {
+	cmd := exec.Command(name, args...)
+	cmd.Env = env
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // dpipe -h kills its process group
+	cmd.WaitDelay = 5 * time.Second
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+// realPath is a path that man printed with its links resolved (Debian's /usr/local/man
+// is a link to /usr/local/share/man).
+func realPath(s string) string {
+	p, err := filepath.EvalSymlinks(strings.TrimSpace(s))
+	if err != nil {
+		return strings.TrimSpace(s)
+	}
+	return p
+}
+
+// helpOption finds the options a usage text or a page names: -x, --long, -long.
+var helpOption = regexp.MustCompile(`(?:^|[\s\[|,(])(--?[A-Za-z0-9][A-Za-z0-9-]*)`)
+
+func TestInstallDocs(t *testing.T) {
+	requireRoot(t)
+	requireTools(t, "make", "unshare", "man", "useradd")
+	if os.Getenv(ifupdownInsideEnv) == "" {
+		reRunInside(t)
+		return
+	}
+	setupMounts(t)
+	makeInstall(t)
+	env := userEnv()
+	names := installedNames(t)
+
+	t.Run("man", func(t *testing.T) {
+		for _, n := range append(names, "vde_plug_url") {
+			where, err := runEnv(env, "man", "-w", n)
+			if err != nil || !strings.HasPrefix(realPath(where), "/usr/local/share/man/") {
+				t.Errorf("man -w %s = %q, %v; want our page under /usr/local/share/man", n, where, err)
+				continue
+			}
+			page, err := runEnv(env, "man", "-E", "ascii", n)
+			if err != nil {
+				t.Errorf("man %s: %v\n%s", n, err, page)
+				continue
+			}
+			if n == "vde_plug_url" || strings.HasPrefix(n, "vdeq") && n != "vdeq" {
+				continue // no --help of its own (vdeqemu --help is QEMU's)
+			}
+			help, _ := runEnv(env, n, "--help")
+			have := map[string]bool{}
+			for _, m := range helpOption.FindAllStringSubmatch(page, -1) {
+				have[m[1]] = true
+			}
+			for _, m := range helpOption.FindAllStringSubmatch(help, -1) {
+				if o := m[1]; !have[o] && !have["-"+o] {
+					t.Errorf("man %s does not name %s, which %s --help names", n, o, n)
+				}
+			}
+		}
+		if where, _ := runEnv(env, "man", "-w", "vde_switch"); realPath(where) != "/usr/local/share/man/man1/vde_switch.1" {
+			t.Errorf("man -w vde_switch = %q; want ours", where)
+		}
+	})
+
+	t.Run("uninstall", func(t *testing.T) {
+		root, _ := filepath.Abs("..")
+		if out, err := runEnv(os.Environ(), "make", "-C", root, "uninstall"); err != nil {
+			t.Fatalf("make uninstall: %v\n%s", err, out)
+		}
+		for _, n := range names {
+			if where, err := runEnv(env, "man", "-w", n); err == nil && strings.HasPrefix(where, "/usr/local/") {
+				t.Errorf("after make uninstall, man -w %s = %s", n, where)
+			}
+		}
+		left, _ := runEnv(env, "find", "/usr/local/share", "/usr/local/lib", "-type", "f")
+		if strings.Contains(left, "vde") {
+			t.Errorf("after make uninstall, files are left:\n%s", left)
+		}
+	})
+}
