@@ -189,8 +189,11 @@ loop:
 			break loop
 		case sig := <-sigs:
 			if sig == syscall.SIGHUP {
-				// Debian's switch survives SIGHUP; it only raises the
-				// sig/hup debug event, which we do not have yet.
+				// Debian's switch survives SIGHUP; it raises the sig/hup event, on
+				// which iplog reopens its log file (after logrotate).
+				if h, ok := sw.(interface{ Hangup() }); ok {
+					h.Hangup()
+				}
 				continue
 			}
 			logf("Caught signal %d, cleaning up and exiting", int(sig.(syscall.Signal)))

@@ -73,7 +73,7 @@ func cmdDSShowinfo(c *cmdCtx) error {
 func cmdHelp(c *cmdCtx) error {
 	c.printf("%-18s %-15s %s\n", "COMMAND PATH", "SYNTAX", "HELP")
 	c.printf("%-18s %-15s %s\n", "------------", "--------------", "------------")
-	for _, cmd := range registry {
+	for _, cmd := range c.s.commands() {
 		if strings.HasPrefix(cmd.path, c.arg) {
 			c.printf("%-18s %-15s %s\n", cmd.path, cmd.syntax, cmd.help)
 		}
@@ -126,7 +126,7 @@ func cmdDebugList(c *cmdCtx) error {
 	s.sessMu.Lock()
 	defer s.sessMu.Unlock()
 	n := 0
-	for _, cat := range debugCats {
+	for _, cat := range s.debugCategories() {
 		if !strings.HasPrefix(cat.path, c.arg) {
 			continue
 		}
@@ -152,7 +152,7 @@ func (c *cmdCtx) setDebug(on bool) error {
 	defer s.sessMu.Unlock()
 	before := len(c.ss.subs) > 0
 	matched, changed := 0, 0
-	for _, cat := range debugCats {
+	for _, cat := range s.debugCategories() {
 		if !strings.HasPrefix(cat.path, c.arg) {
 			continue
 		}
@@ -182,18 +182,6 @@ func (c *cmdCtx) setDebug(on bool) error {
 		return unix.ENOENT
 	}
 	return nil
-}
-
-// Plugins are shared objects for the C switch; there is nothing to load here.
-var pluginCommands = []command{
-	menu("plugin", "PLUGINS MENU"),
-	{path: "plugin/list", help: "list plugins", withFile: true, run: func(c *cmdCtx) error {
-		c.printf("%-22s %s\n", "NAME", "HELP")
-		c.printf("%-22s %s\n", "------------", "----")
-		return unix.ENOENT
-	}},
-	{path: "plugin/add", syntax: "library", help: "load a plugin", run: func(*cmdCtx) error { return unix.ENOENT }},
-	{path: "plugin/del", syntax: "name", help: "unload a plugin", run: func(*cmdCtx) error { return unix.ENOENT }},
 }
 
 // atoi parses like C's atoi: leading blanks, a sign, digits; anything else stops it.

@@ -214,7 +214,7 @@ func (s *Switch) runLine(ss *session, line string, w *bytes.Buffer) (done bool, 
 		w.WriteString(endSession)
 		return true, ErrShutdown
 	}
-	cmd := lookupCommand(cmdline)
+	cmd := s.lookupCommand(cmdline)
 	if cmd == nil {
 		w.WriteString(statusLine(unix.ENOSYS))
 		return false, nil

@@ -342,6 +342,7 @@ func (s *Switch) unplugLocked(ep *endpoint) {
 		for _, e := range s.macs.flushPort(p.num) {
 			s.hashEvent(catHashDel, e)
 		}
+		s.portGone(p.num)
 	}
 	s.freeSlot = append(s.freeSlot, ep.slot)
 	s.publishLocked()

@@ -38,6 +38,8 @@ type reader struct {
 	// BPDUs passed to FSTP: a token bucket refilled every second (fstpIn).
 	bpduTokens int
 	bpduAt     int64
+
+	tap *frameTap // the plugins that watch this batch's frames, nil when none (plugin.go)
 }
 
 func newReader(s *Switch) *reader {
@@ -123,6 +125,7 @@ func (r *reader) forward(src *Port, n int) {
 		return // the port went inactive while these frames were in flight
 	}
 	now := r.s.now()
+	r.tap = r.s.plugins.tap.Load()
 	var inPkts, inBytes, bad uint64
 	for i := 0; i < n; i++ {
 		size := r.sizes[i]
@@ -134,6 +137,9 @@ func (r *reader) forward(src *Port, n int) {
 		inPkts++
 		inBytes += uint64(size)
 		r.convOK[i] = false
+		if r.tap != nil {
+			r.tap.in(src.num, f)
+		}
 		if v.hub {
 			for _, dp := range v.hubPorts {
 				if dp != sp {
@@ -157,6 +163,10 @@ func (r *reader) forward(src *Port, n int) {
 		r.notLearned = 0
 	}
 	r.flush()
+	if r.tap != nil {
+		r.tap.done()
+		r.tap = nil
+	}
 }
 
 // switchFrame classifies, learns and forwards frame i; false means it was dropped as invalid.
@@ -278,6 +288,9 @@ func (r *reader) queue(dp *fwdPort, f []byte, flood bool) {
 	if f == nil {
 		dp.port.counters.drops.Add(1)
 		return
+	}
+	if r.tap != nil {
+		r.tap.out(dp.num, f)
 	}
 	for i, ep := range dp.eps {
 		slot := ep.slot

@@ -63,6 +63,8 @@ type Switch struct {
 	freeSlot []int
 	nextSlot int
 
+	plugins plugins // pdump, iplog, dump while loaded (plugin.go)
+
 	ctlLn   *net.UnixListener
 	mgmtLn  *net.UnixListener
 	reserve fdReserve // a spare descriptor to refuse clients with when out of them (accept.go)
@@ -298,6 +300,7 @@ func (s *Switch) Close() error {
 		s.mgmtLn.Close()
 		os.Remove(s.cfg.MgmtPath)
 	}
+	s.closePlugins()
 	s.reserve.mu.Lock()
 	if s.reserve.f != nil {
 		s.reserve.f.Close()
