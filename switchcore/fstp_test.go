@@ -1,8 +1,11 @@
 package switchcore
 
 import (
+	"bufio"
 	"bytes"
 	"errors"
+	"net"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -393,5 +396,49 @@ func TestFSTPForwardAllocatesNothing(t *testing.T) {
 	rig.r.forward(rig.src, wire.BatchSize)
 	if n := testing.AllocsPerRun(200, func() { rig.r.forward(rig.src, wire.BatchSize) }); n != 0 {
 		t.Fatalf("forward with FSTP on allocates %.1f times per batch", n)
+	}
+}
+
+// TestFSTPDebugEvents: the fstp/* debug categories print the C switch's lines.
+func TestFSTPDebugEvents(t *testing.T) {
+	mgmt := filepath.Join(t.TempDir(), "mgmt")
+	s := newTestSwitch(t, Config{MgmtPath: mgmt, FSTP: true, MAC: [6]byte{0, 0xff, 0, 0, 0, 0x40}})
+	c, err := net.Dial("unix", mgmt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	br := bufio.NewReader(c)
+	c.Write([]byte("debug/add fstp\n"))
+	for {
+		l, err := br.ReadString('\n')
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.HasPrefix(strings.TrimPrefix(l, "vde$ "), "1000 Success") {
+			break
+		}
+	}
+	p1 := dial(t, s, 1)
+	r := makeBridgeID(0x1000, [6]byte{0x00, 0xff, 0, 0, 0, 0x01})
+	p1.WriteBatch([][]byte{peerBPDU(r, 0, r, 2, flagNotBackup|flagNotRoot|0x30)})
+	want := []string{
+		"3041 fstp/+ Port 0001 VLAN 00:00",
+		"3045 fstp/root Port 0001 VLAN 00:00 -> 10:00:00:ff:00:00:00:01",
+		"3044 fstp/status Port 0001 VLAN 00:00 learning+forwarding",
+	}
+	var got []string
+	for len(got) < len(want) {
+		l, err := br.ReadString('\n')
+		if err != nil {
+			t.Fatalf("%v after %q", err, got)
+		}
+		if l = strings.TrimSpace(strings.TrimPrefix(l, "vde$ ")); strings.HasPrefix(l, "30") {
+			got = append(got, l)
+		}
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("events:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }
