@@ -1,7 +1,6 @@
 package switchcore
 
 import (
-	"bufio"
 	"io"
 	"net"
 	"os"
@@ -216,23 +215,7 @@ func TestMgmtSessionFraming(t *testing.T) {
 func TestDebugEvents(t *testing.T) {
 	mgmt := filepath.Join(t.TempDir(), "mgmt")
 	s := newTestSwitch(t, Config{MgmtPath: mgmt})
-	c, err := net.Dial("unix", mgmt)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(5 * time.Second))
-	br := bufio.NewReader(c)
-	c.Write([]byte("debug/add port\n"))
-	for {
-		l, err := br.ReadString('\n')
-		if err != nil {
-			t.Fatal(err)
-		}
-		if strings.HasPrefix(strings.TrimPrefix(l, "vde$ "), "1000 Success") {
-			break
-		}
-	}
+	br := debugSession(t, mgmt, "port")
 	dial(t, s, 2)
 	var got []string
 	for len(got) < 3 {

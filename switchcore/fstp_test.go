@@ -403,23 +403,7 @@ func TestFSTPForwardAllocatesNothing(t *testing.T) {
 func TestFSTPDebugEvents(t *testing.T) {
 	mgmt := filepath.Join(t.TempDir(), "mgmt")
 	s := newTestSwitch(t, Config{MgmtPath: mgmt, FSTP: true, MAC: [6]byte{0, 0xff, 0, 0, 0, 0x40}})
-	c, err := net.Dial("unix", mgmt)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(5 * time.Second))
-	br := bufio.NewReader(c)
-	c.Write([]byte("debug/add fstp\n"))
-	for {
-		l, err := br.ReadString('\n')
-		if err != nil {
-			t.Fatal(err)
-		}
-		if strings.HasPrefix(strings.TrimPrefix(l, "vde$ "), "1000 Success") {
-			break
-		}
-	}
+	br := debugSession(t, mgmt, "fstp")
 	p1 := dial(t, s, 1)
 	r := makeBridgeID(0x1000, [6]byte{0x00, 0xff, 0, 0, 0, 0x01})
 	p1.WriteBatch([][]byte{peerBPDU(r, 0, r, 2, flagNotBackup|flagNotRoot|0x30)})
@@ -440,5 +424,28 @@ func TestFSTPDebugEvents(t *testing.T) {
 	}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Fatalf("events:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// debugSession opens a session on the mgmt socket, subscribes it to the debug categories
+// under path, and returns its reader positioned after the command's status line.
+func debugSession(t *testing.T, mgmt, path string) *bufio.Reader {
+	t.Helper()
+	c, err := net.Dial("unix", mgmt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	br := bufio.NewReader(c)
+	c.Write([]byte("debug/add " + path + "\n"))
+	for {
+		l, err := br.ReadString('\n')
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.HasPrefix(strings.TrimPrefix(l, "vde$ "), "1000 Success") {
+			return br
+		}
 	}
 }
