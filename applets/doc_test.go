@@ -179,3 +179,39 @@ func TestDocMainErrors(t *testing.T) {
 		t.Errorf("vde --man unixcmd = %q, %v; want .so man1/vdecmd.1", out.String(), err)
 	}
 }
+
+// TestCompletionScripts: both scripts parse, and name every option of every page.
+func TestCompletionScripts(t *testing.T) {
+	for _, sh := range []string{"bash", "zsh"} {
+		var b bytes.Buffer
+		if err := DocMain(context.Background(), []string{"--completion", sh}, Stdio{Out: &b}); err != nil {
+			t.Fatalf("vde --completion %s: %v", sh, err)
+		}
+		script := b.String()
+		for _, m := range manuals {
+			if m.applet == "" {
+				continue
+			}
+			for _, f := range m.flags {
+				for _, n := range f.Names() {
+					o := "--" + n
+					if len(n) == 1 {
+						o = "-" + n
+					}
+					if !strings.Contains(script, o) {
+						t.Errorf("%s completion lacks %s's %s", sh, m.name, o)
+					}
+				}
+			}
+		}
+		if _, err := exec.LookPath(sh); err != nil {
+			t.Logf("%s is not installed: not parsed", sh)
+			continue
+		}
+		cmd := exec.Command(sh, "-n")
+		cmd.Stdin = strings.NewReader(script)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Errorf("%s -n on vde --completion %s: %v\n%s", sh, sh, err, out)
+		}
+	}
+}

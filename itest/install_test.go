@@ -110,6 +110,51 @@ func TestInstallDocs(t *testing.T) {
 		}
 	})
 
+	t.Run("bash", func(t *testing.T) {
+		const lib = "/usr/share/bash-completion/bash_completion"
+		if _, err := os.Stat(lib); err != nil {
+			t.Skip("bash-completion is not installed (Debian: bash-completion)")
+		}
+		// bash-completion loads completions/vde_switch (a link to our vde) on demand.
+		script := `source ` + lib + `
+__load_completion vde_switch || { echo "no completion loaded for vde_switch"; exit 1; }
+fn=$(complete -p vde_switch | sed -n 's/.*-F \([^ ]*\) .*/\1/p')
+c() { COMP_LINE="$*"; COMP_POINT=${#COMP_LINE}; COMP_WORDS=("$@"); COMP_CWORD=$((${#COMP_WORDS[@]}-1)); COMPREPLY=(); $fn; echo "${COMPREPLY[*]}"; }
+c vde_switch --numpo
+c vde_plug vx
+c vde sw
+`
+		out, err := runEnv(env, "bash", "--norc", "-c", script)
+		if want := "--numports\nvxlan:// vxvde://\nswitch\n"; err != nil || out != want {
+			t.Errorf("bash completion: %v\n%q\nwant %q", err, out, want)
+		}
+	})
+
+	t.Run("zsh", func(t *testing.T) {
+		requireTools(t, "zsh")
+		// An interactive zsh on a pseudo-terminal (zpty), with only the default fpath,
+		// where compinit finds _vde; Tab after "vde_switch --numpo" completes the option.
+		script := `zmodload zsh/zpty
+zpty z zsh -f -i
+zpty -w z "PS1='%% '; autoload -Uz compinit; compinit -u -D; print comp=\${_comps[vde_switch]}; print rea''dy"
+zpty -r -m z out '*ready*' || { print "zsh did not start"; exit 1 }
+print -r -- "$out"
+zpty -w -n z $'vde_switch --numpo\t'
+sleep 1
+out=
+while zpty -r -t z chunk; do out+=$chunk; done
+print -r -- "$out"
+zpty -d z
+`
+		out, err := runEnv(env, "zsh", "-f", "-c", script)
+		if err != nil || !strings.Contains(out, "comp=_vde") || !strings.Contains(out, "vde_switch --numports") {
+			t.Errorf("zsh completion: %v\n%s", err, out)
+		}
+		if out, err := runEnv(env, "zsh", "-n", "/usr/local/share/zsh/site-functions/_vde"); err != nil {
+			t.Errorf("zsh -n _vde: %v\n%s", err, out)
+		}
+	})
+
 	t.Run("uninstall", func(t *testing.T) {
 		root, _ := filepath.Abs("..")
 		if out, err := runEnv(os.Environ(), "make", "-C", root, "uninstall"); err != nil {
