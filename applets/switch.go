@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/vde-go/vde/switchcore"
+	"github.com/vde-go/vde/switchcore/metrics"
 	"github.com/vde-go/vde/switchcore/wire"
 	"github.com/vde-go/vde/tap"
 )
@@ -159,6 +160,15 @@ func runSwitch(ctx context.Context, o *switchOptions, stdio Stdio, ready *os.Fil
 		if err := sw.RunRC(rc); err != nil {
 			logf("%v", err) // C is silent here; a missing -f file deserves a word
 		}
+	}
+	if o.Metrics != "" {
+		srv, err := serveMetrics(sw, o.Metrics, logf)
+		if err != nil {
+			report("%v", err)
+			closeSwitch(sw, logf)
+			return exit(1)
+		}
+		defer srv.Close()
 	}
 	if daemon {
 		// Ready after the rc file ran, so that clients find its VLANs and ports.
@@ -311,4 +321,17 @@ type ignoreErrors struct{ w io.Writer }
 func (i ignoreErrors) Write(p []byte) (int, error) {
 	i.w.Write(p)
 	return len(p), nil
+}
+
+// serveMetrics serves sw's counters on addr (--metrics).
+func serveMetrics(sw switchCore, addr string, logf func(string, ...any)) (*metrics.Server, error) {
+	src, ok := sw.(metrics.Source)
+	if !ok {
+		return nil, fmt.Errorf("metrics: this switch keeps no counters")
+	}
+	reg, err := metrics.NewRegistry(metrics.NewCollector(src))
+	if err != nil {
+		return nil, fmt.Errorf("metrics: %w", err)
+	}
+	return metrics.Listen(addr, reg, logf)
 }

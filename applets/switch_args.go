@@ -21,6 +21,7 @@ var switchFlags = []cli.Flag{
 	&cli.BoolFlag{Name: "fstp", Aliases: []string{"F"}, Usage: "run the fast spanning tree protocol (FSTP)"},
 	&cli.BoolFlag{Name: "flowcontrol", Usage: "slow a sender to a full port's pace instead of dropping its frames"},
 	&cli.BoolFlag{Name: "noflowcontrol", Usage: "always drop what a full port cannot take, as the C switch"},
+	&cli.StringFlag{Name: "metrics", Usage: "serve Prometheus metrics on `ADDR`: a TCP host:port (keep it on loopback) or a Unix socket path"},
 	&cli.BoolFlag{Name: "version", Aliases: []string{"v"}, Usage: "print the version and exit"},
 	&cli.StringFlag{Name: "numports", Aliases: []string{"n"}, Usage: "the number of `PORTS` (default 32)"},
 	&cli.StringFlag{Name: "hashsize", Usage: "`N` entries in the MAC address table"},
@@ -56,6 +57,7 @@ Runs a VDE switch.
       --hashsize N           Hash table size
       --flowcontrol          Slow senders to a full port's pace instead of dropping
       --noflowcontrol        Drop what a full port cannot take, as the C switch
+      --metrics ADDR         Serve Prometheus metrics on ADDR (host:port or socket path)
 (opts from datasock module)
   -s, --sock SOCK            control directory pathname
   -s, --vdesock SOCK         Same as --sock SOCK
@@ -121,6 +123,8 @@ type switchOptions struct {
 	PidFile string
 	// RCFile is -f as given; empty means the default rc files.
 	RCFile string
+	// Metrics is --metrics: where to serve the counters (host:port or a socket path).
+	Metrics string
 	// Taps are the -t interfaces, one port each, in command-line order. As in C, a
 	// value is one name: commas do not split it (the man page says they do).
 	Taps []string
@@ -196,6 +200,8 @@ func parseSwitchArgs(args []string, env switchEnv) (*switchOptions, error) {
 			flow = switchcore.FlowAlways
 		case "noflowcontrol":
 			flow = switchcore.FlowNever
+		case "metrics":
+			o.Metrics = v
 		case "numports":
 			// vde-2 HEAD's check; Debian kept 32 for "-n abc".
 			n, ok := scanInt(v)

@@ -284,7 +284,7 @@ func TestParseSwitchArgsExits(t *testing.T) {
 }
 
 // The usage must be the Debian binary's, byte for byte, but for HEAD's --nostdin line, our
-// --flowcontrol and --noflowcontrol lines and the bug address.
+// --flowcontrol, --noflowcontrol and --metrics lines and the bug address.
 func TestSwitchUsageText(t *testing.T) {
 	b, err := os.ReadFile("testdata/vde_switch-debian.usage")
 	if err != nil {
@@ -295,7 +295,8 @@ func TestSwitchUsageText(t *testing.T) {
 	want = strings.Replace(want, mgmtgroup, mgmtgroup+"      --nostdin              Allow stdin to be closed\n", 1)
 	hashsize := "      --hashsize N           Hash table size\n"
 	want = strings.Replace(want, hashsize, hashsize+"      --flowcontrol          Slow senders to a full port's pace instead of dropping\n"+
-		"      --noflowcontrol        Drop what a full port cannot take, as the C switch\n", 1)
+		"      --noflowcontrol        Drop what a full port cannot take, as the C switch\n"+
+		"      --metrics ADDR         Serve Prometheus metrics on ADDR (host:port or socket path)\n", 1)
 	want = strings.Replace(want, "Report bugs to info@v2.cs.unibo.it\n", "Report bugs to https://github.com/vde-go/vde/issues\n", 1)
 	if got := usageWith(32); got != want {
 		t.Errorf("usage text differs from vde_switch's:\n%s\nwant:\n%s", got, want)
