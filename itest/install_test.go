@@ -155,6 +155,25 @@ zpty -d z
 		}
 	})
 
+	t.Run("systemd", func(t *testing.T) {
+		requireTools(t, "systemd-analyze")
+		// verify works without systemd as PID 1; it loads the instances from the unit
+		// search path, where make install put the templates, and checks ExecStart's
+		// program, the dependencies and every directive.
+		paths, _ := runEnv(env, "systemd-analyze", "unit-paths")
+		if !strings.Contains(paths, "/usr/local/lib/systemd/system\n") {
+			t.Fatalf("systemd does not read /usr/local/lib/systemd/system:\n%s", paths)
+		}
+		out, err := runEnv(env, "systemd-analyze", "verify", "vde-switch@lan.service", "slirpvde@lan.service")
+		if err != nil || strings.Contains(out, "vde") {
+			t.Errorf("systemd-analyze verify: %v\n%s", err, out)
+		}
+		unit, _ := os.ReadFile("/usr/local/lib/systemd/system/vde-switch@.service")
+		if !strings.Contains(string(unit), "ExecStart=/usr/local/bin/vde_switch ") {
+			t.Errorf("vde-switch@.service does not run /usr/local/bin/vde_switch:\n%s", unit)
+		}
+	})
+
 	t.Run("uninstall", func(t *testing.T) {
 		root, _ := filepath.Abs("..")
 		if out, err := runEnv(os.Environ(), "make", "-C", root, "uninstall"); err != nil {
