@@ -125,27 +125,30 @@ func TestIplogCommands(t *testing.T) {
 	a.WriteBatch([][]byte{ipv4([4]byte{10, 1, 2, 3}, 1), ipv4([4]byte{10, 1, 2, 3}, 1), ipv4([4]byte{11, 1, 2, 3}, 1)})
 	recvFrame(t, b, time.Second)
 	fd := netip.MustParseAddr("fd00::5").As16()
-	b.WriteBatch([][]byte{ipv4([4]byte{10, 1, 2, 3}, 2), ipv6(fd, 2)})
+	tagged := ipv4([4]byte{10, 1, 2, 4}, 2)
+	tagged = append(tagged[:12], append([]byte{0x81, 0x00, 0x00, 0x05}, tagged[12:]...)...)
+	b.WriteBatch([][]byte{ipv4([4]byte{10, 1, 2, 3}, 2), ipv6(fd, 2), tagged})
 	recvFrame(t, a, time.Second)
 	line := regexp.MustCompile(`^[A-Z][a-z]{2} [ 1-3][0-9] [0-2][0-9]:[0-5][0-9]:[0-5][0-9] `)
 	var lines []string
 	waitFor(t, func() bool {
 		data, _ := os.ReadFile(log)
 		lines = strings.Split(strings.TrimSuffix(string(data), "\n"), "\n")
-		return len(lines) == 3
+		return len(lines) == 4
 	})
 	me := pwName(os.Geteuid())
 	want := []string{
 		"ipv4 10.1.2.3 mac=02:00:00:00:00:01 port=1 vlan=0 user=" + me + ` "test user=`,
 		"ipv4 10.1.2.3 mac=02:00:00:00:00:02 port=2 vlan=0 user=" + me + ` "test user=`,
 		"ipv6 fd00::5 mac=02:00:00:00:00:02 port=2 vlan=0 user=" + me + ` "test user=`,
+		"ipv4 10.1.2.4 mac=02:00:00:00:00:02 port=2 vlan=5 user=" + me + ` "test user=`, // the tag's VLAN, though port 2 is not on it
 	}
 	for i, l := range lines {
 		if !line.MatchString(l) || !strings.HasPrefix(l[16:], want[i]) {
 			t.Errorf("log line %d: %q, want the time and %q", i, l, want[i])
 		}
 	}
-	if got := runCmd(t, s, "iplog/iplist"); got != "0000 DATA END WITH '.'\nipv4 10.1.2.3 port=2 user="+me+"\nipv6 fd00::5 port=2 user="+me+"\n.\n1000 Success\n" {
+	if got := runCmd(t, s, "iplog/iplist"); got != "0000 DATA END WITH '.'\nipv4 10.1.2.3 port=2 user="+me+"\nipv4 10.1.2.4 port=2 user="+me+"\nipv6 fd00::5 port=2 user="+me+"\n.\n1000 Success\n" {
 		t.Errorf("iplog/iplist: %q", got)
 	}
 	if got := runCmd(t, s, "iplog/ipsearch fd00::5"); got != "0000 DATA END WITH '.'\nipv6 fd00::5 port=2 user="+me+"\n.\n1000 Success\n" {

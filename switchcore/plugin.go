@@ -350,6 +350,7 @@ func tryPluginFile(path string) (def *pluginDef, err error, ok bool) {
 		}
 		return nil, nil, false
 	}
+	path = inStartDir(path) // dlopen opens it from the working directory, Debian's daemon's start one
 	clean := filepath.Clean(path)
 	if !isSharedObject(path) {
 		for _, dir := range knownPluginDirs {
