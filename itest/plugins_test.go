@@ -118,7 +118,7 @@ func TestPluginConsoleMatchesDebian(t *testing.T) {
 		}
 		return normalize(b.String(), sw.pathNames())
 	}
-	deb, our := run(implDebian), run(implOurs)
+	deb, our := run(referenceImpl), run(impl)
 	t.Logf("our session:\n%s", our)
 	if deb != our {
 		dl, ol := strings.Split(deb, "\n"), strings.Split(our, "\n")
@@ -176,8 +176,8 @@ func TestPdumpPingCapture(t *testing.T) {
 		rep = strings.Count(out, "10.95.0.2 > 10.95.0.1: ICMP echo reply")
 		return req, rep, out
 	}
-	dreq, drep, dout := count(implDebian)
-	req, rep, out := count(implOurs)
+	dreq, drep, dout := count(referenceImpl)
+	req, rep, out := count(impl)
 	t.Logf("Debian's capture:\n%s\nours:\n%s", dout, out)
 	if req < 8 || rep != req || req%2 != 0 {
 		t.Errorf("ours: %d echo requests and %d replies, want each ping twice (>= 4 pings):\n%s", req, rep, out)
@@ -220,7 +220,7 @@ func TestIplogLinesMatchDebian(t *testing.T) {
 		sort.Strings(out)
 		return out
 	}
-	deb, our := lines(implDebian), lines(implOurs)
+	deb, our := lines(referenceImpl), lines(impl)
 	t.Logf("our lines:\n%s", strings.Join(our, "\n"))
 	if strings.Join(deb, "\n") != strings.Join(our, "\n") {
 		t.Errorf("iplog lines differ:\nDebian:\n%s\nours:\n%s", strings.Join(deb, "\n"), strings.Join(our, "\n"))
@@ -255,7 +255,7 @@ func TestDumpMatchesDebian(t *testing.T) {
 		sw.MustCmd(t, "dump/active 0")
 		return strings.Join(got, "\n")
 	}
-	deb, our := run(implDebian), run(implOurs)
+	deb, our := run(referenceImpl), run(impl)
 	if deb != our {
 		t.Errorf("dump lines differ:\nDebian:\n%s\nours:\n%s", deb, our)
 	}
