@@ -55,7 +55,7 @@ type section struct {
 
 // block is one paragraph-level element of a page.
 type block struct {
-	kind byte // 'p' paragraph, 'e' example (no fill), 'i' tagged item
+	kind byte // 'p' paragraph, 'e' example (no fill), 'i' tagged item, 's' subheading
 	term string
 	text string
 }
@@ -65,6 +65,9 @@ func para(s string) block { return block{kind: 'p', text: s} }
 
 // example is a verbatim block (commands, file contents).
 func example(s string) block { return block{kind: 'e', text: s} }
+
+// subsection is a heading inside a section.
+func subsection(title string) block { return block{kind: 's', text: title} }
 
 // item is a tagged paragraph: term on its line, text indented below.
 func item(term, text string) block { return block{kind: 'i', term: term, text: text} }
@@ -244,6 +247,8 @@ func writeBlocks(w io.Writer, blocks []block) {
 			fmt.Fprintf(w, ".PP\n.RS 4\n.nf\n%s\n.fi\n.RE\n", roffEscape(b.text))
 		case 'i':
 			fmt.Fprintf(w, ".TP\n%s\n%s\n", roffInline(b.term), roffInline(b.text))
+		case 's':
+			fmt.Fprintf(w, ".SS %s\n", roffInline(b.text))
 		}
 	}
 }

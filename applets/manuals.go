@@ -1,6 +1,10 @@
 package applets
 
-import "github.com/urfave/cli/v2"
+import (
+	"github.com/urfave/cli/v2"
+
+	"github.com/vde-go/vde/switchcore"
+)
 
 // The prose of the manual pages; the OPTIONS sections come from the parsers' tables.
 
@@ -119,6 +123,7 @@ func init() {
 					para("The systemd unit **vde-switch@**__NAME__**.service** runs a switch on /run/vde2/__NAME__.ctl with its console on " +
 						"/run/vde2/__NAME__.mgmt, for the group vde2-net."),
 				}},
+				{"Management commands", switchCommandBlocks()},
 				{"Files", []block{
 					item("/tmp/vde.ctl, /var/run/vde.ctl", "the default control directory (the second for root)."),
 					item("~/.vde2/vde_switch.rc, /etc/vde2/vde_switch.rc", "console commands run at start, without **-f**."),
@@ -264,7 +269,10 @@ func init() {
 			flags: slirpvdeFlags, longOnly: true,
 			sections: []section{
 				{"Examples", []block{example("slirpvde -d -D -s /tmp/lan.ctl\n" +
-					"slirpvde -D -s /tmp/lan.ctl -L 127.0.0.1:2222:10.0.2.15:22 -t /srv/tftp --bootfile pxelinux.0")}},
+					"slirpvde -D -s /tmp/lan.ctl -L 127.0.0.1:2222:10.0.2.15:22 -t /srv/tftp --bootfile pxelinux.0"),
+					para("The systemd unit **slirpvde@**__NAME__**.service** runs one with DHCP, as the user vde2-net, on the switch of " +
+						"**vde-switch@**__NAME__**.service** (systemctl enable --now vde-switch@lan slirpvde@lan)."),
+				}},
 				{"Exit status", []block{para("0 when the switch goes away or on a signal; 255 for a bad command line, 1 when the switch cannot be reached.")}},
 			},
 			seeAlso: []string{"vde_switch(1)", "vde_plug(1)", "vde_plug_url(7)", "dpipe(1)"},
@@ -364,4 +372,25 @@ func init() {
 		},
 		urlManual,
 	}
+}
+
+// switchCommandBlocks documents the switch console's commands from its command table
+// (switchcore.Commands), with the help texts the console's help prints.
+func switchCommandBlocks() []block {
+	blocks := []block{para("The console (standard input, or the **-M** socket) takes one command a line; " +
+		"**help** lists them with their syntax. Each answer ends with a line " +
+		"**1000 Success** or an error number plus 1000 (**1022 Invalid argument**). Loaded plugins " +
+		"(**plugin/add**) add their own commands.")}
+	for _, c := range switchcore.Commands() {
+		if c.Menu {
+			blocks = append(blocks, subsection(c.Help))
+			continue
+		}
+		term := "**" + c.Path + "**"
+		if c.Syntax != "" {
+			term += " __" + c.Syntax + "__"
+		}
+		blocks = append(blocks, item(term, c.Help))
+	}
+	return blocks
 }
