@@ -140,8 +140,8 @@ func TestPluginConsoleMatchesDebian(t *testing.T) {
 
 // pingWithPlugins starts a switch of impl whose rc file loads pdump and iplog by their
 // Debian paths, joins two TAP hosts and pings between them; it returns the pcap file, the
-// iplog file and the hosts.
-func pingWithPlugins(t *testing.T, which string) (capFile, logFile string, a, b *tapHost) {
+// iplog file and the iplog/newip lines a debug session saw.
+func pingWithPlugins(t *testing.T, which string) (capFile, logFile string, newip []string) {
 	t.Helper()
 	tmp := testDir(t)
 	capFile, logFile = filepath.Join(tmp, "ping.cap"), filepath.Join(tmp, "ip.log")
@@ -155,12 +155,21 @@ func pingWithPlugins(t *testing.T, which string) (capFile, logFile string, a, b 
 		"iplog/ipadd 10.95.0.0/16",
 		""}, "\n")), 0644)
 	sw := startSwitch(t, which, "-f", rc)
-	a = plugTap(t, sw, 0, "10.95.0.1/24")
-	b = plugTap(t, sw, 0, "10.95.0.2/24")
+	m := dialMgmt(t, sw.Mgmt)
+	if r := m.Do(t, "debug/add iplog/newip"); !strings.Contains(r, "1000 Success") {
+		t.Fatalf("%s: debug/add iplog/newip: %q", which, r)
+	}
+	a := plugTap(t, sw, 0, "10.95.0.1/24")
+	plugTap(t, sw, 0, "10.95.0.2/24")
 	waitPing(t, a.NS, "10.95.0.2")
 	nsRun(t, a.NS, "ping", "-n", "-c", "3", "-i", "0.2", "10.95.0.2")
 	sw.MustCmd(t, "pdump/active 0") // flushes
-	return capFile, logFile, a, b
+	newipLine := regexp.MustCompile(`(?m)^3\d{3} iplog/newip .*$`)
+	waitFor(t, startTimeout, which+"'s iplog/newip lines", func() (bool, string) {
+		newip = append(newip, newipLine.FindAllString(m.Do(t, "plugin/list"), -1)...)
+		return len(newip) >= 2, strings.Join(newip, "\n")
+	})
+	return capFile, logFile, newip
 }
 
 // TestPdumpPingCapture: tcpdump reads the file our pdump writes, and it holds the ping
@@ -170,7 +179,7 @@ func TestPdumpPingCapture(t *testing.T) {
 	requireDebianPlugins(t)
 	requireTools(t, "tcpdump", "ping")
 	count := func(which string) (req, rep int, out string) {
-		capFile, _, _, _ := pingWithPlugins(t, which)
+		capFile, _, _ := pingWithPlugins(t, which)
 		out = run(t, "tcpdump", "-n", "-r", capFile, "icmp")
 		req = strings.Count(out, "10.95.0.1 > 10.95.0.2: ICMP echo request")
 		rep = strings.Count(out, "10.95.0.2 > 10.95.0.1: ICMP echo reply")
@@ -191,8 +200,9 @@ func TestPdumpPingCapture(t *testing.T) {
 	}
 }
 
-// TestIplogLinesMatchDebian: the lines iplog writes for the same ping have the same shape
-// on both switches (time, MACs and pids masked).
+// TestIplogLinesMatchDebian: the lines iplog writes for the same ping, to its file and to a
+// session subscribed to iplog/newip, have the same shape on both switches (time, MACs and
+// pids masked).
 func TestIplogLinesMatchDebian(t *testing.T) {
 	requireDebianPlugins(t)
 	requireTools(t, "ping")
@@ -205,13 +215,19 @@ func TestIplogLinesMatchDebian(t *testing.T) {
 		{regexp.MustCompile(`pid=\d+`), "pid=<PID>"},
 	}
 	lines := func(which string) []string {
-		_, logFile, _, _ := pingWithPlugins(t, which)
+		_, logFile, newip := pingWithPlugins(t, which)
 		st, err := os.Stat(logFile)
 		if err != nil || st.Mode().Perm() != 0600 {
 			t.Errorf("%s: iplog file %v, %v; want mode 0600", which, st, err)
 		}
 		var out []string
 		for _, l := range strings.Split(strings.TrimSpace(string(mustReadFile(t, logFile))), "\n") {
+			for _, m := range mask {
+				l = m.re.ReplaceAllString(l, m.repl)
+			}
+			out = append(out, l)
+		}
+		for _, l := range newip { // the same lines to debug sessions, without the time
 			for _, m := range mask {
 				l = m.re.ReplaceAllString(l, m.repl)
 			}
@@ -225,8 +241,8 @@ func TestIplogLinesMatchDebian(t *testing.T) {
 	if strings.Join(deb, "\n") != strings.Join(our, "\n") {
 		t.Errorf("iplog lines differ:\nDebian:\n%s\nours:\n%s", strings.Join(deb, "\n"), strings.Join(our, "\n"))
 	}
-	if len(our) != 2 {
-		t.Errorf("ours: %d lines, want one per host:\n%s", len(our), strings.Join(our, "\n"))
+	if len(our) != 4 {
+		t.Errorf("ours: %d lines, want one per host in the file and to the debug session:\n%s", len(our), strings.Join(our, "\n"))
 	}
 }
 
