@@ -16,6 +16,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/vde-go/vde/slirp"
+	"github.com/vde-go/vde/switchcore/metrics"
 	"github.com/vde-go/vde/switchcore/wire"
 )
 
@@ -49,6 +50,7 @@ var slirpvdeFlags = []cli.Flag{
 	&cli.BoolFlag{Name: "no-host-loopback", Usage: "guests reach nothing on the host's loopback, at the router's address or elsewhere"},
 	&cli.StringFlag{Name: "bootfile", Usage: "the boot `FILE` DHCP names (with -t)"},
 	&cli.BoolFlag{Name: "reconnect", Usage: "when the switch goes away, dial it again instead of exiting"},
+	&cli.StringFlag{Name: "metrics", Usage: "serve Prometheus metrics on `ADDR`: a TCP host:port (keep it on loopback) or a Unix socket path"},
 }
 
 // slirpvdeUsage is Debian slirpvde's usage text (spec §1), then our additions.
@@ -74,6 +76,8 @@ const slirpvdeUsage = "Usage:\n" +
 	"  --reconnect               when the switch goes away, do not exit: dial it again\n" +
 	"                            (every 0.1 s, backing off to 5 s) and go on once it is\n" +
 	"                            back; the guests' connections stay open meanwhile\n" +
+	"  --metrics ADDR            Prometheus metrics (flows, leases, DNS queries, refusals)\n" +
+	"                            on ADDR: host:port (keep it on loopback) or a socket path\n" +
 	"  -p FILE, -d, -m MODE, -g GROUP, --port N, -q\n"
 
 // slirpvdeArgs is a parsed slirpvde command line.
@@ -85,6 +89,7 @@ type slirpvdeArgs struct {
 	quiet   bool
 	open    wire.OpenOptions
 	x11     []string
+	metrics string // --metrics ADDR
 	// badForwards are -L/-U/-x specs that did not parse: the C tool says so and goes on.
 	badForwards []string
 }
@@ -174,6 +179,8 @@ func parseSlirpvdeArgs(args []string) (*slirpvdeArgs, error) {
 			a.cfg.NoHostLoopback = true
 		case "reconnect":
 			a.open.Reconnect = true
+		case "metrics":
+			a.metrics = ev.Value
 		}
 	}
 	switch len(r.Operands) {
@@ -282,6 +289,19 @@ func SlirpvdeMain(ctx context.Context, args []string, stdio Stdio) error {
 		return exit(1)
 	}
 	defer router.Close()
+	if a.metrics != "" {
+		reg, err := metrics.NewRegistry(slirp.NewCollector(router))
+		var srv *metrics.Server
+		if err == nil {
+			srv, err = metrics.Listen(a.metrics, reg, logf)
+		}
+		if err != nil {
+			ep.Close()
+			fmt.Fprintf(stdio.Err, "slirpvde: %v\n", err)
+			return exit(1)
+		}
+		defer srv.Close()
+	}
 	forwards, errs := router.StartForwards()
 	for _, err := range errs {
 		fmt.Fprintf(stdio.Err, "slirpvde: %v\n", err)

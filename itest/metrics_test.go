@@ -102,3 +102,44 @@ func TestSwitchMetrics(t *testing.T) {
 		t.Errorf("promtool check metrics: %v\n%s", err, out)
 	}
 }
+
+// slirpvde --metrics: a guest's TCP, UDP, ping and DNS query to the outside, and its DHCP
+// lease, each show in the router's counters; promtool accepts the exposition.
+func TestSlirpMetrics(t *testing.T) {
+	requireTools(t, "promtool")
+	slirpOursOnly(t, "--metrics is ours")
+	w := newSlirpWorld(t, impl)
+	startStreamEcho(t, w.O, "tcp4", w.OAddr+":"+loTCPPort)
+	startUDPEcho(t, w.O, w.OAddr+":"+loUDPPort)
+	w.startDnsmasq(t, "127.0.0.1", "metrics.example", "10.9.8.7")
+	sock := filepath.Join(w.Dir, "slirp-metrics.sock")
+	w.startSlirp(t, "--metrics", sock)
+	g := w.addGuest(t)
+	tcpEcho(t, g.NS, w.OAddr+":"+loTCPPort, tcpSmall)
+	mustUDPEcho(t, g.NS, w.OAddr+":"+loUDPPort)
+	pingOK(t, g.NS, w.OAddr)
+	if out := nslookup(g.NS, "metrics.example", slirpDNS); !strings.Contains(out, "10.9.8.7") {
+		t.Fatalf("nslookup through the proxy: %s", out)
+	}
+	text := scrapeUnix(t, sock)
+	for _, sample := range []string{
+		`vde_slirp_flows_opened_total{kind="tcp"}`,
+		`vde_slirp_flows_opened_total{kind="udp"}`,
+		`vde_slirp_pings_total`,
+		`vde_slirp_dns_queries_total`,
+		`vde_slirp_dhcp_leases`,
+	} {
+		if v := metricValue(t, text, sample); v < 1 {
+			t.Errorf("%s = %v, want at least 1", sample, v)
+		}
+	}
+	if v := metricValue(t, text, `vde_slirp_refused_total{bound="flows"}`); v != 0 {
+		t.Errorf("refused flows: %v", v)
+	}
+	cmd := exec.Command("promtool", "check", "metrics")
+	cmd.Stdin = strings.NewReader(text)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Errorf("promtool check metrics: %v\n%s", err, out)
+	}
+	w.checkAlive(t)
+}

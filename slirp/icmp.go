@@ -105,6 +105,7 @@ func (p *pinger) forward(sock *icmpSocket, v6 bool, guest, target netip.Addr, ic
 		to = &net.IPAddr{IP: target.AsSlice()}
 	}
 	sock.conn.WriteTo(req, to)
+	p.r.count.pings.Add(1)
 }
 
 // receive matches replies to requests and sends them to the guests.

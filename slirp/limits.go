@@ -48,7 +48,14 @@ const (
 // Stats counts the router's flows and what its bounds refused.
 type Stats struct {
 	Flows, DNSFlows int64 // open now
-	FlowLimit       int64 // maxFlows, or less under a low RLIMIT_NOFILE
+	TCPFlows        int64 // of Flows, the NATed TCP connections
+	UDPFlows        int64 // of Flows, the NATed UDP flows (the rest are -L connections)
+	TCPOpened       uint64
+	UDPOpened       uint64 // NATed UDP flows, the DNS proxy's apart
+	DNSQueries      uint64 // UDP queries the DNS proxy took
+	Pings           uint64 // echo requests sent to hosts
+	Leases          int    // DHCP addresses given out (offered or leased)
+	FlowLimit       int64  // maxFlows, or less under a low RLIMIT_NOFILE
 	FlowsRefused    uint64
 	FlowsEvicted    uint64 // idle UDP flows closed to make room for new ones
 	DNSRefused      uint64 // new DNS flows over maxDNSFlows
@@ -61,6 +68,8 @@ type Stats struct {
 // counters are the Stats kept as the router runs.
 type counters struct {
 	flowsRefused, flowsEvicted, dnsRefused, dnsRateDropped, tftpRefused, peersRefused, loopbackRefused atomic.Uint64
+	tcpOpened, udpOpened, dnsQueries, pings                                                            atomic.Uint64
+	tcpOpen                                                                                            atomic.Int64
 }
 
 // Stats returns the flows open and the refusals so far.
@@ -68,6 +77,13 @@ func (r *Router) Stats() Stats {
 	return Stats{
 		Flows:           r.flows.Load(),
 		DNSFlows:        r.dnsFlows.Load(),
+		TCPFlows:        r.count.tcpOpen.Load(),
+		UDPFlows:        r.udpFlowsOpen(),
+		TCPOpened:       r.count.tcpOpened.Load(),
+		UDPOpened:       r.count.udpOpened.Load(),
+		DNSQueries:      r.count.dnsQueries.Load(),
+		Pings:           r.count.pings.Load(),
+		Leases:          r.leases(),
 		FlowLimit:       r.flowLimit,
 		FlowsRefused:    r.count.flowsRefused.Load(),
 		FlowsEvicted:    r.count.flowsEvicted.Load(),
@@ -77,6 +93,20 @@ func (r *Router) Stats() Stats {
 		PeersRefused:    r.count.peersRefused.Load(),
 		LoopbackRefused: r.count.loopbackRefused.Load(),
 	}
+}
+
+func (r *Router) udpFlowsOpen() int64 {
+	r.udpMu.Lock()
+	defer r.udpMu.Unlock()
+	return int64(len(r.udpFlows))
+}
+
+// leases counts the DHCP server's addresses given out (0 without DHCP).
+func (r *Router) leases() int {
+	if r.dhcp == nil {
+		return 0
+	}
+	return len(r.dhcp.Leases())
 }
 
 // flowBudget is maxFlows, lowered so that the flows, the DNS flows and the TFTP files at

@@ -79,6 +79,9 @@ func (r *Router) handleTCP(req *tcp.ForwarderRequest) {
 		return
 	}
 	defer r.flows.Add(-1)
+	r.count.tcpOpened.Add(1)
+	r.count.tcpOpen.Add(1)
+	defer r.count.tcpOpen.Add(-1)
 	host, err := net.DialTimeout(network, address, dialLimit)
 	if err != nil {
 		r.logLimited("tcp dial", "tcp %s:%d -> %s: %v", fromTCPAddr(id.RemoteAddress), id.RemotePort, address, err)
@@ -143,10 +146,12 @@ func (r *Router) handleUDP(req *udp.ForwarderRequest) bool {
 			return false
 		}
 		release = func() { r.dnsFlows.Add(-1) }
+		r.count.dnsQueries.Add(1)
 	} else {
 		if flow = r.takeUDPFlow("udp " + address); flow == nil {
 			return false
 		}
+		r.count.udpOpened.Add(1)
 		release = func() { r.endUDPFlow(flow) }
 	}
 	var wq waiter.Queue
