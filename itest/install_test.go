@@ -9,9 +9,11 @@ package itest
 import (
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -172,6 +174,59 @@ zpty -d z
 		if !strings.Contains(string(unit), "ExecStart=/usr/local/bin/vde_switch ") {
 			t.Errorf("vde-switch@.service does not run /usr/local/bin/vde_switch:\n%s", unit)
 		}
+	})
+
+	t.Run("units-run", func(t *testing.T) {
+		// What systemd would run (it is not PID 1 here), run by hand with %i = itest: the
+		// switch's ExecStart as root in /run/vde2 (RuntimeDirectory=), slirpvde's as the
+		// unit's User=; the router must get a port of the switch.
+		execStart := func(unit string) []string {
+			b, err := os.ReadFile("/usr/local/lib/systemd/system/" + unit)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, l := range strings.Split(string(b), "\n") {
+				if v, ok := strings.CutPrefix(l, "ExecStart="); ok {
+					return strings.Fields(strings.ReplaceAll(v, "%i", "itest"))
+				}
+			}
+			t.Fatalf("%s has no ExecStart", unit)
+			return nil
+		}
+		if err := os.MkdirAll("/run/vde2", 0o755); err != nil {
+			t.Fatal(err)
+		}
+		sw := execStart("vde-switch@.service")
+		if out, err := runEnv(env, sw[0], sw[1:]...); err != nil {
+			t.Fatalf("%s: %v\n%s", strings.Join(sw, " "), err, out)
+		}
+		t.Cleanup(func() {
+			if b, err := os.ReadFile("/run/vde2/itest.pid"); err == nil {
+				if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil {
+					syscall.Kill(pid, syscall.SIGTERM)
+				}
+			}
+		})
+		for _, f := range []string{"/run/vde2/itest.ctl/ctl", "/run/vde2/itest.mgmt"} {
+			var st syscall.Stat_t
+			if err := syscall.Stat(f, &st); err != nil || st.Mode&syscall.S_IFMT != syscall.S_IFSOCK || st.Mode&0o777 != 0o660 {
+				t.Errorf("%s: %v, mode %o; want a socket of mode 0660", f, err, st.Mode)
+			} else if g, err := user.LookupGroupId(strconv.Itoa(int(st.Gid))); err != nil || g.Name != "vde2-net" {
+				t.Errorf("%s: group %d, not vde2-net", f, st.Gid)
+			}
+		}
+		u, err := user.Lookup("vde2-net")
+		if err != nil {
+			t.Fatal(err)
+		}
+		uid, _ := strconv.Atoi(u.Uid)
+		gid, _ := strconv.Atoi(u.Gid)
+		slirp := execStart("slirpvde@.service")
+		startProcOpts(t, procOptions{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}}, slirp[0], slirp[1:]...)
+		waitFor(t, 10*time.Second, "slirpvde (as vde2-net) on the switch's port/print", func() (bool, string) {
+			out, _ := runEnv(env, "vdecmd", "-s", "/run/vde2/itest.mgmt", "port/print")
+			return strings.Contains(out, "slirpvde: user=vde2-net"), out
+		})
 	})
 
 	t.Run("uninstall", func(t *testing.T) {
