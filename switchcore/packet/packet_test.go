@@ -58,6 +58,22 @@ func vethPair(t *testing.T, a, b string) {
 			t.Fatalf("%s up: %v", n, err)
 		}
 	}
+	// The kernel turns a veth's carrier on from its link-watch work, at most once a
+	// second: until then the queue discards what is sent. Alone a test never saw it; after
+	// the package's earlier veths, the first frames of TestMergedSegments were lost.
+	deadline := time.Now().Add(5 * time.Second)
+	for _, n := range []string{a, b} {
+		for {
+			l, err := netlink.LinkByName(n)
+			if err == nil && l.Attrs().OperState == netlink.OperUp {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: no carrier after 5 s: %v", n, err)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
 }
 
 // collector reads an endpoint until it closes and hands each frame over a channel.
