@@ -100,7 +100,8 @@ type iplogState struct {
 
 	logMu   sync.Mutex // guards the destination
 	logTo   int
-	logPath string // absolute
+	logPath string   // absolute
+	logAs   fileUser // whose rights the file was opened with, to reopen it with
 	logFile *os.File
 	syslog  *syslog.Writer
 }
@@ -341,7 +342,7 @@ func (ip *iplogState) reopen() {
 	stamp := func() string { return time.Now().Format("Jan _2 15:04:05 ") }
 	ip.logFile.WriteString(stamp() + "SIGHUP: closing file\n")
 	ip.logFile.Close()
-	f, err := os.OpenFile(ip.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0600)
+	f, err := openFileAs(ip.logAs, ip.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0600)
 	if err != nil {
 		ip.s.logf("iplog: %s: %s", ip.logPath, errText(err))
 		ip.logFile, ip.logTo = nil, iplogOff
@@ -409,10 +410,11 @@ var (
 			ip.logTo = iplogSyslog
 		default:
 			path := inStartDir(c.arg)
-			f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0600)
+			f, as, err := openForSession(c.ss, path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0600)
 			if err != nil {
 				return unix.ENOENT
 			}
+			ip.logAs = as
 			ip.closeLogLocked()
 			if real, err := filepath.EvalSymlinks(path); err == nil {
 				path = real

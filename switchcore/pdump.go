@@ -61,7 +61,7 @@ func (p *pdumpState) watching() bool { return p.active.Load() }
 
 // open creates the dump file and writes its header; call with mu held.
 func (p *pdumpState) openLocked(c *cmdCtx) error {
-	f, err := os.OpenFile(inStartDir(p.name), os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0600)
+	f, _, err := openForSession(c.ss, inStartDir(p.name), os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0600)
 	if err != nil {
 		c.printf("set_dumper() open(%s): %s\n", p.name, errText(err))
 		c.printf("ERROR: cannot dump to %s\n", p.name)

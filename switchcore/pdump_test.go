@@ -5,10 +5,12 @@ import (
 	"encoding/binary"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/vde-go/vde/switchcore/wire"
+	"golang.org/x/sys/unix"
 )
 
 // pcapRecords parses a pcap file: its header fields and its records' frames.
@@ -142,4 +144,51 @@ func BenchmarkForwardUnicast64Pdump(b *testing.B) {
 		rig.r.forward(rig.src, wire.BatchSize)
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*wire.BatchSize), "ns/frame")
+}
+
+// A mgmt user who is neither root nor the switch's user names files for pdump and iplog
+// with their own rights (as load reads its script): a root switch does not create or
+// truncate a file for them where they may not write, and what it creates is theirs.
+func TestPluginFilesOpenAsSessionUser(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: the switch takes the session user's identity")
+	}
+	s := newTestSwitch(t, Config{})
+	dir := t.TempDir() // root's, 0700
+	open, err := os.MkdirTemp("", "pdump-open-") // t.TempDir's parent is root's, 0700
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(open) })
+	os.Chmod(open, 0777)
+	ss := s.newSession(nil, nil, nil)
+	defer ss.end()
+	ss.peer, ss.peerGID = 65534, 65534
+	run := func(line string) string {
+		var w bytes.Buffer
+		s.runLine(ss, line, &w)
+		return w.String()
+	}
+	mustCmd(t, s, "plugin/add pdump")
+	mustCmd(t, s, "plugin/add iplog")
+	secret := filepath.Join(dir, "secret")
+	os.WriteFile(secret, []byte("keep me"), 0600)
+	if got, want := run("pdump/filename "+secret), "0000 DATA END WITH '.'\nset_dumper() open("+secret+"): Permission denied\n"+
+		"ERROR: cannot dump to "+secret+"\n.\n1022 Invalid argument\n"; got != want {
+		t.Errorf("pdump/filename in root's directory:\n got %q\nwant %q", got, want)
+	}
+	if got := run("iplog/logfile " + secret); got != "1002 No such file or directory\n" {
+		t.Errorf("iplog/logfile in root's directory: %q", got)
+	}
+	if data, _ := os.ReadFile(secret); string(data) != "keep me" {
+		t.Errorf("the file was changed: %q", data)
+	}
+	mine := filepath.Join(open, "mine.cap")
+	if got := run("pdump/filename " + mine); !strings.HasSuffix(got, "1000 Success\n") {
+		t.Fatalf("pdump/filename in an open directory: %q", got)
+	}
+	var st unix.Stat_t
+	if err := unix.Stat(mine, &st); err != nil || st.Uid != 65534 {
+		t.Errorf("the dump file belongs to uid %d (%v), want the session's user 65534", st.Uid, err)
+	}
 }

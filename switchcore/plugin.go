@@ -421,3 +421,48 @@ func hasPluginSymbol(path string) bool {
 	}
 	return false
 }
+
+// fileUser is whose rights a plugin opens a file with: the switch's (uid -1), or those of
+// the user of the mgmt session that named the file.
+type fileUser struct{ uid, gid int }
+
+var asSwitch = fileUser{-1, -1}
+
+// fileUserOf says whose rights the files a session names (pdump/filename, iplog/logfile)
+// are opened with, as load reads its script (readScript): the console, rc files, root's and
+// the switch's own user's sessions open as the switch; another user's session opens as
+// that user in a root switch, and in a switch of another user it may not name files at
+// all (EACCES). The C switch opens them as itself, so any user of a root switch's mgmt
+// socket could truncate /etc/shadow with pdump/filename.
+func fileUserOf(ss *session) (fileUser, error) {
+	if ss == nil || ss.peer < 0 || ss.peer == 0 || ss.peer == os.Geteuid() {
+		return asSwitch, nil
+	}
+	if os.Geteuid() != 0 {
+		return asSwitch, unix.EACCES
+	}
+	return fileUser{ss.peer, ss.peerGID}, nil
+}
+
+// openFileAs opens a file with u's rights; a file it creates belongs to u.
+func openFileAs(u fileUser, path string, flag int, perm os.FileMode) (*os.File, error) {
+	if u == asSwitch {
+		return os.OpenFile(path, flag, perm)
+	}
+	var f *os.File
+	err := asUser(u.uid, u.gid, path, func() (err error) {
+		f, err = os.OpenFile(path, flag, perm)
+		return err
+	})
+	return f, err
+}
+
+// openForSession opens a file a session named, with the rights fileUserOf gives it.
+func openForSession(ss *session, path string, flag int, perm os.FileMode) (*os.File, fileUser, error) {
+	u, err := fileUserOf(ss)
+	if err != nil {
+		return nil, u, &os.PathError{Op: "open", Path: path, Err: err}
+	}
+	f, err := openFileAs(u, path, flag, perm)
+	return f, u, err
+}

@@ -34,10 +34,20 @@ func (s *Switch) readScript(ss *session, path string) ([]byte, error) {
 	return readFileAs(path, ss.peer, ss.peerGID)
 }
 
-// readFileAs reads path with the filesystem identity of uid, gid and uid's groups. The
-// identity is set on a locked thread that is never unlocked, so it dies with the
-// goroutine and no other code ever runs with it.
+// readFileAs reads path with the filesystem identity of uid, gid and uid's groups (asUser).
 func readFileAs(path string, uid, gid int) ([]byte, error) {
+	var data []byte
+	err := asUser(uid, gid, path, func() (err error) {
+		data, err = os.ReadFile(path)
+		return err
+	})
+	return data, err
+}
+
+// asUser runs f with the filesystem identity of uid, gid and uid's groups (path names
+// what f works on, for errors). The identity is set on a locked thread that is never
+// unlocked, so it dies with the goroutine and no other code ever runs with it.
+func asUser(uid, gid int, path string, f func() error) error {
 	groups := []uint32{uint32(gid)}
 	if u, err := user.LookupId(strconv.Itoa(uid)); err == nil {
 		if ids, err := u.GroupIds(); err == nil {
@@ -48,28 +58,22 @@ func readFileAs(path string, uid, gid int) ([]byte, error) {
 			}
 		}
 	}
-	type result struct {
-		data []byte
-		err  error
-	}
-	ch := make(chan result, 1)
+	ch := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread() // never unlocked: the thread goes when this goroutine ends
 		// Raw system calls change this thread only (Go's wrappers change every thread).
 		if _, _, e := unix.RawSyscall(unix.SYS_SETGROUPS, uintptr(len(groups)), uintptr(unsafe.Pointer(&groups[0])), 0); e != 0 {
-			ch <- result{nil, &os.PathError{Op: "setgroups", Path: path, Err: e}}
+			ch <- &os.PathError{Op: "setgroups", Path: path, Err: e}
 			return
 		}
 		unix.RawSyscall(unix.SYS_SETFSGID, uintptr(gid), 0, 0)
 		unix.RawSyscall(unix.SYS_SETFSUID, uintptr(uid), 0, 0)
 		// setfsuid reports the previous identity, not failure: ask again to be sure.
 		if cur, _, _ := unix.RawSyscall(unix.SYS_SETFSUID, ^uintptr(0), 0, 0); int(cur) != uid {
-			ch <- result{nil, &os.PathError{Op: "setfsuid", Path: path, Err: unix.EPERM}}
+			ch <- &os.PathError{Op: "setfsuid", Path: path, Err: unix.EPERM}
 			return
 		}
-		data, err := os.ReadFile(path)
-		ch <- result{data, err}
+		ch <- f()
 	}()
-	r := <-ch
-	return r.data, r.err
+	return <-ch
 }
