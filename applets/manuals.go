@@ -1,9 +1,12 @@
 package applets
 
 import (
+	"strings"
+
 	"github.com/urfave/cli/v2"
 
 	"github.com/vde-go/vde/switchcore"
+	"github.com/vde-go/vde/switchcore/impair"
 )
 
 // The prose of the manual pages; the OPTIONS sections come from the parsers' tables.
@@ -240,7 +243,12 @@ func init() {
 						"the first plug's frames toward the second). __N__**+**__V__ varies it at random by up to __V__ either way, " +
 						"evenly or, with a final **N**, normally distributed (**U**, the default, says evenly). Sizes and rates take the suffixes " +
 						"**K**, **M** and **G** (powers of 1024). The loss model can also be a Markov chain, defined on the console " +
-						"(**markov-numnodes**, **markov-setedge**, ...)."),
+						"(**markov-numnodes**, **setedge**, ...)."),
+				}},
+				{"Management commands", []block{
+					para("The console (**-M**, or standard input with **-v**) takes one command a line; each answer ends with " +
+						"**1000 Success** or an error number plus 1000. A value takes the syntax of its option (VALUES). **help** lists:"),
+					example(strings.Join(impair.HelpLines(), "\n")),
 				}},
 				{"Examples", []block{example("dpipe vde_plug /tmp/a.ctl = wirefilter -l 10 -d 100+50 = vde_plug /tmp/b.ctl\n" +
 					"wirefilter -v /tmp/a.ctl:/tmp/b.ctl -b 128K -M /tmp/wf.mgmt --daemon")}},
