@@ -122,7 +122,7 @@ func frontEndWords() []string {
 	for _, f := range frontEndFlags {
 		d := describeFlag(f)
 		for _, l := range d.longs {
-			w = append(w, "--"+l)
+			w = append(w, d.dash+l)
 		}
 		for _, s := range d.shorts {
 			w = append(w, "-"+s)
@@ -205,7 +205,7 @@ func renderBash(w io.Writer) error {
 				words = append(words, "-"+s)
 			}
 			for _, l := range d.longs {
-				words = append(words, "--"+l)
+				words = append(words, d.dash+l)
 			}
 			opts = append(opts, words...)
 			if d.arg != "" && !d.optArg {
@@ -308,12 +308,12 @@ func renderZsh(w io.Writer) error {
 				fmt.Fprintf(&b, " \\\n\t\t\t%s", zshQuote(spec))
 			}
 			for _, l := range d.longs {
-				spec := "--" + l + "[" + desc + "]"
+				spec := d.dash + l + "[" + desc + "]"
 				switch {
 				case d.optArg:
-					spec = "--" + l + "=-[" + desc + "]::" + zshSpecText(d.arg) + ": "
+					spec = d.dash + l + "=-[" + desc + "]::" + zshSpecText(d.arg) + ": "
 				case d.arg != "":
-					spec = "--" + l + "=[" + desc + "]:" + zshSpecText(d.arg) + ":" + action
+					spec = d.dash + l + "=[" + desc + "]:" + zshSpecText(d.arg) + ":" + action
 				}
 				fmt.Fprintf(&b, " \\\n\t\t\t%s", zshQuote(spec))
 			}

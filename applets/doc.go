@@ -138,6 +138,9 @@ func DocMain(ctx context.Context, args []string, stdio Stdio) error {
 // flagDoc is what the pages and completions need of one option.
 type flagDoc struct {
 	shorts, longs []string // names without dashes
+	// dash is what a long name is written with: "--", or "-" for a program that reads
+	// its long options with one dash only (vdeq's -sock).
+	dash string
 	// arg is the value's placeholder (FILE); empty for a flag without a value.
 	arg string
 	// optArg: the value is optional and only given as --long=VALUE.
@@ -149,7 +152,10 @@ type flagDoc struct {
 // describeFlag reads a flag of an option table: its names, its value's placeholder from
 // the `backquoted` word of its Usage (as urfave/cli's help does), its description.
 func describeFlag(f cli.Flag) flagDoc {
-	var d flagDoc
+	d := flagDoc{dash: "--"}
+	if od, ok := f.(interface{ oneDash() bool }); ok && od.oneDash() {
+		d.dash = "-"
+	}
 	for _, n := range f.Names() {
 		if len(n) == 1 {
 			d.shorts = append(d.shorts, n)
@@ -226,7 +232,7 @@ func optionTerm(d flagDoc) string {
 		names = append(names, `\fB\-`+s+`\fR`)
 	}
 	for _, l := range d.longs {
-		names = append(names, `\fB\-\-`+roffEscape(l)+`\fR`)
+		names = append(names, `\fB`+roffEscape(d.dash+l)+`\fR`)
 	}
 	t := strings.Join(names, ", ")
 	switch {

@@ -33,12 +33,18 @@ var tunctlFlags = []cli.Flag{
 	&cli.BoolFlag{Name: "i", Usage: "prints the usage, as in C (the letter is in its option string with no action)"},
 }
 
-// vdeqFlags document vdeq's own options, which it reads before QEMU's.
+// vdeqFlags document vdeq's own options, which it reads right after QEMU's program
+// name, in this order, before QEMU's options.
 var vdeqFlags = []cli.Flag{
-	&cli.BoolFlag{Name: "help", Aliases: []string{"h"}, Usage: "print the usage summary and exit (also -help)"},
-	&cli.StringFlag{Name: "sock", Aliases: []string{"vdesock", "unix"}, Usage: "old syntax, first after the program: the switches `SOCK1[,SOCK2...]`, one per -net vde"},
-	&cli.StringFlag{Name: "mod", Usage: "first after the program: octal permission `MODE` of the data sockets"},
+	&cli.BoolFlag{Name: "help", Aliases: []string{"h"}, Usage: "print the usage summary and exit (also -help), instead of a program"},
+	&oneDashFlag{cli.StringFlag{Name: "sock", Aliases: []string{"vdesock", "unix"}, Usage: "old syntax: the switches `SOCK1[,SOCK2...]`, one for each VDE card in order"}},
+	&cli.StringFlag{Name: "mod", Usage: "octal permission `MODE` of the data sockets"},
 }
+
+// oneDashFlag is a long option written with one dash only (vdeq's -sock).
+type oneDashFlag struct{ cli.StringFlag }
+
+func (oneDashFlag) oneDash() bool { return true }
 
 const (
 	// modeNote: the C tool's usage text (ours too) says --mode, its parser takes --mod.
@@ -161,7 +167,7 @@ func init() {
 						"vde_plug vde:///tmp/lan.ctl vxlan://192.0.2.7/vni=42\n" +
 						"vde_plug 'switch:///tmp/lab[mode=0660/grp=vde2-net]' tap://tap1"),
 				}},
-				{"Exit status", []block{para("0 when either side ends; 255 for a bad command line or a plug that cannot be opened (vdeplug4's status).")}},
+				{"Exit status", []block{para("0 when either side ends; 255 for a bad command line (vdeplug4's status), 1 for a plug that cannot be opened.")}},
 			},
 			seeAlso: []string{"vde_plug_url(7)", "vde_switch(1)", "dpipe(1)", "wirefilter(1)", "vde(1)"},
 		},
@@ -311,8 +317,8 @@ func init() {
 			applet: "vdeq", name: "vdeq", section: 1, aliases: []string{"vdeqemu"},
 			summary: "start QEMU with its network cards on VDE switches",
 			synopsis: []string{
-				"**vdeq** [**--mod** __MODE__] __QEMU__ [__QEMU-OPTIONS__...] **-net vde**[**,vlan=**__N__][**,sock=**__SOCK__][**,port=**__P__] ...",
-				"**vdeq** __QEMU__ **-sock** __SOCK1__[**,**__SOCK2__...] [__QEMU-OPTIONS__...]",
+				"**vdeq** __QEMU__ [**--mod** __MODE__] [__QEMU-OPTIONS__...] **-net vde**[**,vlan=**__N__][**,sock=**__SOCK__][**,port=**__P__] ...",
+				"**vdeq** __QEMU__ **-sock** __SOCK1__[**,**__SOCK2__...] [**--mod** __MODE__] [__QEMU-OPTIONS__...]",
 				"**vde**__QEMU__ [__QEMU-OPTIONS__...]",
 			},
 			description: []block{
@@ -343,7 +349,7 @@ func init() {
 			flags: mgmtTermFlags,
 			sections: []section{
 				{"Examples", []block{example("unixterm /tmp/lan.mgmt\necho port/print | unixterm /tmp/lan.mgmt")}},
-				{"Exit status", []block{para("0 when the session ends; 1 when the socket cannot be reached or for a bad command line.")}},
+				{"Exit status", []block{para("0 when the session ends; 255 when the socket cannot be reached or for a bad command line.")}},
 			},
 			seeAlso: []string{"vdeterm(1)", "vdecmd(1)", "vde_switch(1)", "wirefilter(1)"},
 		},
@@ -358,7 +364,7 @@ func init() {
 			},
 			flags: mgmtTermFlags,
 			sections: []section{
-				{"Exit status", []block{para("0 when the session ends; 1 when the socket cannot be reached or for a bad command line.")}},
+				{"Exit status", []block{para("0 when the session ends; 255 when the socket cannot be reached or for a bad command line.")}},
 			},
 			seeAlso: []string{"unixterm(1)", "vdecmd(1)", "vde_switch(1)"},
 		},
@@ -374,7 +380,7 @@ func init() {
 			flags: vdecmdFlags, longOnly: true,
 			sections: []section{
 				{"Examples", []block{example("vdecmd -s /tmp/lan.mgmt port/print\nvdecmd -s /tmp/lan.mgmt vlan/create 10")}},
-				{"Exit status", []block{para("0 for **1000 Success**, 22 for **1022 Invalid argument** and so on; 255 when the switch cannot be asked.")}},
+				{"Exit status", []block{para("0 for **1000 Success**, 22 for **1022 Invalid argument** and so on; 255 for a bad command line or a switch that cannot be asked.")}},
 			},
 			seeAlso: []string{"vdeterm(1)", "unixterm(1)", "vde_switch(1)"},
 		},
