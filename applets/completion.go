@@ -152,7 +152,7 @@ _vde_value() { # KIND: COMPREPLY for a value of that kind
 	dir) COMPREPLY=($(compgen -d -- "$cur")) ;;
 	group) COMPREPLY=($(compgen -g -- "$cur")) ;;
 	iface) COMPREPLY=($(compgen -W "$(ls /sys/class/net 2>/dev/null)" -- "$cur")) ;;
-	url) COMPREPLY=($(compgen -W "$_vde_schemes" -- "$cur") $(compgen -W "$(_vde_switches; _vde_switches | sed 's|^|vde://|')" -- "$cur"))
+	url) COMPREPLY=($(compgen -W "$_vde_schemes" -- "$cur") $(compgen -W "$(_vde_switches; _vde_switches | sed 's|^|vde://|')" -- "$cur") $(compgen -d -- "$cur"))
 		compopt -o nospace 2>/dev/null
 		declare -F __ltrim_colon_completions >/dev/null && __ltrim_colon_completions "$cur" ;;
 	command) COMPREPLY=($(compgen -c -- "$cur")) ;;
@@ -171,7 +171,7 @@ func renderBash(w io.Writer) error {
 	b.WriteString(`_vde_complete() {
 	local cur prev words cword
 	if declare -F _init_completion >/dev/null; then
-		_init_completion -n : || return # URLs: vde:///tmp/sw is one word
+		_init_completion -s -n : || return # --opt=VALUE splits; URLs: vde:///tmp/sw is one word
 	else
 		words=("${COMP_WORDS[@]}") cword=$COMP_CWORD cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD-1]}
 	fi
