@@ -130,6 +130,10 @@ type fstp struct {
 	vl    [maxVLANs]*fstVLAN
 	mem   []fstPortMember // by port number
 	dirty bool            // a port state changed: publish a new view
+	// reflush holds the VLANs whose topology changed since the last tick: their MAC
+	// tables are flushed again then, forgetting what a reader still holding the old view
+	// learned on a port that had just stopped forwarding.
+	reflush vlanSet
 
 	helloAt   time.Time // next hello
 	hellos    int
@@ -285,6 +289,9 @@ func (f *fstp) topologyChange(vid uint16, genport int) {
 	v := f.vl[vid]
 	v.tcTime = f.s.now()
 	f.s.flushVLAN(vid)
+	if f.on {
+		f.reflush.add(vid)
+	}
 	v.eachMember(func(p int) {
 		if p != genport && !v.backup.has(p) && !v.edge.has(p) && f.active(v, p) {
 			f.sendBPDU(vid, p, false, true, false)
@@ -465,6 +472,12 @@ func (f *fstp) updateBackup(vid uint16) {
 func (f *fstp) tick(now time.Time) {
 	if !f.on {
 		return
+	}
+	for w, word := range f.reflush {
+		for ; word != 0; word &= word - 1 {
+			f.s.flushVLAN(uint16(w<<6 | bits.TrailingZeros64(word)))
+		}
+		f.reflush[w] = 0
 	}
 	for vid, v := range f.vl {
 		if v != nil && v.rootPort != 0 && now.Sub(v.rootAt) > fstpRootLoss*time.Second {
