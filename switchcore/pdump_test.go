@@ -155,7 +155,8 @@ func TestPluginFilesOpenAsSessionUser(t *testing.T) {
 	}
 	s := newTestSwitch(t, Config{})
 	dir := t.TempDir() // root's, 0700
-	open, err := os.MkdirTemp("", "pdump-open-") // t.TempDir's parent is root's, 0700
+	// One everybody may write in (t.TempDir's parent is root's, 0700).
+	open, err := os.MkdirTemp("", "pdump-open-")
 	if err != nil {
 		t.Fatal(err)
 	}
