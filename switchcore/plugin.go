@@ -2,6 +2,7 @@ package switchcore
 
 import (
 	"debug/elf"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -135,7 +136,7 @@ func (s *Switch) retap() {
 	s.plugins.mu.Unlock()
 }
 
-// stateSlot is where a switch keeps the state of plugin def.
+// setState keeps (or, with nil, forgets) the state of plugin def where its commands find it.
 func (p *plugins) setState(def *pluginDef, st pluginState) {
 	switch def {
 	case pdumpPlugin:
@@ -223,7 +224,7 @@ func cmdPluginList(c *cmdCtx) error {
 func cmdPluginAdd(c *cmdCtx) error {
 	def, err := resolvePlugin(c.arg, os.Getenv("HOME"))
 	if err != nil {
-		if def == nil && err == errForeignPlugin {
+		if err == errForeignPlugin {
 			c.s.logf("plugin/add %s: a plugin built for the C switch cannot be loaded here; built in: pdump, iplog, dump", c.arg)
 			return unix.ENOENT
 		}
@@ -312,11 +313,7 @@ func (s *Switch) portGone(port int) {
 }
 
 // errForeignPlugin: the file is a VDE2 plugin, but not one of ours.
-var errForeignPlugin = errorString("foreign plugin")
-
-type errorString string
-
-func (e errorString) Error() string { return string(e) }
+var errForeignPlugin = errors.New("a plugin built for the C switch")
 
 // resolvePlugin finds the plugin plugin/add ARG loads, trying the names Debian's switch
 // passes to dlopen, in its order: ARG, ARG.so, ~/.vde2/plugins/ARG[.so], then the plugin
@@ -333,7 +330,7 @@ func resolvePlugin(arg, home string) (*pluginDef, error) {
 	userDir := home + "/.vde2/plugins/"
 	for _, c := range []string{arg, arg + ".so", userDir + arg, userDir + arg + ".so",
 		pluginDir + arg, pluginDir + "/" + arg + ".so"} {
-		if def, err, ok := tryPluginFile(c); ok {
+		if def, ok, err := tryPluginFile(c); ok {
 			return def, err
 		}
 	}
@@ -341,14 +338,14 @@ func resolvePlugin(arg, home string) (*pluginDef, error) {
 }
 
 // tryPluginFile says what dlopen(path) would give: ok is false when dlopen would fail.
-func tryPluginFile(path string) (def *pluginDef, err error, ok bool) {
+func tryPluginFile(path string) (def *pluginDef, ok bool, err error) {
 	if !strings.Contains(path, "/") {
 		for _, dir := range libraryDirs() {
 			if isSharedObject(filepath.Join(dir, path)) {
-				return nil, unix.EINVAL, true // a library, not a plugin
+				return nil, true, unix.EINVAL // a library, not a plugin
 			}
 		}
-		return nil, nil, false
+		return nil, false, nil
 	}
 	path = inStartDir(path) // dlopen opens it from the working directory, Debian's daemon's start one
 	clean := filepath.Clean(path)
@@ -357,26 +354,26 @@ func tryPluginFile(path string) (def *pluginDef, err error, ok bool) {
 			for _, d := range builtinPlugins {
 				if clean == dir+"/"+d.name+".so" {
 					if _, err := os.Stat(path); err != nil {
-						return d, nil, true // our stand-in for a plugin this system lacks
+						return d, true, nil // our stand-in for a plugin this system lacks
 					}
 				}
 			}
 		}
-		return nil, nil, false
+		return nil, false, nil
 	}
 	if real, err := filepath.EvalSymlinks(path); err == nil {
 		clean = real
 	}
 	if !hasPluginSymbol(path) {
-		return nil, unix.EINVAL, true
+		return nil, true, unix.EINVAL
 	}
 	base := strings.TrimSuffix(filepath.Base(clean), ".so")
 	for _, d := range builtinPlugins {
 		if base == d.name {
-			return d, nil, true
+			return d, true, nil
 		}
 	}
-	return nil, errForeignPlugin, true
+	return nil, true, errForeignPlugin
 }
 
 // libraryDirs are where the dynamic linker looks for a bare library name.
