@@ -692,6 +692,7 @@ func (s *Switch) fstpLoop() {
 		s.mu.Unlock()
 		if len(out) > 0 {
 			v := s.view.Load()
+			r.tap = s.plugins.tap.Load() // pdump and dump record BPDUs too, as Debian's
 			for i := range out {
 				o := &out[i]
 				if o.port < len(v.ports) {
@@ -701,6 +702,10 @@ func (s *Switch) fstpLoop() {
 				}
 			}
 			r.flush()
+			if r.tap != nil {
+				r.tap.done()
+				r.tap = nil
+			}
 		}
 		s.mu.Lock()
 		if f.out2 == nil {
