@@ -50,6 +50,7 @@ type config struct {
 	slirp        bool          // also the slirp rows (slirp.go)
 	slirpDur     time.Duration // per slirp measurement
 	daemons      bool          // slirp rows: each router process in a session of its own
+	slirpRouters []string      // slirp rows: the routers measured (-slirp-routers), in slirpRouters' order
 	only         string        // "slirp", "vxlan": only those rows; "switch": only the switch rows
 	rtts         int           // timed round trips of the latency row
 	rssPorts     int           // ports attached for the memory row
@@ -323,6 +324,7 @@ func parseFlags(args []string) (*config, error) {
 	fl.BoolVar(&cfg.tap, "tap", true, "also run iperf3 over TAPs (-t and vde_plug2tap) of each switch; needs root and iperf3")
 	fl.BoolVar(&cfg.slirp, "slirp", true, "also run the slirp rows: TCP from a guest namespace to host loopback through our slirpvde, Debian's, slirp4netns and pasta; needs root and iperf3")
 	fl.BoolVar(&cfg.daemons, "daemons", false, "slirp rows: start every switch and router in a session of its own, as -d daemons are, so that the kernel's autogroups schedule it as a group of its own")
+	routers := fl.String("slirp-routers", strings.Join(slirpRouters, ","), "slirp rows: the `routers` measured, comma-separated, from "+strings.Join(slirpRouters, ", "))
 	fl.DurationVar(&cfg.slirpDur, "slirp-duration", 5*time.Second, "measuring time per slirp case (after 1s of warm-up)")
 	fl.StringVar(&cfg.only, "only", "", "run only these rows: `slirp`, vxlan (the vxlan cable rows and their targets), switch (unicast, ceiling, 4→4, broadcast, CPU, latency, memory), latency (the round trips alone, printed, not written), unicast (the A→B table alone, printed, not written), tap (iperf3 over TAPs alone, printed, not written) or wirefilter (wirefilter -v A:B with no impairment alone, printed, not written)")
 	fl.IntVar(&cfg.rtts, "rtts", 20000, "timed round trips of the latency row (after 1000 untimed)")
@@ -338,6 +340,7 @@ func parseFlags(args []string) (*config, error) {
 	if fl.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected arguments: %q", fl.Args())
 	}
+	var err error
 	cfg.oursArgs = strings.Fields(*oursArgs)
 	if cfg.rounds < 1 {
 		return nil, fmt.Errorf("-rounds %d: need at least 1", cfg.rounds)
@@ -357,6 +360,9 @@ func parseFlags(args []string) (*config, error) {
 	if cfg.rtts < 1 || cfg.rssPorts < 1 {
 		return nil, errors.New("-rtts and -rss-ports must be positive")
 	}
+	if cfg.slirpRouters, err = parseSlirpRouters(*routers); err != nil {
+		return nil, err
+	}
 	if cfg.slirpDur < time.Second {
 		return nil, errors.New("-slirp-duration must be at least 1s")
 	}
@@ -370,7 +376,6 @@ func parseFlags(args []string) (*config, error) {
 		}
 		cfg.sizes = append(cfg.sizes, n)
 	}
-	var err error
 	if cfg.backoff, err = parseBackoff(*bo); err != nil {
 		return nil, err
 	}
@@ -468,6 +473,9 @@ func reproduce(cfg *config) string {
 	case cfg.only == "switch" || cfg.only == "tap" || cfg.only == "vxlan":
 	case cfg.slirp || cfg.only == "slirp":
 		args = append(args, "-slirp-duration", cfg.slirpDur.String())
+		if len(cfg.slirpRouters) != len(slirpRouters) {
+			args = append(args, "-slirp-routers", strings.Join(cfg.slirpRouters, ","))
+		}
 		if cfg.daemons {
 			args = append(args, "-daemons")
 		}

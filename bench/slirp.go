@@ -8,6 +8,15 @@ package main
 //   - debian:      /usr/bin/vde_switch (-t TAP in the guest) + /usr/bin/slirpvde
 //   - slirp4netns: `slirp4netns --configure --mtu=1500` on the guest namespace (libslirp)
 //   - pasta:       `pasta --config-net -m 1500` on the guest namespace (passt)
+//   - ours-plug:   `vde_plug slirp:// tap://TAP`, our router with no switch
+//
+// and three with a guest that sends one frame per datagram, as QEMU's -netdev vde does:
+// the guest's TAP is Debian's `vde_plug vde://SW tap://TAP` (libvdeplug's tap module: one
+// read and one send per frame, no GSO), on
+//
+//   - vp-ours:     our vde_switch + our slirpvde
+//   - vp-ours-dsw: /usr/bin/vde_switch + our slirpvde
+//   - vp-debian:   /usr/bin/vde_switch + /usr/bin/slirpvde
 //
 // Each round sets every router up afresh, one after the other (ours, debian, slirp4netns,
 // pasta), in two namespaces created for it: S, where the router runs and whose loopback
@@ -65,9 +74,43 @@ const (
 	// Our router with no switch: `vde_plug slirp:// tap://TAP`, one process like
 	// slirp4netns, to tell the router's own speed from the switch hop's cost.
 	slirpOursPlug = "ours-plug"
+	// A per-frame guest (Debian's vde_plug tap://) on our switch with our router, on
+	// Debian's switch with our router, and on Debian's switch with Debian's router.
+	slirpVPOurs    = "vp-ours"
+	slirpVPOursDSw = "vp-ours-dsw"
+	slirpVPDebian  = "vp-debian"
 )
 
-var slirpRouters = []string{slirpOurs, slirpDebian, slirpSlirp4netns, slirpPasta, slirpOursPlug}
+var slirpRouters = []string{slirpOurs, slirpDebian, slirpSlirp4netns, slirpPasta, slirpOursPlug, slirpVPOurs, slirpVPOursDSw, slirpVPDebian}
+
+// slirpRatios are the ratio columns: ours against each reference, and each per-frame
+// guest's router against the reference on the same footing.
+var slirpRatios = [][2]string{
+	{slirpOurs, slirpDebian}, {slirpOurs, slirpSlirp4netns}, {slirpOurs, slirpPasta}, {slirpOurs, slirpOursPlug},
+	{slirpVPOurs, slirpSlirp4netns}, {slirpVPOursDSw, slirpVPDebian},
+}
+
+// debianSlirp reports whether router is Debian's slirpvde, through which iperf3 stalls.
+func debianSlirp(router string) bool { return router == slirpDebian || router == slirpVPDebian }
+
+// parseSlirpRouters parses -slirp-routers: names from slirpRouters, kept in its order.
+func parseSlirpRouters(list string) ([]string, error) {
+	want := map[string]bool{}
+	for _, n := range strings.Split(list, ",") {
+		n = strings.TrimSpace(n)
+		if !slices.Contains(slirpRouters, n) {
+			return nil, fmt.Errorf("-slirp-routers: %q is not one of %s", n, strings.Join(slirpRouters, ", "))
+		}
+		want[n] = true
+	}
+	var rs []string
+	for _, r := range slirpRouters {
+		if want[r] {
+			rs = append(rs, r)
+		}
+	}
+	return rs, nil
+}
 
 // slirpCase is one measured column of a row: a direction and a method.
 type slirpCase struct {
@@ -99,6 +142,7 @@ func (s slirpSample) ok() bool { return s.skipped == "" && s.err == nil }
 
 // slirpSummary holds every sample: [router][case] -> one per round.
 type slirpSummary struct {
+	routers  []string // measured, in slirpRouters' order
 	rounds   int
 	dur      time.Duration
 	daemons  bool
@@ -111,7 +155,8 @@ type slirpBins struct {
 	oursSwitch, oursSlirp     string
 	oursPlug                  string
 	debianSwitch, debianSlirp string
-	daemons                   bool // -daemons: each router process in a session of its own
+	debianPlug                string // Debian's vde_plug (vdeplug4), the per-frame guest's TAP
+	daemons                   bool   // -daemons: each router process in a session of its own
 }
 
 func slirpBinaries(cfg *config) slirpBins {
@@ -119,7 +164,8 @@ func slirpBinaries(cfg *config) slirpBins {
 		oursSwitch: cfg.ours, oursSlirp: filepath.Join(filepath.Dir(cfg.ours), "slirpvde"),
 		oursPlug:     filepath.Join(filepath.Dir(cfg.ours), "vde_plug"),
 		debianSwitch: cfg.debian, debianSlirp: "/usr/bin/slirpvde",
-		daemons: cfg.daemons,
+		debianPlug: "/usr/bin/vde_plug",
+		daemons:    cfg.daemons,
 	}
 }
 
@@ -145,12 +191,12 @@ func runSlirpBench(ctx context.Context, cfg *config, w io.Writer) (*slirpSummary
 		return nil, fmt.Errorf("slirp rows need iproute2: %w", err)
 	}
 	bins := slirpBinaries(cfg)
-	s := &slirpSummary{rounds: cfg.rounds, dur: cfg.slirpDur, daemons: cfg.daemons, samples: map[string]map[slirpCase][]slirpSample{}, versions: slirpVersions()}
-	for _, r := range slirpRouters {
+	s := &slirpSummary{routers: cfg.slirpRouters, rounds: cfg.rounds, dur: cfg.slirpDur, daemons: cfg.daemons, samples: map[string]map[slirpCase][]slirpSample{}, versions: slirpVersions()}
+	for _, r := range s.routers {
 		s.samples[r] = map[slirpCase][]slirpSample{}
 	}
 	for round := 1; round <= cfg.rounds; round++ {
-		for _, router := range inRoundOrder(slirpRouters, round) {
+		for _, router := range inRoundOrder(s.routers, round) {
 			report := func(c slirpCase, smp slirpSample) {
 				if smp.skipped != "" && round > 1 {
 					return // said once is enough
@@ -216,7 +262,7 @@ func slirpRound(ctx context.Context, bins slirpBins, router string, round int, d
 		if ctx.Err() != nil {
 			return failAll(ctx.Err())
 		}
-		if c.method == "iperf3" && router == slirpDebian {
+		if c.method == "iperf3" && debianSlirp(router) {
 			res[c] = slirpSample{skipped: "iperf3 stalls through Debian's slirpvde at the end of a test; see the stream row"}
 			report(c, res[c])
 			continue
@@ -267,23 +313,44 @@ func slirpSetup(ctx context.Context, bins slirpBins, router string, round int) (
 	}
 	tap := "tap0"
 	switch router {
-	case slirpOurs, slirpDebian:
+	case slirpOurs, slirpDebian, slirpVPOurs, slirpVPOursDSw, slirpVPDebian:
 		swBin, slBin := bins.oursSwitch, bins.oursSlirp
-		if router == slirpDebian {
-			swBin, slBin = bins.debianSwitch, bins.debianSlirp
+		if router == slirpDebian || router == slirpVPOursDSw || router == slirpVPDebian {
+			swBin = bins.debianSwitch
+		}
+		if debianSlirp(router) {
+			slBin = bins.debianSlirp
 		}
 		if err := checkExec(slBin); err != nil {
 			return env, cleanup, err
 		}
 		tap = fmt.Sprintf("vbs%x", os.Getpid()&0xfffff)
-		sw, err := startNetnsSwitch(ctx, swBin, env.guestNS, tap, bins.daemons)
+		perFrame := router != slirpOurs && router != slirpDebian
+		var swArgs []string
+		if !perFrame {
+			swArgs = []string{"-t", tap}
+		}
+		sw, err := startSwitchCmd(ctx, swBin, []string{"ip", "netns", "exec", env.guestNS}, bins.daemons, swArgs...)
 		if err != nil {
 			return env, cleanup, err
 		}
 		env.sw = sw
 		undo = append(undo, func() { sw.stop() })
+		if perFrame {
+			if err := checkExec(bins.debianPlug); err != nil {
+				return env, cleanup, err
+			}
+			// libvdeplug's tap module reads one frame per read() and sends it as one
+			// datagram: what a guest on QEMU's -netdev vde sends.
+			vp, err := bins.startRouter(ctx, "ip", "netns", "exec", env.guestNS, bins.debianPlug, "vde://"+sw.ctlDir, "tap://"+tap)
+			if err != nil {
+				return env, cleanup, err
+			}
+			env.procs = append(env.procs, vp)
+			undo = append(undo, vp.stop)
+		}
 		slArgs := []string{"netns", "exec", env.hostNS, slBin, "-s", sw.ctlDir, "-dhcp"}
-		if bins.daemons && router == slirpOurs && os.Getenv("GOMAXPROCS") == "" {
+		if bins.daemons && !debianSlirp(router) && os.Getenv("GOMAXPROCS") == "" {
 			// The processors our slirpvde -d picks for its daemon (applets.SlirpvdeProcessors,
 			// keyed on the re-executed daemon's environment, which this start is not).
 			procs := "GOMAXPROCS=" + strconv.Itoa(max(1, runtime.GOMAXPROCS(0)/2))
@@ -835,23 +902,34 @@ const slirpHead = "TCP between a guest namespace (TAP, MTU 1500) and a server on
 // table returns the header and the cells of the slirp table.
 func (s *slirpSummary) table() ([]string, [][]string) {
 	head := []string{"path", "method"}
-	head = append(head, slirpRouters...)
-	others := slirpRouters[1:]
-	for _, o := range others {
-		head = append(head, "ours/"+o)
+	head = append(head, s.routers...)
+	pairs := s.ratioPairs()
+	for _, p := range pairs {
+		head = append(head, p[0]+"/"+p[1])
 	}
 	var rows [][]string
 	for _, c := range slirpCases {
 		row := []string{c.path(), c.method}
-		for _, r := range slirpRouters {
+		for _, r := range s.routers {
 			row = append(row, slirpStatsOf(s.samples[r][c]).String())
 		}
-		for _, o := range others {
-			row = append(row, ratio(perRoundRatio(s.samples[slirpOurs][c], s.samples[o][c])))
+		for _, p := range pairs {
+			row = append(row, ratio(perRoundRatio(s.samples[p[0]][c], s.samples[p[1]][c])))
 		}
 		rows = append(rows, row)
 	}
 	return head, rows
+}
+
+// ratioPairs are the slirpRatios whose two routers were both measured.
+func (s *slirpSummary) ratioPairs() [][2]string {
+	var ps [][2]string
+	for _, p := range slirpRatios {
+		if s.samples[p[0]] != nil && s.samples[p[1]] != nil {
+			ps = append(ps, p)
+		}
+	}
+	return ps
 }
 
 func (s *slirpSummary) print(w io.Writer) {
@@ -876,7 +954,7 @@ func (s *slirpSummary) notes() []string {
 		if c.method != "iperf3" {
 			continue
 		}
-		for _, r := range slirpRouters {
+		for _, r := range s.routers {
 			if st := slirpStatsOf(s.samples[r][c]); !math.IsNaN(st.retransmits) {
 				re = append(re, fmt.Sprintf("%s %s %.0f", r, c.path(), st.retransmits))
 			}
@@ -886,7 +964,7 @@ func (s *slirpSummary) notes() []string {
 		n = append(n, "iperf3 retransmits (median per run): "+strings.Join(re, ", "))
 	}
 	seen := map[string]bool{}
-	for _, r := range slirpRouters {
+	for _, r := range s.routers {
 		for _, c := range slirpCases {
 			if st := slirpStatsOf(s.samples[r][c]); st.skipped != "" && !seen[r+st.skipped] {
 				seen[r+st.skipped] = true
@@ -912,7 +990,9 @@ func (s *slirpSummary) markdown() string {
 	fmt.Fprintf(&b, "%s. Each round sets up every router afresh in two namespaces of its own (ours: our "+
 		"vde_switch with `-t TAP` in the guest + our slirpvde; debian: /usr/bin/vde_switch + /usr/bin/slirpvde; "+
 		"`slirp4netns --configure --mtu=1500`; `pasta --config-net -m 1500`; ours-plug: our router with no switch, "+
-		"`vde_plug slirp:// tap://TAP`, one process like slirp4netns), in this order in odd rounds and in the reverse order in even ones.%s *stream* is one TCP "+
+		"`vde_plug slirp:// tap://TAP`, one process like slirp4netns; vp-ours, vp-ours-dsw and vp-debian: a guest that "+
+		"sends one frame per datagram, as QEMU's -netdev vde does, its TAP Debian's `vde_plug vde://SW tap://TAP`, on our switch with our "+
+		"slirpvde, on Debian's switch with our slirpvde, and on Debian's switch with Debian's slirpvde), in this order in odd rounds and in the reverse order in even ones.%s *stream* is one TCP "+
 		"connection written for %v after %v of warm-up and counted by the receiver; *iperf3* is `iperf3 -O 1 -t %d` "+
 		"(`-R` for host→guest). %d rounds; ratios are the median of the per-round ratios.\n\n",
 		slirpHead, daemonsNote(s.daemons), s.dur, slirpWarmup, max(1, int(s.dur/time.Second)), s.rounds)
@@ -932,7 +1012,7 @@ func (s *slirpSummary) markdown() string {
 	}
 	b.WriteString("\n|---|---|---|" + strings.Repeat("---:|", s.rounds) + "\n")
 	for _, c := range slirpCases {
-		for _, r := range slirpRouters {
+		for _, r := range s.routers {
 			ss := s.samples[r][c]
 			if len(ss) > 0 && ss[0].skipped != "" {
 				continue
@@ -954,7 +1034,7 @@ func (s *slirpSummary) markdown() string {
 	return b.String()
 }
 
-// slirpOnly is `bench -only slirp`: the slirp rows, printed and (with -out) written alone.
+// slirpOnly is `bench -only slirp`: the slirp rows and their targets, printed and (with -out) written alone.
 func slirpOnly(ctx context.Context, cfg *config, env, cmdline string) int {
 	s, err := runSlirpBench(ctx, cfg, os.Stdout)
 	if err != nil {
@@ -962,5 +1042,8 @@ func slirpOnly(ctx context.Context, cfg *config, env, cmdline string) int {
 	}
 	fmt.Println()
 	s.print(os.Stdout)
-	return writeOnly(cfg, "Benchmark: slirp rows only", s.markdown(), env, cmdline)
+	ts := s.targets()
+	fmt.Println()
+	printTargets(os.Stdout, ts)
+	return writeOnly(cfg, "Benchmark: slirp rows only", s.markdown()+targetsMarkdown(ts), env, cmdline)
 }
