@@ -40,7 +40,7 @@ var registry []command
 
 func init() {
 	for _, group := range [][]command{generalCommands, debugCommands, pluginCommands, hashCommands,
-		fstpCommands, portCommands, vlanCommands} {
+		fstpCommands, portCommands, captureCommands, vlanCommands} {
 		registry = append(registry, group...)
 	}
 }

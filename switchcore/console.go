@@ -48,6 +48,10 @@ type session struct {
 	peer, peerGID int
 	once          sync.Once
 	buf           bytes.Buffer
+	// handoff, set by a command (capture/pcapng), takes the mgmt connection over once
+	// the command's answer is written: no prompt follows, and the console ends.
+	handoff func(conn net.Conn, in io.Reader)
+	rest    io.Reader // what handoff reads the connection through
 }
 
 type chunk struct {
@@ -142,6 +146,10 @@ func (s *Switch) serveMgmt(c net.Conn) {
 	ss.write([]byte(s.Banner()+prompt), false)
 	err := ss.run(c)
 	ss.end()
+	if ss.handoff != nil {
+		ss.handoff(c, ss.rest)
+		return
+	}
 	if errors.Is(err, ErrShutdown) {
 		s.requestShutdown()
 	}
@@ -167,6 +175,10 @@ func (ss *session) run(in io.Reader) error {
 			if done, rerr := ss.exec(string(line), true); done {
 				return rerr
 			}
+			if ss.handoff != nil {
+				ss.rest = br
+				return nil
+			}
 		}
 		if err != nil {
 			return io.EOF
@@ -181,7 +193,9 @@ func (ss *session) exec(line string, interactive bool) (done bool, err error) {
 	done, err = ss.s.runLine(ss, line, &ss.buf)
 	if interactive && !done {
 		ss.write(ss.buf.Bytes(), false)
-		ss.write([]byte(prompt), true)
+		if ss.handoff == nil {
+			ss.write([]byte(prompt), true)
+		}
 		return false, nil
 	}
 	ss.write(ss.buf.Bytes(), false)

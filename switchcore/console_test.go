@@ -69,14 +69,18 @@ vlan/allprint      [N]             print the list of defined vlan (including ina
 1000 Success
 `
 
-// ourHelpOutput is Debian's help plus our two commands, hash/setmax and port/drops.
+// ourHelpOutput is Debian's help plus our commands hash/setmax, port/drops and the capture
+// menu (capture.go).
 var ourHelpOutput = strings.NewReplacer(
 	"hash/setminper     N               minimum persistence time\n",
 	"hash/setminper     N               minimum persistence time\n"+
 		"hash/setmax        N               maximum number of hash entries\n",
 	"port/allprint      [N]             print the port/endpoint table (including inactive port)\n",
 	"port/allprint      [N]             print the port/endpoint table (including inactive port)\n"+
-		"port/drops         [N]             print the dropped and bad frame counters\n").Replace(helpOutput)
+		"port/drops         [N]             print the dropped and bad frame counters\n"+
+		"capture            ============    LIVE CAPTURE\n"+
+		"capture/pcapng     [count=N] [ring=N] [port...] stream the ports' frames (all if none) as pcapng on this session, which ends it\n"+
+		"capture/ports                      list the ports in use and their descriptions\n").Replace(helpOutput)
 
 // hashShowinfo is hash/showinfo's answer on a new switch: the C switch's four lines and
 // our three.

@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/vde-go/vde/switchcore/capture"
 )
 
 // The C switch loads plugins (shared objects) with plugin/add; Debian ships three: pdump,
@@ -66,6 +68,8 @@ type plugins struct {
 	pdump *pdumpState // the states of the loaded plugins, nil when not loaded
 	iplog *iplogState
 	dump  *dumpState
+
+	captures []*captureRun // live captures (capture.go); replaced, never changed in place
 }
 
 type loadedPlugin struct {
@@ -79,6 +83,7 @@ type frameTap struct {
 	pdump *pdumpState
 	iplog *iplogState
 	dump  *dumpState
+	caps  []*capture.Session
 }
 
 // in is called for every frame a port receives, before any check (the C switch's
@@ -93,6 +98,9 @@ func (t *frameTap) in(port int, f []byte) {
 	if t.dump != nil {
 		t.dump.frame(catDumpIn, port, f)
 	}
+	for _, c := range t.caps {
+		c.Frame(port, capture.In, f)
+	}
 }
 
 // out is called once for each port a frame is sent to, as it leaves that port (packet/out).
@@ -103,12 +111,18 @@ func (t *frameTap) out(port int, f []byte) {
 	if t.dump != nil {
 		t.dump.frame(catDumpOut, port, f)
 	}
+	for _, c := range t.caps {
+		c.Frame(port, capture.Out, f)
+	}
 }
 
 // done ends a reader's batch.
 func (t *frameTap) done() {
 	if t.pdump != nil {
 		t.pdump.batchDone()
+	}
+	for _, c := range t.caps {
+		c.Wake()
 	}
 }
 
@@ -124,7 +138,10 @@ func (p *plugins) retapLocked() {
 	if p.dump != nil && p.dump.active.Load() {
 		t.dump = p.dump
 	}
-	if *t == (frameTap{}) {
+	for _, c := range p.captures {
+		t.caps = append(t.caps, c.sess)
+	}
+	if t.pdump == nil && t.iplog == nil && t.dump == nil && len(t.caps) == 0 {
 		t = nil
 	}
 	p.tap.Store(t)
@@ -284,6 +301,7 @@ func (s *Switch) closePlugins() {
 	for _, lp := range loaded {
 		lp.state.stop()
 	}
+	s.endCaptures()
 }
 
 // dropDebugCats ends every session's subscription to cats (their plugin is gone).
