@@ -84,6 +84,7 @@ func init() {
 				item("**unixterm**", "**unixterm**: a relay to a management socket (**unixterm**(1))."),
 				item("**vdeterm**", "**vdeterm**: an interactive management console (**vdeterm**(1))."),
 				item("**vdecmd**", "**vdecmd**, unixcmd: one management command (**vdecmd**(1))."),
+				item("**capture**", "**vde capture**: a running switch's frames as pcapng, for tshark and Wireshark (**vde-capture**(1))."),
 				item("**ifup-hook**", "**vde ifup-hook**: what ifupdown's hooks /etc/network/if-pre-up.d/vde2 and "+
 					"/etc/network/if-post-down.d/vde2 run for the **vde2-switch**, **vde2-slirp** and **vde2-plug** options of "+
 					"interfaces(5): it reads IFACE, MODE, PHASE and IF_VDE2_* from the environment and starts or stops the tools, "+
@@ -383,6 +384,42 @@ func init() {
 				{"Exit status", []block{para("0 for **1000 Success**, 22 for **1022 Invalid argument** and so on; 255 for a bad command line or a switch that cannot be asked.")}},
 			},
 			seeAlso: []string{"vdeterm(1)", "unixterm(1)", "vde_switch(1)"},
+		},
+		{
+			applet: "capture", name: "vde-capture", section: 1,
+			summary: "capture a running VDE switch's frames as pcapng, for tshark and Wireshark",
+			synopsis: []string{
+				"**vde capture** [**-w** __FILE__] [**-c** __COUNT__] [**--ring** __N__] __MGMT_SOCKET__ [__PORT__...]",
+				"**vde capture** **--extcap-interfaces** | **--extcap-interface** __IFACE__ (**--extcap-dlts** | **--extcap-config** | **--capture** **--fifo** __FIFO__)",
+			},
+			description: []block{
+				para("**vde capture** asks the switch whose management socket (**vde_switch -M**) is __MGMT_SOCKET__ for every frame it " +
+					"receives from and sends to the __PORT__s (all ports if none), and writes them as pcapng to __FILE__ or standard output " +
+					"until SIGINT or SIGTERM, or __COUNT__ frames. Each port is an interface of its own (**port3**), each frame is marked " +
+					"inbound or outbound, timestamps are in nanoseconds. The switch keeps running and pays nothing while nobody captures; " +
+					"several captures may run at once."),
+				para("The switch copies the frames into a ring of __N__ frames for each capture; a reader that is behind (a slow pipe, a " +
+					"stopped Wireshark) loses frames rather than slowing the switch, and the capture counts them: in the drop count of the " +
+					"port's next packet (Wireshark's frame.drop_count) and in the interface statistics at the end."),
+				para("The stream rides on the management connection: **vde capture** runs the console command **capture/pcapng**, after " +
+					"whose success line the session carries pcapng. It works wherever the socket can be reached (ssh forwards Unix sockets)."),
+				para("With the **--extcap-** options it is Wireshark's extcap program: **make install-extcap** puts a script running " +
+					"**vde capture** in Wireshark's extcap folder, and Wireshark's interface list then shows each switch whose management " +
+					"socket is in /run/vde2, /var/run/vde2 or /tmp and named *.mgmt (or named in **VDE_CAPTURE_MGMT**), whole and port by port."),
+			},
+			flags: captureFlags,
+			sections: []section{
+				{"Environment", []block{
+					item("**VDE_CAPTURE_MGMT**=__SOCKETS__", "more management sockets (colon-separated) for **--extcap-interfaces** to list."),
+				}},
+				{"Examples", []block{example("vde capture -w ping.pcapng -c 100 /tmp/lan.mgmt 1 2\n" +
+					"vde capture /tmp/lan.mgmt 3 | wireshark -k -i -\n" +
+					"vde capture /tmp/lan.mgmt | tshark -r - icmp\n" +
+					"make install-extcap   # then pick vde:/run/vde2/lan.mgmt:3 in Wireshark")}},
+				{"Exit status", []block{para("0 when the capture ends (COUNT frames, a signal, or the reader went away); " +
+					"1 when the switch cannot be asked or refuses, or the file cannot be written; 2 for a bad command line.")}},
+			},
+			seeAlso: []string{"vde_switch(1)", "tshark(1)", "wireshark(1)", "vdecmd(1)"},
 		},
 		urlManual,
 	}
