@@ -21,11 +21,19 @@ const (
 
 var broadcastMAC = net.HardwareAddr{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
 
-// input takes one frame from the LAN. Frames for other guests (a switch floods unknown
+// input takes one frame from the LAN and hands the netstack at once what it holds for
+// it: take then flush.
+func (r *Router) input(frame []byte) {
+	r.take(frame)
+	r.link.flush()
+}
+
+// take takes one frame from the LAN; TCP segments may wait in the link's GRO for the
+// next of their flow until link.flush. Frames for other guests (a switch floods unknown
 // destinations) are ignored; ARP, DHCP, ping and neighbour discovery are answered here;
 // TCP and UDP go to the netstack. Nothing a guest sends can make it fail: a malformed
 // frame is dropped.
-func (r *Router) input(frame []byte) {
+func (r *Router) take(frame []byte) {
 	if len(frame) < header.EthernetMinimumSize {
 		return
 	}

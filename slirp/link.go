@@ -10,6 +10,7 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/header"
 	"gvisor.dev/gvisor/pkg/tcpip/stack"
+	"gvisor.dev/gvisor/pkg/tcpip/stack/gro"
 
 	"github.com/vde-go/vde/switchcore/wire"
 )
@@ -28,6 +29,13 @@ type link struct {
 	mu     sync.Mutex // guards bufs and frames, shared by the netstack's writers
 	bufs   [][]byte
 	frames [][]byte
+
+	// gro joins consecutive TCP segments of a flow that arrive in one run of reads into
+	// one packet before the netstack sees them, as a NIC's GRO does for a kernel: a guest
+	// on a datagram switch sends one MSS-sized frame per datagram, and each segment
+	// otherwise costs a pass through gVisor's IP and TCP receive path, a wakeup of the
+	// connection's reader and an ACK. Only the LAN reader uses it (deliver and flush).
+	gro gro.GRO
 }
 
 func newLink(r *Router, mtu int) *link {
@@ -35,8 +43,21 @@ func newLink(r *Router, mtu int) *link {
 	for i := range l.bufs {
 		l.bufs[i] = make([]byte, header.EthernetMinimumSize+mtu)
 	}
+	l.gro.Init(true)
+	l.gro.Dispatcher = groSink{l}
 	return l
 }
+
+// groSink hands what GRO releases to the netstack attached at that moment, if any.
+type groSink struct{ l *link }
+
+func (g groSink) DeliverNetworkPacket(proto tcpip.NetworkProtocolNumber, pkt *stack.PacketBuffer) {
+	if d := g.l.dispatcher.Load(); d != nil {
+		(*d).DeliverNetworkPacket(proto, pkt)
+	}
+}
+
+func (g groSink) DeliverLinkPacket(tcpip.NetworkProtocolNumber, *stack.PacketBuffer) {}
 
 func (l *link) MTU() uint32                      { return l.mtu }
 func (l *link) SetMTU(mtu uint32)                {}
@@ -74,15 +95,21 @@ func (l *link) Close()                                  {}
 func (l *link) SetOnCloseAction(func())                 {}
 
 // deliver hands an IP packet (no Ethernet header) to the netstack, which copies it.
+// A TCP segment may wait in GRO for the next of its flow until flush.
 func (l *link) deliver(proto tcpip.NetworkProtocolNumber, packet []byte) {
-	d := l.dispatcher.Load()
-	if d == nil {
+	if l.dispatcher.Load() == nil {
 		return
 	}
 	pkt := stack.NewPacketBuffer(stack.PacketBufferOptions{Payload: bufferFrom(packet)})
-	(*d).DeliverNetworkPacket(proto, pkt)
+	pkt.NetworkProtocolNumber = proto
+	pkt.RXChecksumValidated = true // CapabilityRXChecksumOffload: see Capabilities
+	l.gro.Enqueue(pkt)
 	pkt.DecRef()
 }
+
+// flush hands the netstack what GRO holds. The LAN reader calls it once it has no
+// more frames at hand, so that no segment waits for one that is not coming.
+func (l *link) flush() { l.gro.Flush() }
 
 // WritePackets puts Ethernet headers on the netstack's packets and sends them in
 // batches. Packets for a guest whose MAC is not known yet wait for its answer.

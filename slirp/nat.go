@@ -2,7 +2,6 @@ package slirp
 
 import (
 	"errors"
-	"io"
 	"net"
 	"net/netip"
 	"os"
@@ -96,34 +95,7 @@ func (r *Router) handleTCP(req *tcp.ForwarderRequest) {
 		return
 	}
 	req.Complete(false)
-	splice(gonet.NewTCPConn(&wq, ep), host)
-}
-
-// halfCloser is a connection whose sending side closes alone (TCP, unix streams).
-type halfCloser interface {
-	net.Conn
-	CloseWrite() error
-}
-
-// splice copies both ways until both directions end, passing half-closes on, then
-// closes both connections.
-func splice(a, b net.Conn) {
-	var wg sync.WaitGroup
-	wg.Add(2)
-	pipe := func(dst, src net.Conn) {
-		defer wg.Done()
-		io.Copy(dst, src)
-		if hc, ok := dst.(halfCloser); ok {
-			hc.CloseWrite()
-		} else {
-			dst.Close()
-		}
-	}
-	go pipe(a, b)
-	go pipe(b, a)
-	wg.Wait()
-	a.Close()
-	b.Close()
+	splice(guestStream{gonet.NewTCPConn(&wq, ep), ep, &wq}, host)
 }
 
 // handleUDP NATs one guest UDP flow (one 4-tuple) through a connected host socket. It

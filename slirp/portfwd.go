@@ -122,7 +122,7 @@ func (r *Router) listenTCP(f Forward) error {
 					c.Close()
 					return
 				}
-				splice(g, c)
+				splice(guestStream{conn: g}, c)
 			}()
 		}
 	}()

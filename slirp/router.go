@@ -214,10 +214,23 @@ func (r *Router) Run(ep wire.Endpoint) error {
 	}
 	go func() {
 		for b := range full {
-			for i := 0; i < b.n; i++ {
-				r.input(b.bufs[i][:b.sizes[i]])
+			for {
+				for i := 0; i < b.n; i++ {
+					r.take(b.bufs[i][:b.sizes[i]])
+				}
+				free <- b
+				// Segments that came in one run of batches are joined (link.gro): flush
+				// only once no batch is waiting.
+				select {
+				case b = <-full:
+					if b != nil {
+						continue
+					}
+				default:
+				}
+				break
 			}
-			free <- b
+			r.link.flush()
 		}
 	}()
 	defer close(full)
