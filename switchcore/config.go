@@ -24,6 +24,10 @@ type Config struct {
 	// FSTP starts the fast spanning tree protocol (-F; fstp/setfstp turns it on and off).
 	// It is ignored in hub mode.
 	FSTP bool
+	// NoLoopGuard starts the switch with its loop guard off (loopguard/set turns it on
+	// and off). The guard blocks a port through which the same addresses come back at
+	// storm rates, for loops of switches that run no FSTP; it stands aside while FSTP runs.
+	NoLoopGuard bool
 	// HashSize is the MAC table's bucket count as hash/showinfo reports it (power of two).
 	HashSize int
 	// Expire is how many seconds a learned MAC address stays without traffic from it

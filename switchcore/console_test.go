@@ -72,6 +72,13 @@ vlan/allprint      [N]             print the list of defined vlan (including ina
 // ourHelpOutput is Debian's help plus our commands hash/setmax, port/drops and the capture
 // menu (capture.go).
 var ourHelpOutput = strings.NewReplacer(
+	"fstp/print         [N]             print fst data for the defined vlan\n",
+	"fstp/print         [N]             print fst data for the defined vlan\n"+
+		"loopguard          ============    LOOP GUARD MENU\n"+
+		"loopguard/print                    print the loop guard state and the ports it blocked\n"+
+		"loopguard/setrate  N               flapping frames/s that block a port\n"+
+		"loopguard/set      0/1             loop guard (without FSTP) 1=ON 0=OFF\n"+
+		"loopguard/unblock  N               lift the loop guard's block of port N\n",
 	"hash/setminper     N               minimum persistence time\n",
 	"hash/setminper     N               minimum persistence time\n"+
 		"hash/setmax        N               maximum number of hash entries\n",

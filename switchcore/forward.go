@@ -124,6 +124,10 @@ func (r *reader) forward(src *Port, n int) {
 	if sp == nil {
 		return // the port went inactive while these frames were in flight
 	}
+	if sp.lgBlocked {
+		r.lgHeld(src, sp, n) // the loop guard blocks it (loopguard.go)
+		return
+	}
 	now := r.s.now()
 	r.tap = r.s.plugins.tap.Load()
 	var inPkts, inBytes, bad uint64
@@ -200,7 +204,7 @@ func (r *reader) switchFrame(v *view, sp *fwdPort, f []byte, i int, now int64) b
 		}
 	}
 	if f[6]&1 == 0 {
-		r.learn(f[6:12], vid, sp.num, now)
+		r.learn(v, f[6:12], vid, sp.num, now)
 	}
 	if f[0]&1 == 0 {
 		if dst := r.s.macs.lookup(makeKey(f[0:6], vid)); dst >= 0 {
@@ -258,7 +262,7 @@ func (r *reader) variant(i int, f []byte, tagged, wantTag bool, vid uint16) []by
 	return r.conv[i]
 }
 
-func (r *reader) learn(src []byte, vid uint16, port int, now int64) {
+func (r *reader) learn(v *view, src []byte, vid uint16, port int, now int64) {
 	k := makeKey(src, vid)
 	res, old := r.s.macs.learn(k, port, now)
 	switch res {
@@ -267,6 +271,10 @@ func (r *reader) learn(src []byte, vid uint16, port int, now int64) {
 	case learnNew:
 		if r.s.debugSubs.Load() > 0 {
 			r.s.event(catHashAdd, hashEventText(k, port))
+		}
+	case learnFlap:
+		if v.lg {
+			r.flap(v, k, port, old)
 		}
 	case learnMoved:
 		m := k.mac()

@@ -40,6 +40,10 @@ type macEntry struct {
 	key      macKey
 	port     int
 	lastSeen atomic.Int64
+	// home is the port the address was first learned on, kept across moves: the loop
+	// guard blames an address seen on two ports at once on the one that is not its home
+	// (loopguard.go), so a client that spoofs another port's address blames itself.
+	home int32
 }
 
 // macSlots is one open-addressing table generation. Readers probe it without locks; the
@@ -113,6 +117,7 @@ const (
 	learnNew
 	learnMoved
 	learnRefused // moved too soon (min persistence)
+	learnFlap    // moved too soon, and the entry was refreshed on its port within the last second: live on two ports at once (a loop, or a spoofer)
 	learnFull    // a new source, not learned because the table is full (the caller counts it)
 )
 
@@ -127,6 +132,9 @@ func (t *macTable) learn(k macKey, port int, now int64) (learnResult, int) {
 		return learnKnown, port
 	}
 	if e != nil && now-e.lastSeen.Load() <= t.minPers.Load() {
+		if now-e.lastSeen.Load() <= flapLive {
+			return learnFlap, e.port
+		}
 		return learnRefused, e.port
 	}
 	if e == nil && t.isFull() {
@@ -138,12 +146,13 @@ func (t *macTable) learn(k macKey, port int, now int64) (learnResult, int) {
 	defer t.mu.Unlock()
 	tab := t.tab.Load()
 	cur, i := tab.find(k)
-	ne := &macEntry{key: k, port: port}
+	ne := &macEntry{key: k, port: port, home: int32(port)}
 	ne.lastSeen.Store(now)
 	if cur != nil {
 		if cur.port == port {
 			return learnKnown, port
 		}
+		ne.home = cur.home
 		tab.slots[i].Store(ne)
 		return learnMoved, cur.port
 	}
@@ -248,3 +257,12 @@ func (t *macTable) snapshot(buckets int) []*macEntry {
 }
 
 func (t *macTable) len() int { return int(t.count.Load()) }
+
+// home returns the port k was first learned on, or -1 when the table does not hold it.
+func (t *macTable) home(k macKey) int {
+	e, _ := t.tab.Load().find(k)
+	if e == nil {
+		return -1
+	}
+	return int(e.home)
+}

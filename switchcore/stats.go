@@ -23,6 +23,8 @@ type PortStats struct {
 	Bad uint64
 	// Queued is how many frames wait in the port's queues for a slow receiver now.
 	Queued int
+	// LoopBlocked says that the loop guard blocks the port now (loopguard/print).
+	LoopBlocked bool
 }
 
 // Stats is a snapshot of the switch's counters.
@@ -33,6 +35,8 @@ type Stats struct {
 	MACs, MACLimit int
 	// NotLearned counts frames whose new source the full MAC table did not learn.
 	NotLearned uint64
+	// LoopBlocks counts the loop guard's blocks since the switch started.
+	LoopBlocks uint64
 	// Start is when the switch started.
 	Start time.Time
 }
@@ -44,6 +48,7 @@ func (s *Switch) Stats() Stats {
 		MACs:       s.macs.len(),
 		MACLimit:   int(s.macs.limit.Load()),
 		NotLearned: s.macs.full.Load(),
+		LoopBlocks: s.lg.blocks.Load(),
 		Start:      s.start,
 	}
 	s.mu.Lock()
@@ -64,6 +69,9 @@ func (s *Switch) Stats() Stats {
 			OutBytes:  k.outBytes.Load(),
 			Drops:     k.drops.Load(),
 			Bad:       k.bad.Load(),
+		}
+		if p.num < len(s.lg.ports) {
+			ps.LoopBlocked = s.lg.ports[p.num].blocked
 		}
 		for _, ep := range p.eps {
 			if ep.queue != nil {

@@ -59,7 +59,8 @@ type Switch struct {
 	vlans    [maxVLANs]bool
 	hub      bool
 	view     atomic.Pointer[view]
-	fst      *fstp // the spanning tree, guarded by mu (fstp.go)
+	fst      *fstp      // the spanning tree, guarded by mu (fstp.go)
+	lg       *loopGuard // the loop guard, guarded by mu (loopguard.go)
 	freeSlot []int
 	nextSlot int
 
@@ -130,6 +131,8 @@ func New(cfg Config) (*Switch, error) {
 	s.vlans[0] = true
 	s.fst = newFSTP(s)
 	s.fst.setOn(cfg.FSTP && !cfg.Hub)
+	s.lg = newLoopGuard(s)
+	s.lg.on = !cfg.NoLoopGuard
 	s.sockMode, s.dirMode = socketModes(cfg)
 	if err := s.listenCtl(); err != nil {
 		return nil, err
@@ -150,6 +153,7 @@ func New(cfg Config) (*Switch, error) {
 	}
 	go s.gcLoop()
 	go s.fstpLoop()
+	go s.loopGuardLoop()
 	return s, nil
 }
 

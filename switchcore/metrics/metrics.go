@@ -52,6 +52,8 @@ var (
 	descMACs       = desc("mac_table_entries", "Entries of the MAC address table.")
 	descMACLimit   = desc("mac_table_limit_entries", "The most entries the MAC address table holds (hash/setmax).")
 	descNotLearned = desc("mac_not_learned_frames_total", "Frames whose new source address the full MAC table did not learn.")
+	descLoopBlocks = desc("loopguard_blocks_total", "Ports the loop guard blocked because addresses flapped between ports at storm rates.")
+	descLoopBlock  = desc("port_loopguard_blocked", "1 while the loop guard blocks the port, else 0.", "port")
 	descUptime     = desc("uptime_seconds", "Seconds since the switch started.")
 	descStart      = desc("start_time_seconds", "When the switch started, in seconds since the Unix epoch.")
 )
@@ -59,7 +61,7 @@ var (
 // Describe implements prometheus.Collector.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descInFrames, descInBytes, descOutFrames, descOutBytes, descDrops, descBad,
-		descQueued, descEndpoints, descMACs, descMACLimit, descNotLearned, descUptime, descStart} {
+		descQueued, descEndpoints, descLoopBlock, descMACs, descMACLimit, descNotLearned, descLoopBlocks, descUptime, descStart} {
 		ch <- d
 	}
 }
@@ -80,10 +82,16 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		counter(descBad, p.Bad)
 		ch <- prometheus.MustNewConstMetric(descQueued, prometheus.GaugeValue, float64(p.Queued), port)
 		ch <- prometheus.MustNewConstMetric(descEndpoints, prometheus.GaugeValue, float64(p.Endpoints), port)
+		blocked := 0.0
+		if p.LoopBlocked {
+			blocked = 1
+		}
+		ch <- prometheus.MustNewConstMetric(descLoopBlock, prometheus.GaugeValue, blocked, port)
 	}
 	ch <- prometheus.MustNewConstMetric(descMACs, prometheus.GaugeValue, float64(st.MACs))
 	ch <- prometheus.MustNewConstMetric(descMACLimit, prometheus.GaugeValue, float64(st.MACLimit))
 	ch <- prometheus.MustNewConstMetric(descNotLearned, prometheus.CounterValue, float64(st.NotLearned))
+	ch <- prometheus.MustNewConstMetric(descLoopBlocks, prometheus.CounterValue, float64(st.LoopBlocks))
 	ch <- prometheus.MustNewConstMetric(descUptime, prometheus.GaugeValue, c.now().Sub(st.Start).Seconds())
 	ch <- prometheus.MustNewConstMetric(descStart, prometheus.GaugeValue, float64(st.Start.UnixNano())/1e9)
 }

@@ -25,9 +25,9 @@ func TestCollector(t *testing.T) {
 	src := &fakeSource{st: switchcore.Stats{
 		Ports: []switchcore.PortStats{
 			{Port: 1, Active: true, Endpoints: 1, InFrames: 10, InBytes: 600, OutFrames: 7, OutBytes: 420, Drops: 2, Bad: 1, Queued: 3},
-			{Port: 4},
+			{Port: 4, LoopBlocked: true},
 		},
-		MACs: 5, MACLimit: 65536, NotLearned: 9, Start: start,
+		MACs: 5, MACLimit: 65536, NotLearned: 9, LoopBlocks: 2, Start: start,
 	}}
 	c := NewCollector(src)
 	c.now = func() time.Time { return start.Add(90 * time.Second) }
@@ -50,6 +50,13 @@ vde_switch_mac_table_entries 5
 # HELP vde_switch_mac_not_learned_frames_total Frames whose new source address the full MAC table did not learn.
 # TYPE vde_switch_mac_not_learned_frames_total counter
 vde_switch_mac_not_learned_frames_total 9
+# HELP vde_switch_loopguard_blocks_total Ports the loop guard blocked because addresses flapped between ports at storm rates.
+# TYPE vde_switch_loopguard_blocks_total counter
+vde_switch_loopguard_blocks_total 2
+# HELP vde_switch_port_loopguard_blocked 1 while the loop guard blocks the port, else 0.
+# TYPE vde_switch_port_loopguard_blocked gauge
+vde_switch_port_loopguard_blocked{port="1"} 0
+vde_switch_port_loopguard_blocked{port="4"} 1
 # HELP vde_switch_uptime_seconds Seconds since the switch started.
 # TYPE vde_switch_uptime_seconds gauge
 vde_switch_uptime_seconds 90
@@ -60,6 +67,7 @@ vde_switch_start_time_seconds 1.7e+09
 	if err := testutil.CollectAndCompare(c, strings.NewReader(want),
 		"vde_switch_port_in_frames_total", "vde_switch_port_dropped_frames_total", "vde_switch_port_queued_frames",
 		"vde_switch_mac_table_entries", "vde_switch_mac_not_learned_frames_total", "vde_switch_uptime_seconds",
+		"vde_switch_loopguard_blocks_total", "vde_switch_port_loopguard_blocked",
 		"vde_switch_start_time_seconds"); err != nil {
 		t.Error(err)
 	}
