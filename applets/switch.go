@@ -161,6 +161,15 @@ func runSwitch(ctx context.Context, o *switchOptions, stdio Stdio, ready *os.Fil
 			logf("%v", err) // C is silent here; a missing -f file deserves a word
 		}
 	}
+	if len(o.VhostUser) > 0 {
+		stop, err := serveVhostUser(sw, o, logf)
+		if err != nil {
+			report("%v", err)
+			closeSwitch(sw, logf)
+			return exit(1)
+		}
+		defer stop()
+	}
 	if o.Metrics != "" {
 		srv, err := serveMetrics(sw, o.Metrics, logf)
 		if err != nil {
@@ -282,7 +291,11 @@ func rcFilePath(explicit, home string) string {
 // absolutePaths makes the daemon's paths absolute before it leaves its start directory,
 // so that cleanup finds its sockets again.
 func absolutePaths(o *switchOptions) error {
-	for _, p := range []*string{&o.Config.CtlDir, &o.Config.MgmtPath, &o.RCFile} {
+	paths := []*string{&o.Config.CtlDir, &o.Config.MgmtPath, &o.RCFile}
+	for i := range o.VhostUser {
+		paths = append(paths, &o.VhostUser[i])
+	}
+	for _, p := range paths {
 		if *p == "" {
 			continue
 		}

@@ -21,6 +21,8 @@ var switchFlags = []cli.Flag{
 	&cli.BoolFlag{Name: "fstp", Aliases: []string{"F"}, Usage: "run the fast spanning tree protocol (FSTP)"},
 	&cli.BoolFlag{Name: "flowcontrol", Usage: "slow a sender to a full port's pace instead of dropping its frames"},
 	&cli.BoolFlag{Name: "noflowcontrol", Usage: "always drop what a full port cannot take, as the C switch"},
+	&cli.StringSliceFlag{Name: "vhost-user", Usage: "serve vhost-user frontends (QEMU's -netdev vhost-user, DPDK's virtio_user) on the Unix socket `PATH`, a port each; may be repeated"},
+	&cli.BoolFlag{Name: "poll", Usage: "vhost-user ports poll their rings instead of sleeping between kicks: a core for the lowest latency"},
 	&cli.StringFlag{Name: "metrics", Usage: "serve Prometheus metrics on `ADDR`: a TCP host:port (keep it on loopback) or a Unix socket path"},
 	&cli.BoolFlag{Name: "version", Aliases: []string{"v"}, Usage: "print the version and exit"},
 	&cli.StringFlag{Name: "numports", Aliases: []string{"n"}, Usage: "the number of `PORTS` (default 32)"},
@@ -58,6 +60,8 @@ Runs a VDE switch.
       --flowcontrol          Slow senders to a full port's pace instead of dropping
       --noflowcontrol        Drop what a full port cannot take, as the C switch
       --metrics ADDR         Serve Prometheus metrics on ADDR (host:port or socket path)
+      --vhost-user PATH      Serve vhost-user frontends (QEMU, DPDK) on PATH, a port each
+      --poll                 vhost-user ports poll instead of sleeping (uses a core)
 (opts from datasock module)
   -s, --sock SOCK            control directory pathname
   -s, --vdesock SOCK         Same as --sock SOCK
@@ -125,6 +129,9 @@ type switchOptions struct {
 	RCFile string
 	// Metrics is --metrics: where to serve the counters (host:port or a socket path).
 	Metrics string
+	// VhostUser are the --vhost-user socket paths; Poll is --poll.
+	VhostUser []string
+	Poll      bool
 	// Taps are the -t interfaces, one port each, in command-line order. As in C, a
 	// value is one name: commas do not split it (the man page says they do).
 	Taps []string
@@ -202,6 +209,10 @@ func parseSwitchArgs(args []string, env switchEnv) (*switchOptions, error) {
 			flow = switchcore.FlowNever
 		case "metrics":
 			o.Metrics = v
+		case "vhost-user":
+			o.VhostUser = append(o.VhostUser, v)
+		case "poll":
+			o.Poll = true
 		case "numports":
 			// vde-2 HEAD's check; Debian kept 32 for "-n abc".
 			n, ok := scanInt(v)

@@ -284,7 +284,7 @@ func TestParseSwitchArgsExits(t *testing.T) {
 }
 
 // The usage must be the Debian binary's, byte for byte, but for HEAD's --nostdin line, our
-// --flowcontrol, --noflowcontrol and --metrics lines and the bug address.
+// --flowcontrol, --noflowcontrol, --metrics, --vhost-user and --poll lines and the bug address.
 func TestSwitchUsageText(t *testing.T) {
 	b, err := os.ReadFile("testdata/vde_switch-debian.usage")
 	if err != nil {
@@ -296,7 +296,9 @@ func TestSwitchUsageText(t *testing.T) {
 	hashsize := "      --hashsize N           Hash table size\n"
 	want = strings.Replace(want, hashsize, hashsize+"      --flowcontrol          Slow senders to a full port's pace instead of dropping\n"+
 		"      --noflowcontrol        Drop what a full port cannot take, as the C switch\n"+
-		"      --metrics ADDR         Serve Prometheus metrics on ADDR (host:port or socket path)\n", 1)
+		"      --metrics ADDR         Serve Prometheus metrics on ADDR (host:port or socket path)\n"+
+		"      --vhost-user PATH      Serve vhost-user frontends (QEMU, DPDK) on PATH, a port each\n"+
+		"      --poll                 vhost-user ports poll instead of sleeping (uses a core)\n", 1)
 	want = strings.Replace(want, "Report bugs to info@v2.cs.unibo.it\n", "Report bugs to https://github.com/vde-go/vde/issues\n", 1)
 	if got := usageWith(32); got != want {
 		t.Errorf("usage text differs from vde_switch's:\n%s\nwant:\n%s", got, want)
@@ -321,5 +323,15 @@ func TestLookupGroup(t *testing.T) {
 		if gid, err := lookupGroup(bad); err == nil {
 			t.Errorf("lookupGroup(%q) = %d, want an error", bad, gid)
 		}
+	}
+}
+
+func TestSwitchVhostUserArgs(t *testing.T) {
+	o, err := parseSwitchArgs([]string{"--vhost-user", "/run/a.sock", "--vhost-user=/run/b.sock", "--poll"}, switchEnv{Euid: 0, Cwd: "/"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(o.VhostUser, " ") != "/run/a.sock /run/b.sock" || !o.Poll {
+		t.Fatalf("VhostUser %q, Poll %v", o.VhostUser, o.Poll)
 	}
 }

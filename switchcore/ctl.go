@@ -388,12 +388,44 @@ func (s *Switch) flushVLAN(v uint16) {
 // port, as the C switch does with -t: module and descr show in port/print, id is the
 // endpoint ID port/epclose takes (the C switch uses the fd). The switch owns e from now on.
 func (s *Switch) AttachEndpoint(e wire.Endpoint, id int, module, descr string) (port int, err error) {
+	return s.attachEndpoint(e, id, os.Geteuid(), -1, module, descr)
+}
+
+// AttachEndpointAs plugs e into the next free port on behalf of user uid, whom the
+// port's access control must admit and whom port/print names (a vhost-user frontend, by
+// its socket's peer credentials). The endpoint leaves with DetachEndpoint, or when a
+// read from it fails.
+func (s *Switch) AttachEndpointAs(e wire.Endpoint, id, uid int, module, descr string) (port int, err error) {
+	return s.attachEndpoint(e, id, uid, uid, module, descr)
+}
+
+// DetachEndpoint unplugs the in-process endpoint e, if it is still plugged in.
+func (s *Switch) DetachEndpoint(e wire.Endpoint) {
+	s.mu.Lock()
+	var found *endpoint
+	for _, p := range s.ports {
+		if p == nil {
+			continue
+		}
+		for _, ep := range p.eps {
+			if ep.data == e {
+				found = ep
+			}
+		}
+	}
+	s.mu.Unlock()
+	if found != nil {
+		s.detach(found)
+	}
+}
+
+func (s *Switch) attachEndpoint(e wire.Endpoint, id, uid, shownUser int, module, descr string) (port int, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closing.Load() {
 		return 0, errors.New("switch is shutting down")
 	}
-	p, created, err := s.allocPortLocked(wire.Request{Type: wire.ReqNewControl}, os.Geteuid())
+	p, created, err := s.allocPortLocked(wire.Request{Type: wire.ReqNewControl}, uid)
 	if err != nil {
 		return 0, err
 	}
@@ -403,7 +435,7 @@ func (s *Switch) AttachEndpoint(e wire.Endpoint, id int, module, descr string) (
 		ep.queue = newOutQueue(ep, &s.queueBytes)
 	}
 	p.eps = append([]*endpoint{ep}, p.eps...)
-	p.curUser = -1 // the C switch attaches TAPs with no user: port/print says NONE
+	p.curUser = shownUser // -1 for TAPs: the C switch attaches them with no user, port/print says NONE
 	if created {
 		s.event(catPortAdd, fmt.Sprintf("%02d", p.num))
 	}

@@ -1,0 +1,155 @@
+package vhostuser
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"sync"
+
+	"golang.org/x/sys/unix"
+)
+
+// Peer is who connected: the frontend's credentials (SO_PEERCRED) and the descriptor
+// number of its connection, as the switch's console shows an endpoint.
+type Peer struct {
+	PID, UID, GID int
+	FD            int
+}
+
+// Server accepts frontends on a vhost-user socket; each becomes a Device.
+type Server struct {
+	path string
+	ln   *net.UnixListener
+	opt  Options
+
+	mu      sync.Mutex
+	devices map[*Device]struct{}
+	closed  bool
+	wg      sync.WaitGroup
+}
+
+// Listen makes the socket at path (a stale socket there is replaced), with permission mode
+// and, when gid >= 0, that group.
+func Listen(path string, mode os.FileMode, gid int, opt Options) (*Server, error) {
+	if fi, err := os.Lstat(path); err == nil && fi.Mode()&os.ModeSocket != 0 {
+		if c, err := net.Dial("unix", path); err == nil {
+			c.Close()
+			return nil, fmt.Errorf("vhost-user: %s: a server is already listening there", path)
+		}
+		os.Remove(path)
+	}
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	if err != nil {
+		return nil, fmt.Errorf("vhost-user: listen %s: %w", path, err)
+	}
+	ln.SetUnlinkOnClose(true)
+	if err := os.Chmod(path, mode); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("vhost-user: chmod %s: %w", path, err)
+	}
+	if gid >= 0 {
+		if err := os.Chown(path, -1, gid); err != nil {
+			ln.Close()
+			return nil, fmt.Errorf("vhost-user: chown %s: %w", path, err)
+		}
+	}
+	return &Server{path: path, ln: ln, opt: opt, devices: map[*Device]struct{}{}}, nil
+}
+
+// Path is the socket's path.
+func (s *Server) Path() string { return s.path }
+
+// Serve accepts frontends until Close. attach is called with each new device before its
+// protocol starts (its error refuses the frontend); detach when the frontend is gone.
+func (s *Server) Serve(attach func(*Device, Peer) error, detach func(*Device)) error {
+	for {
+		c, err := s.ln.AcceptUnix()
+		if err != nil {
+			s.mu.Lock()
+			closed := s.closed
+			s.mu.Unlock()
+			if closed || errors.Is(err, net.ErrClosed) {
+				return nil
+			}
+			if ne, ok := err.(net.Error); ok && ne.Timeout() {
+				continue
+			}
+			// EMFILE and friends: report and go on; the frontend retries.
+			if s.opt.Logf != nil {
+				s.opt.Logf("vhost-user %s: accept: %v", s.path, err)
+			}
+			continue
+		}
+		peer := peerOf(c)
+		d, err := NewDevice(c, fmt.Sprintf("%s pid %d", s.path, peer.PID), s.opt)
+		if err != nil {
+			c.Close()
+			if s.opt.Logf != nil {
+				s.opt.Logf("%v", err)
+			}
+			continue
+		}
+		if err := attach(d, peer); err != nil {
+			if s.opt.Logf != nil {
+				s.opt.Logf("vhost-user %s: frontend pid %d refused: %v", s.path, peer.PID, err)
+			}
+			d.Close()
+			d.leave()
+			continue
+		}
+		s.mu.Lock()
+		if s.closed {
+			s.mu.Unlock()
+			detach(d)
+			d.Close()
+			d.leave()
+			continue
+		}
+		s.devices[d] = struct{}{}
+		s.wg.Add(1)
+		s.mu.Unlock()
+		d.gone = func() { detach(d) }
+		go func() {
+			defer s.wg.Done()
+			if err := d.Serve(); err != nil && s.opt.Logf != nil {
+				s.opt.Logf("vhost-user %s: %v", d.name, err)
+			}
+			s.mu.Lock()
+			delete(s.devices, d)
+			s.mu.Unlock()
+		}()
+	}
+}
+
+// Close stops accepting, disconnects every frontend and waits for their goroutines.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	s.closed = true
+	ds := make([]*Device, 0, len(s.devices))
+	for d := range s.devices {
+		ds = append(ds, d)
+	}
+	s.mu.Unlock()
+	err := s.ln.Close()
+	for _, d := range ds {
+		d.Close()
+	}
+	s.wg.Wait()
+	return err
+}
+
+func peerOf(c *net.UnixConn) Peer {
+	p := Peer{PID: -1, UID: -1, GID: -1, FD: -1}
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return p
+	}
+	rc.Control(func(fd uintptr) {
+		p.FD = int(fd)
+		if cr, err := unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED); err == nil {
+			p.PID, p.UID, p.GID = int(cr.Pid), int(cr.Uid), int(cr.Gid)
+		}
+	})
+	return p
+}
