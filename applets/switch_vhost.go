@@ -41,7 +41,7 @@ func serveVhostUser(sw switchCore, o *switchOptions, logf func(string, ...any)) 
 		}
 		servers = append(servers, s)
 		go s.Serve(func(d *vhostuser.Device, p vhostuser.Peer) error {
-			_, err := vs.AttachEndpointAs(d, p.FD, p.UID, "vhost-user", fmt.Sprintf("vhost-user: pid=%d sock=%s", p.PID, path))
+			_, err := vs.AttachEndpointAs(d, p.FD, p.UID, "vhost-user", fmt.Sprintf("vhost-user sock=%s pid=%d", path, p.PID))
 			return err
 		}, func(d *vhostuser.Device) { vs.DetachEndpoint(d) })
 	}

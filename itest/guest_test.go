@@ -60,13 +60,15 @@ import (
 const guestCacheRoot = "/var/tmp/vde-itest-guest"
 
 // guestRecipe changes whenever the build below changes in a way the key would not see.
-const guestRecipe = "guest-v1"
+const guestRecipe = "guest-v2"
 
 // guestModules are the kernel options the guest needs that may be modules: the config
 // symbol and the module that provides it. Built-in (=y) needs nothing.
 var guestModules = []struct{ config, module string }{
 	{"CONFIG_E1000", "e1000"},
 	{"CONFIG_PACKET", "af_packet"}, // udhcpc's raw socket
+	{"CONFIG_VIRTIO_PCI", "virtio_pci"}, // the vhost-user guests' NIC
+	{"CONFIG_VIRTIO_NET", "virtio_net"},
 }
 
 // guestInit is /init.

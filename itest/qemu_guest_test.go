@@ -321,7 +321,7 @@ type guestLauncher func(t *testing.T, name, mac, sock, appendLine string) *guest
 // runGuestSlirp is the seed's QEMU-Slirp set-up: a switch, slirpvde -dhcp in namespace S
 // with an HTTP server on S's 127.0.0.1, and two guests (started by launch) that lease,
 // ping 10.0.2.2, fetch the file and power off.
-func runGuestSlirp(t *testing.T, launch guestLauncher) {
+func runGuestSlirp(t *testing.T, launch guestLauncher, switchArgs ...string) {
 	requireTools(t, "qemu-system-x86_64")
 	tinyGuest(t) // build before the clock of the world starts
 
@@ -330,7 +330,7 @@ func runGuestSlirp(t *testing.T, launch guestLauncher) {
 	run(t, "ip", "netns", "exec", w.S, "sysctl", "-q", "-w", "net.ipv4.ping_group_range=0 2147483647")
 	w.Resolv = filepath.Join(w.Dir, "resolv.conf")
 	w.setResolv(t, "127.0.0.1")
-	w.Sw = startSwitch(t, impl)
+	w.Sw = startSwitch(t, impl, switchArgs...)
 
 	payload := make([]byte, guestFileSize)
 	rand.Read(payload)
