@@ -66,7 +66,7 @@ const guestRecipe = "guest-v2"
 // symbol and the module that provides it. Built-in (=y) needs nothing.
 var guestModules = []struct{ config, module string }{
 	{"CONFIG_E1000", "e1000"},
-	{"CONFIG_PACKET", "af_packet"}, // udhcpc's raw socket
+	{"CONFIG_PACKET", "af_packet"},      // udhcpc's raw socket
 	{"CONFIG_VIRTIO_PCI", "virtio_pci"}, // the vhost-user guests' NIC
 	{"CONFIG_VIRTIO_NET", "virtio_net"},
 }
