@@ -21,12 +21,12 @@ import (
 // protocol between them each could block a port of its own: three cut cables. So the
 // guards do not act at once:
 //   - A switch acts only after the rate stayed high for its detection delay: 50 ms, plus
-//     60 ms for each doubling of the age of its newest flapping port, plus up to 300 ms
-//     of random jitter. The first switch to act breaks the loop; the storm stops within
-//     milliseconds, the others see a quiet tick before their own delay ends and stand
-//     down. The age term makes the ends of the newest cable (both plugged at the same
-//     moment, the one that closed the loop) act first, and if both do, they cut the same
-//     cable.
+//     100 ms for each doubling of the age (in seconds, plus one) of its newest flapping
+//     port, plus up to 400 ms of random jitter; and only on a tick at the storm's full
+//     strength. The first switch to act breaks the loop; the storm stops within
+//     milliseconds, and the others see a weaker tick, then quiet ones, before they act.
+//     The age term makes the ends of the newest cable (both plugged at the same moment:
+//     the cable that closed the loop) act first, and if both do, they cut the same cable.
 //   - A switch blocks its newest flapping port: the endpoint that connected last.
 //   - A port whose block ended less than 3 s ago is blocked again as soon as it flaps (one
 //     tick): the switch that broke the loop keeps breaking it, before the others' delays.
@@ -36,9 +36,11 @@ import (
 //
 // Which port flaps: an address refused on port P while its entry, on port Q, was refreshed
 // within the last second is blamed on P, unless P is where the table first learned it (its
-// home, kept across moves): then Q holds an address that is not its own, and Q is blamed.
-// A client that sends another port's addresses is thus blamed itself, whichever of the two
-// holds the entry; and whatever it does, a block ends after at most 64 s (80 with jitter).
+// home, kept across moves and flushes while P stays active): then Q holds an address that
+// is not its own, and Q is blamed. A client that sends another port's addresses is thus
+// blamed itself, whichever of the two holds the entry, even when it connects (which
+// flushes the VLAN's table) and spoofs at once; and whatever a client does, a block ends
+// after at most 64 s (80 with jitter).
 //
 // FSTP, when on, has the loops: the guard stands aside (counts nothing, blocks nothing).
 // A hub learns nothing, so the guard sees nothing there and blocks nothing.
@@ -53,9 +55,9 @@ const (
 	// tens of thousands, a host that moved makes a handful.
 	lgDefaultRate = 1000
 	lgDetect      = 50 * time.Millisecond
-	lgAgeStep     = 60 * time.Millisecond
+	lgAgeStep     = 100 * time.Millisecond
 	lgAgeCap      = 16 // doublings of age that lengthen the delay (18 hours)
-	lgJitter      = 300 * time.Millisecond
+	lgJitter      = 400 * time.Millisecond
 	// lgCool is how long an episode may stay quiet (a starved reader, a loaded machine)
 	// before it counts as over.
 	lgCool      = 50 * time.Millisecond
@@ -150,10 +152,13 @@ func (g *loopGuard) sync() {
 		}
 		lp.ep0 = ep0
 		lp.since = now
-		if ep0 == nil && lp.blocked {
-			// A reconnection is a new endpoint: it is not punished for the old one, but it
-			// is on probation (blocked at once if it closes the loop again).
-			g.unblock(lp, now, "its endpoints are gone")
+		if ep0 == nil {
+			s.macs.forgetHomes(n)
+			if lp.blocked {
+				// A reconnection is a new endpoint: it is not punished for the old one, but
+				// it is on probation (blocked at once if it closes the loop again).
+				g.unblock(lp, now, "its endpoints are gone")
+			}
 		}
 	}
 }
@@ -301,7 +306,9 @@ func (g *loopGuard) tick(now time.Time) (idle bool) {
 	if g.epStart.IsZero() {
 		g.epStart, g.epDelay = now, g.delay(newest, now)
 	}
-	if now.Sub(g.epStart) >= g.epDelay {
+	// Act only on a tick at the storm's full strength: in the tick after another switch
+	// broke the loop, the storm ran for part of it only.
+	if now.Sub(g.epStart) >= g.epDelay && total*2 >= g.epPeak {
 		g.block(newest, now)
 		g.epStart = time.Time{}
 	}

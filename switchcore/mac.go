@@ -40,10 +40,20 @@ type macEntry struct {
 	key      macKey
 	port     int
 	lastSeen atomic.Int64
-	// home is the port the address was first learned on, kept across moves: the loop
-	// guard blames an address seen on two ports at once on the one that is not its home
-	// (loopguard.go), so a client that spoofs another port's address blames itself.
+	// home is the port the address was first learned on, kept across moves and flushes
+	// (macTable.homes): the loop guard blames an address seen on two ports at once on the
+	// one that is not its home (loopguard.go), so a client that spoofs another port's
+	// address blames itself.
 	home int32
+}
+
+// homeRec remembers where an address was first learned, beyond its entry: a port that
+// joins a VLAN flushes the VLAN's entries, and a spoofer that connects and sends its
+// victim's address at once must not become its home. It is forgotten when the home port
+// goes inactive, or when the address has had no entry for an expiry time.
+type homeRec struct {
+	port int32
+	at   int64 // switch seconds when an entry of the address was last created
 }
 
 // macSlots is one open-addressing table generation. Readers probe it without locks; the
@@ -66,14 +76,15 @@ type macTable struct {
 	tab atomic.Pointer[macSlots]
 
 	mu      sync.Mutex
-	count   atomic.Int64  // entries; changed under mu, read without it
-	limit   atomic.Int64  // most entries the table holds
-	full    atomic.Uint64 // frames whose new source was not learned because the table was full
-	minPers atomic.Int64  // seconds an entry stays on its port before it may move
+	count   atomic.Int64       // entries; changed under mu, read without it
+	limit   atomic.Int64       // most entries the table holds
+	full    atomic.Uint64      // frames whose new source was not learned because the table was full
+	minPers atomic.Int64       // seconds an entry stays on its port before it may move
+	homes   map[macKey]homeRec // guarded by mu; at most limit records
 }
 
 func newMACTable(limit int) *macTable {
-	t := &macTable{}
+	t := &macTable{homes: map[macKey]homeRec{}}
 	t.limit.Store(int64(limit))
 	t.tab.Store(newSlots(256))
 	t.minPers.Store(3)
@@ -146,7 +157,7 @@ func (t *macTable) learn(k macKey, port int, now int64) (learnResult, int) {
 	defer t.mu.Unlock()
 	tab := t.tab.Load()
 	cur, i := tab.find(k)
-	ne := &macEntry{key: k, port: port, home: int32(port)}
+	ne := &macEntry{key: k, port: port}
 	ne.lastSeen.Store(now)
 	if cur != nil {
 		if cur.port == port {
@@ -163,6 +174,7 @@ func (t *macTable) learn(k macKey, port int, now int64) (learnResult, int) {
 		tab = t.rebuildLocked(len(tab.slots)*2, nil)
 		_, i = tab.find(k)
 	}
+	ne.home = t.homeLocked(k, port, now)
 	tab.slots[i].Store(ne)
 	t.count.Add(1)
 	return learnNew, -1
@@ -231,9 +243,47 @@ func (t *macTable) flushAll() []*macEntry {
 	return t.remove(func(*macEntry) bool { return true })
 }
 
-// expire removes entries not seen for more than expire seconds.
+// expire removes entries not seen for more than expire seconds, and the homes of
+// addresses that have had no entry for as long.
 func (t *macTable) expire(now, expire int64) []*macEntry {
-	return t.remove(func(e *macEntry) bool { return e.lastSeen.Load()+expire < now })
+	gone := t.remove(func(e *macEntry) bool { return e.lastSeen.Load()+expire < now })
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	tab := t.tab.Load()
+	for k, h := range t.homes {
+		if h.at+expire < now {
+			if e, _ := tab.find(k); e == nil {
+				delete(t.homes, k)
+			}
+		}
+	}
+	return gone
+}
+
+// homeLocked returns the home of k, a new entry on port: the remembered one, or port,
+// which it remembers while there is room.
+func (t *macTable) homeLocked(k macKey, port int, now int64) int32 {
+	if h, ok := t.homes[k]; ok {
+		h.at = now
+		t.homes[k] = h
+		return h.port
+	}
+	if int64(len(t.homes)) < t.limit.Load() {
+		t.homes[k] = homeRec{port: int32(port), at: now}
+	}
+	return int32(port)
+}
+
+// forgetHomes forgets the homes on port, which went inactive: whoever sends those
+// addresses next is their new home.
+func (t *macTable) forgetHomes(port int) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for k, h := range t.homes {
+		if int(h.port) == port {
+			delete(t.homes, k)
+		}
+	}
 }
 
 // snapshot lists the entries ordered by the bucket the C switch would print them in.
