@@ -38,6 +38,7 @@ var tunctlFlags = []cli.Flag{
 var vdeqFlags = []cli.Flag{
 	&cli.BoolFlag{Name: "help", Aliases: []string{"h"}, Usage: "print the usage summary and exit (also -help), instead of a program"},
 	&oneDashFlag{cli.StringFlag{Name: "sock", Aliases: []string{"vdesock", "unix"}, Usage: "old syntax: the switches `SOCK1[,SOCK2...]`, one for each VDE card in order"}},
+	&cli.BoolFlag{Name: "vhost-user", Usage: "each card becomes a virtio-net NIC on its switch's vhost-user socket (the switch runs with **--vhost-user**), with a shared memory backend added for the guest's RAM; also with VDEQ_VHOST_USER=1"},
 	&cli.StringFlag{Name: "mod", Usage: "octal permission `MODE` of the data sockets"},
 }
 
@@ -320,6 +321,7 @@ func init() {
 			synopsis: []string{
 				"**vdeq** __QEMU__ [**--mod** __MODE__] [__QEMU-OPTIONS__...] **-net vde**[**,vlan=**__N__][**,sock=**__SOCK__][**,port=**__P__] ...",
 				"**vdeq** __QEMU__ **-sock** __SOCK1__[**,**__SOCK2__...] [**--mod** __MODE__] [__QEMU-OPTIONS__...]",
+				"**vdeq** __QEMU__ **--vhost-user** [__QEMU-OPTIONS__...] **-net vde**[**,vlan=**__N__][**,sock=**__SOCK__] ...",
 				"**vde**__QEMU__ [__QEMU-OPTIONS__...]",
 			},
 			description: []block{
@@ -327,6 +329,11 @@ func init() {
 					"is paired with the **-net vde** of the same vlan. vdeq connects to each switch itself and hands QEMU the connected " +
 					"socket (**-netdev dgram** with a descriptor, or **-netdev vde** where QEMU has no dgram backend), rewriting the pair as " +
 					"**-netdev** ... **-device** __X__**,netdev=**...**,mac=**__M__. The old syntax **-sock** names the switches in order."),
+				para("With **--vhost-user** (or VDEQ_VHOST_USER=1 in the environment) each card becomes **-chardev socket** + **-netdev vhost-user** + " +
+					"**-device virtio-net-pci** on the vhost-user socket of its switch (the link **vhost-user** in the switch's control directory, made by " +
+					"**vde_switch --vhost-user**): frames then move through shared memory, not datagrams. Unless the command line picks a memory backend, " +
+					"vdeq adds a shared memfd backend of the **-m** size. Without KVM it adds **vectors=0** to the NIC: QEMU 7.2 under TCG crashes when " +
+					"a guest starts a vhost-user virtio-net device with MSI-X vectors."),
 				para("Run as vde__PROGRAM__ (a link such as **vdeqemu** or vdekvm), it runs __PROGRAM__; **qemu** means " +
 					"qemu-system-$(uname -m) when there is no qemu on PATH."),
 			},

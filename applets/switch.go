@@ -161,6 +161,7 @@ func runSwitch(ctx context.Context, o *switchOptions, stdio Stdio, ready *os.Fil
 			logf("%v", err) // C is silent here; a missing -f file deserves a word
 		}
 	}
+	stopVhost := func() {}
 	if len(o.VhostUser) > 0 {
 		stop, err := serveVhostUser(sw, o, logf)
 		if err != nil {
@@ -168,6 +169,9 @@ func runSwitch(ctx context.Context, o *switchOptions, stdio Stdio, ready *os.Fil
 			closeSwitch(sw, logf)
 			return exit(1)
 		}
+		// The vhost-user link in the control directory goes before the switch removes
+		// the directory; stop is idempotent, so the deferred call covers early returns.
+		stopVhost = stop
 		defer stop()
 	}
 	if o.Metrics != "" {
@@ -223,6 +227,7 @@ loop:
 			break loop
 		}
 	}
+	stopVhost()
 	closeSwitch(sw, logf)
 	if code != 0 {
 		return exit(code)

@@ -3,6 +3,8 @@ package applets
 import (
 	"fmt"
 	"os"
+	"path/filepath"
+	"sync"
 
 	"github.com/vde-go/vde/switchcore/vhostuser"
 	"github.com/vde-go/vde/switchcore/wire"
@@ -28,16 +30,36 @@ func serveVhostUser(sw switchCore, o *switchOptions, logf func(string, ...any)) 
 		mode = os.FileMode(o.Config.Mode & 0o777)
 	}
 	var servers []*vhostuser.Server
+	link := filepath.Join(o.Config.CtlDir, vhostLinkName)
+	var once sync.Once
 	stop = func() {
-		for _, s := range servers {
-			s.Close()
-		}
+		once.Do(func() {
+			if len(servers) > 0 {
+				os.Remove(link)
+			}
+			for _, s := range servers {
+				s.Close()
+			}
+		})
 	}
 	for _, path := range o.VhostUser {
 		s, err := vhostuser.Listen(path, mode, o.Config.Group, vhostuser.Options{Poll: o.Poll, Logf: logf})
 		if err != nil {
 			stop()
 			return nil, err
+		}
+		if len(servers) == 0 {
+			// vdeq --vhost-user finds a switch's socket through this link in its control
+			// directory (-net vde names switches by control directory).
+			abs, err := filepath.Abs(path)
+			if err == nil {
+				os.Remove(link)
+				err = os.Symlink(abs, link)
+			}
+			if err != nil {
+				s.Close()
+				return nil, fmt.Errorf("vhost-user: link %s: %w", link, err)
+			}
 		}
 		servers = append(servers, s)
 		go s.Serve(func(d *vhostuser.Device, p vhostuser.Peer) error {

@@ -26,6 +26,8 @@ const vdeqUsage = "Usage: vdeq [-h]\n" +
 	"\t vdeq qemu_executable ...qemu options... -net vde[,vlan=n][,sock=sock] ... \n" +
 	"Old syntax:\n" +
 	"\t vdeq qemu_executable [-sock sock1 [,sock2...]] qemu_options\n" +
+	"vhost-user NICs (the switch started with --vhost-user PATH):\n" +
+	"\t vdeq qemu_executable --vhost-user ...qemu options... -net vde[,vlan=n][,sock=sock] ...\n" +
 	"\n" +
 	"vdeq connects to each switch itself and hands QEMU the connected data socket\n" +
 	"(-netdev dgram, or -netdev vde where QEMU has no dgram backend): each\n" +
@@ -50,6 +52,9 @@ type vdeqPlan struct {
 	args []string // QEMU's arguments with every VDE -net pair removed
 	nics []*vdeqNIC
 	mode uint32 // --mod
+	// vhostUser is --vhost-user (or VDEQ_VHOST_USER=1): each card becomes a virtio-net
+	// NIC on its switch's vhost-user socket instead of a datagram port.
+	vhostUser bool
 }
 
 // errVdeqUnknown is an unknown -net vde parameter (the C tool's message and exit 255).
@@ -68,6 +73,10 @@ func parseVdeq(qemu string, args []string, model string) (*vdeqPlan, error) {
 	if len(args) >= 2 && (args[0] == "-sock" || args[0] == "-vdesock" || args[0] == "-unix") {
 		socks = strings.Split(args[1], ",")
 		args = args[2:]
+	}
+	if len(args) >= 1 && args[0] == "--vhost-user" {
+		p.vhostUser = true
+		args = args[1:]
 	}
 	if len(args) >= 2 && args[0] == "--mod" {
 		m, err := strconv.ParseUint(args[1], 8, 32)
@@ -331,7 +340,15 @@ func VdeqMain(ctx context.Context, args []string, stdio Stdio) error {
 		fmt.Fprintf(stdio.Err, "vdeq: %v\n", err)
 		return exit(1)
 	}
-	argv, err := plan.connect(netdevBackends(qemu))
+	if os.Getenv("VDEQ_VHOST_USER") == "1" {
+		plan.vhostUser = true
+	}
+	var argv []string
+	if plan.vhostUser {
+		argv, err = plan.vhostArgs()
+	} else {
+		argv, err = plan.connect(netdevBackends(qemu))
+	}
 	if err != nil {
 		fmt.Fprintf(stdio.Err, "vdeq: %v\n", err)
 		return exit(1)

@@ -154,3 +154,20 @@ func TestVhostUserTestpmd(t *testing.T) {
 }
 
 var broadcastMAC = net.HardwareAddr{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
+
+// TestVdeqVhostUser: the seed's vdeq lines with --vhost-user: vdeq finds the switch's
+// vhost-user socket through its control directory and gives QEMU a virtio-net NIC there,
+// with the shared memory backend (and, under TCG, vectors=0) it needs.
+func TestVdeqVhostUser(t *testing.T) {
+	t.Parallel()
+	oursOnly(t, "vhost-user ports are ours")
+	vdeq := appletPath(t, "vdeq")
+	sock := filepath.Join(testDir(t), "vhost.sock")
+	runGuestSlirp(t, func(t *testing.T, name, mac, ctl, appendLine string) *guestVM {
+		kernel, initrd := tinyGuest(t)
+		return startGuest(t, name, vdeq, "qemu", "--vhost-user", "-m", "128",
+			"-net", "nic,vlan=1,macaddr="+mac,
+			"-net", "vde,vlan=1,sock="+ctl,
+			"-kernel", kernel, "-initrd", initrd, "-append", appendLine, "-nographic")
+	}, "--vhost-user", sock)
+}
