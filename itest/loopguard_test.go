@@ -75,8 +75,9 @@ func (tri *lgTriangle) run(t *testing.T, net int, watch time.Duration) lgFigures
 	tri.cable(t, 1)
 	waitPing(t, tri.hostB.NS, tri.hostC.Addr)
 	// The chain's cables are some seconds old when the third closes the loop, as a cable
-	// plugged later usually is (the guards' delays grow with a port's age).
-	time.Sleep(2 * time.Second)
+	// plugged later usually is (the guards' delays grow with a port's age: at 4 s the
+	// chain's ends wait longer than the new cable's by more than the jitter).
+	time.Sleep(4 * time.Second)
 	count := int(watch.Seconds()/lgPingEvery) - 5
 	ping := startProc(t, "ip", "netns", "exec", tri.hostB.NS, "ping", "-n", "-i", fmt.Sprint(lgPingEvery), "-c", strconv.Itoa(count), "-W", "1", tri.hostC.Addr)
 	bcast := startProc(t, "ip", "netns", "exec", tri.hostB.NS, "ping", "-n", "-b", "-i", "0.5", fmt.Sprintf("10.%d.0.255", net))
@@ -154,8 +155,9 @@ func TestLoopGuardTriangles(t *testing.T) {
 	}{
 		{"ours", [3]string{implOurs, implOurs, implOurs}, 16 * time.Second},
 		{"mixed", [3]string{implDebian, implOurs, implOurs}, 16 * time.Second},
-		// Debian's storm is measured for a few seconds: it takes both cores meanwhile.
+		// The storms are measured for a few seconds: they take both cores meanwhile.
 		{"debian", [3]string{implDebian, implDebian, implDebian}, 4 * time.Second},
+		{"ours-guard-off", [3]string{implOurs, implOurs, implOurs}, 4 * time.Second},
 	}
 	res := make([]lgFigures, len(kinds))
 	ran := make([]bool, len(kinds))
@@ -164,6 +166,12 @@ func TestLoopGuardTriangles(t *testing.T) {
 		t.Run(k.name, func(t *testing.T) {
 			net := 70 + i
 			tri := newLGTriangle(t, net, k.impls)
+			storms := k.name == "debian" || k.name == "ours-guard-off"
+			if storms && k.impls[0] == implOurs {
+				for _, sw := range tri.sw {
+					sw.MustCmd(t, "loopguard/set 0")
+				}
+			}
 			res[i] = tri.run(t, net, k.watch)
 			ran[i] = true
 			fig := res[i]
@@ -175,7 +183,7 @@ func TestLoopGuardTriangles(t *testing.T) {
 			for _, p := range fig.prints {
 				t.Logf("  %s", p)
 			}
-			if k.name == "debian" {
+			if storms {
 				return
 			}
 			if len(fig.blocks) == 0 {
@@ -187,8 +195,11 @@ func TestLoopGuardTriangles(t *testing.T) {
 					t.Errorf("block line names the wrong ports: %s", l)
 				}
 			}
-			if fig.lastLost > 0 || fig.recvd < fig.sent*8/10 {
-				t.Errorf("ping B -> C: %d/%d answered, %d of the last %d lost", fig.recvd, fig.sent, fig.lastLost, lgLastPings)
+			// Some loss while the storm lasts, up to 3 s more if the cut cable carried the
+			// path (the others' table entries point at it until min persistence ends), and
+			// none at the end.
+			if fig.lastLost > 0 || fig.longestGap > 50 {
+				t.Errorf("ping B -> C: %d/%d answered, longest gap %d pings, %d of the last %d lost", fig.recvd, fig.sent, fig.longestGap, fig.lastLost, lgLastPings)
 			}
 			// A storm runs at 27k-99k frames/s (each counted twice here); what is left is the
 			// ping, the broadcasts and a storm of a tick or two each time a block expires.
@@ -196,6 +207,9 @@ func TestLoopGuardTriangles(t *testing.T) {
 				t.Errorf("%.0f frames/s on the cables after the block: a storm?", fig.steadyRate)
 			}
 		})
+	}
+	if ran[3] {
+		t.Logf("our triangle with the guard off storms at %.0f frames/s on the cables, Debian's at %.0f", res[3].steadyRate, res[2].steadyRate)
 	}
 	if !ran[0] || !ran[2] {
 		return

@@ -21,12 +21,15 @@ import (
 // protocol between them each could block a port of its own: three cut cables. So the
 // guards do not act at once:
 //   - A switch acts only after the rate stayed high for its detection delay: 50 ms, plus
-//     100 ms for each doubling of the age (in seconds, plus one) of its newest flapping
-//     port, plus up to 400 ms of random jitter; and only on a tick at the storm's full
-//     strength. The first switch to act breaks the loop; the storm stops within
+//     150 ms for each doubling of the age (in seconds, plus one) of its newest flapping
+//     port (at most 10), plus up to 250 ms of random jitter; and only on a tick at the
+//     storm's full strength. The first switch to act breaks the loop; the storm stops within
 //     milliseconds, and the others see a weaker tick, then quiet ones, before they act.
 //     The age term makes the ends of the newest cable (both plugged at the same moment:
-//     the cable that closed the loop) act first, and if both do, they cut the same cable.
+//     the cable that closed the loop) act first, and if both do, they cut the same cable;
+//     it is larger than the jitter once the other cables are a few seconds older (a
+//     cable of 0.5 s against one of 4 s: 260 ms). The jitter parts switches whose newest
+//     ports are alike in age.
 //   - A switch blocks its newest flapping port: the endpoint that connected last.
 //   - A port whose block ended less than 3 s ago is blocked again as soon as it flaps (one
 //     tick): the switch that broke the loop keeps breaking it, before the others' delays.
@@ -51,13 +54,16 @@ const (
 	flapLive = 1
 	// lgTick is the guard goroutine's period while it watches.
 	lgTick = 10 * time.Millisecond
-	// lgDefaultRate is the flapping rate (frames/s) that makes a port hot: a storm runs at
-	// tens of thousands, a host that moved makes a handful.
-	lgDefaultRate = 1000
+	// lgDefaultRate is the flapping rate (frames/s) that makes a port hot. A frame that
+	// circles a triangle of switches passes each port once a lap: a storm of a few
+	// broadcasts flaps 1000-3000 frames/s per port here (the cables count ten times as
+	// many), and more as broadcasts pile up. A host that moved to another port flaps for
+	// at most 2 s (flapLive), at its own rate.
+	lgDefaultRate = 250
 	lgDetect      = 50 * time.Millisecond
-	lgAgeStep     = 100 * time.Millisecond
-	lgAgeCap      = 16 // doublings of age that lengthen the delay (18 hours)
-	lgJitter      = 400 * time.Millisecond
+	lgAgeStep     = 150 * time.Millisecond
+	lgAgeCap      = 10 // doublings of age that lengthen the delay (17 minutes)
+	lgJitter      = 250 * time.Millisecond
 	// lgCool is how long an episode may stay quiet (a starved reader, a loaded machine)
 	// before it counts as over.
 	lgCool      = 50 * time.Millisecond

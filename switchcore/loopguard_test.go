@@ -122,7 +122,7 @@ func (g *guardRig) port(n int) lgPort {
 const storm = 50000 // frames/s, as a triangle's storm
 
 // TestLoopGuardBlocksNewestAfterDelay: two ports flap at storm rate; after the detection
-// delay (50 ms + 100 ms per doubling of the newest port's age + jitter) the newer one is
+// delay (50 ms + 150 ms per doubling of the newest port's age + jitter) the newer one is
 // blocked, the view drops it from the flood lists, and one log line names both ports.
 func TestLoopGuardBlocksNewestAfterDelay(t *testing.T) {
 	g := newGuardRig(t)
@@ -275,8 +275,8 @@ func TestLoopGuardJitter(t *testing.T) {
 	if len(seen) < 10 {
 		t.Errorf("50 delays fall in %d ticks", len(seen))
 	}
-	lp.since = now.Add(-time.Hour) // an hour-old port waits 11.8 doublings longer
-	if d := s.lg.delay(lp, now); d < lgDetect+11*lgAgeStep || d >= lgDetect+12*lgAgeStep+lgJitter {
+	lp.since = now.Add(-time.Hour) // an hour-old port waits lgAgeCap doublings longer
+	if d := s.lg.delay(lp, now); d < lgDetect+lgAgeCap*lgAgeStep || d >= lgDetect+lgAgeCap*lgAgeStep+lgJitter {
 		t.Errorf("delay of an hour-old port %v", d)
 	}
 }
