@@ -132,9 +132,10 @@ var slirpCases = []slirpCase{
 // slirpSample is one measurement.
 type slirpSample struct {
 	bitsPerSec  float64
-	retransmits int           // iperf3 only: the sender's TCP retransmissions
-	stall       time.Duration // longest stretch with nothing received
-	skipped     string        // why it was not run ("" if it was)
+	retransmits int                // iperf3 only: the sender's TCP retransmissions
+	stall       time.Duration      // longest stretch with nothing received
+	cpuPerMB    map[string]float64 // stream only: CPU ms per MB received of each process of the router (slirpEnv.cpuOf)
+	skipped     string             // why it was not run ("" if it was)
 	err         error
 }
 
@@ -289,16 +290,29 @@ func slirpRound(ctx context.Context, bins slirpBins, router string, round int, d
 // slirpEnv is a router set up between two namespaces.
 type slirpEnv struct {
 	hostNS, guestNS string
-	procs           []*bgProc     // router processes (slirp, slirp4netns, pasta)
-	sw              *switchProc   // ours/debian: the switch in G
-	output          func() string // the router's recent output, for error messages
+	procs           []*bgProc      // router processes (slirp, slirp4netns, pasta)
+	sw              *switchProc    // ours/debian: the switch in G
+	output          func() string  // the router's recent output, for error messages
+	cpuOf           map[string]int // the router's processes by role ("router", "switch", "plug"): PIDs whose CPU time streamMeasure takes
+}
+
+// cpuSeconds is the CPU time (user+system) of each of env's processes now; a process
+// that is gone counts 0.
+func (env *slirpEnv) cpuSeconds() map[string]float64 {
+	t := map[string]float64{}
+	for role, pid := range env.cpuOf {
+		if v, _, err := procCPU(pid); err == nil {
+			t[role] = v
+		}
+	}
+	return t
 }
 
 // slirpSetup creates S and G and starts router between them; cleanup (never nil) stops
 // everything it started and deletes the namespaces, whatever happened.
 func slirpSetup(ctx context.Context, bins slirpBins, router string, round int) (env *slirpEnv, cleanup func(), err error) {
 	id := fmt.Sprintf("%d-%d-%s", os.Getpid(), round, router)
-	env = &slirpEnv{hostNS: "vdebench-s-" + id, guestNS: "vdebench-g-" + id, output: func() string { return "" }}
+	env = &slirpEnv{hostNS: "vdebench-s-" + id, guestNS: "vdebench-g-" + id, output: func() string { return "" }, cpuOf: map[string]int{}}
 	var undo []func()
 	cleanup = func() {
 		for i := len(undo) - 1; i >= 0; i-- {
@@ -335,6 +349,7 @@ func slirpSetup(ctx context.Context, bins slirpBins, router string, round int) (
 			return env, cleanup, err
 		}
 		env.sw = sw
+		env.cpuOf["switch"] = sw.cmd.Process.Pid
 		undo = append(undo, func() { sw.stop() })
 		if perFrame {
 			if err := checkExec(bins.debianPlug); err != nil {
@@ -347,6 +362,7 @@ func slirpSetup(ctx context.Context, bins slirpBins, router string, round int) (
 				return env, cleanup, err
 			}
 			env.procs = append(env.procs, vp)
+			env.cpuOf["plug"] = vp.cmd.Process.Pid
 			undo = append(undo, vp.stop)
 		}
 		slArgs := []string{"netns", "exec", env.hostNS, slBin, "-s", sw.ctlDir, "-dhcp"}
@@ -361,6 +377,7 @@ func slirpSetup(ctx context.Context, bins slirpBins, router string, round int) (
 			return env, cleanup, err
 		}
 		env.procs = append(env.procs, sl)
+		env.cpuOf["router"] = sl.cmd.Process.Pid
 		undo = append(undo, sl.stop)
 		env.output = func() string { return sl.out.String() }
 		if err := waitLink(ctx, env.guestNS, tap, 10*time.Second); err != nil {
@@ -386,6 +403,7 @@ func slirpSetup(ctx context.Context, bins slirpBins, router string, round int) (
 			return env, cleanup, err
 		}
 		env.procs = append(env.procs, p)
+		env.cpuOf["router"] = p.cmd.Process.Pid
 		undo = append(undo, p.stop)
 		env.output = func() string { return p.out.String() }
 	case slirpOursPlug:
@@ -400,6 +418,7 @@ func slirpSetup(ctx context.Context, bins slirpBins, router string, round int) (
 			return env, cleanup, err
 		}
 		env.procs = append(env.procs, p)
+		env.cpuOf["router"] = p.cmd.Process.Pid
 		undo = append(undo, p.stop)
 		env.output = func() string { return p.out.String() }
 		if err := waitLink(ctx, env.hostNS, tap, 10*time.Second); err != nil {
@@ -443,6 +462,7 @@ func slirpSetup(ctx context.Context, bins slirpBins, router string, round int) (
 			return env, cleanup, err
 		}
 		env.procs = append(env.procs, p)
+		env.cpuOf["router"] = p.cmd.Process.Pid
 		undo = append(undo, p.stop)
 		env.output = func() string { return p.out.String() }
 	default:
@@ -600,7 +620,7 @@ func streamMeasure(ctx context.Context, env *slirpEnv, reverse bool, warmup, dur
 		return smp
 	case <-time.After(warmup):
 	}
-	b0, t0 := received.Load(), time.Now()
+	b0, t0, c0 := received.Load(), time.Now(), env.cpuSeconds()
 	last, lastT := b0, t0
 	tick := time.NewTicker(50 * time.Millisecond)
 	end := t0.Add(dur)
@@ -615,13 +635,19 @@ func streamMeasure(ctx context.Context, env *slirpEnv, reverse bool, warmup, dur
 		}
 	}
 	tick.Stop()
-	b1, t1 := received.Load(), time.Now()
+	b1, t1, c1 := received.Load(), time.Now(), env.cpuSeconds()
 	stop()
 	if ctx.Err() != nil {
 		smp.err = ctx.Err()
 		return smp
 	}
 	smp.bitsPerSec = float64(b1-b0) * 8 / t1.Sub(t0).Seconds()
+	if mb := float64(b1-b0) / 1e6; mb > 0 {
+		smp.cpuPerMB = map[string]float64{}
+		for role, t := range c1 {
+			smp.cpuPerMB[role] = (t - c0[role]) * 1000 / mb
+		}
+	}
 	return smp
 }
 
@@ -946,9 +972,56 @@ func (s *slirpSummary) print(w io.Writer) {
 	}
 }
 
-// notes are the iperf3 retransmissions and the skipped cells, one line each.
+// cpuRoles are the processes of a router whose CPU time is taken, in the order shown.
+var cpuRoles = []string{"router", "switch", "plug"}
+
+// cpu describes the CPU time per MB received that router's processes took in case c
+// (stream only), medians over the rounds: "router 9.1 + switch 3.0 + plug 4.2 = 16.3 ms/MB",
+// or "" when not measured.
+func (s *slirpSummary) cpu(router string, c slirpCase) string {
+	var parts []string
+	sum := 0.0
+	for _, role := range cpuRoles {
+		var v []float64
+		for _, smp := range s.samples[router][c] {
+			if x, ok := smp.cpuPerMB[role]; ok && smp.ok() {
+				v = append(v, x)
+			}
+		}
+		if len(v) == 0 {
+			continue
+		}
+		m := median(v)
+		sum += m
+		parts = append(parts, fmt.Sprintf("%s %.1f", role, m))
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	if len(parts) == 1 {
+		return parts[0] + " ms/MB"
+	}
+	return fmt.Sprintf("%s = %.1f ms/MB", strings.Join(parts, " + "), sum)
+}
+
+// notes are the CPU time per MB of each router's processes, the iperf3 retransmissions
+// and the skipped cells, one line each.
 func (s *slirpSummary) notes() []string {
 	var n []string
+	for _, c := range slirpCases {
+		if c.method != "stream" {
+			continue
+		}
+		var per []string
+		for _, r := range s.routers {
+			if d := s.cpu(r, c); d != "" {
+				per = append(per, r+": "+d)
+			}
+		}
+		if len(per) > 0 {
+			n = append(n, fmt.Sprintf("CPU time per MB received, %s stream (median per run; the guest's kernel and the servers not counted): %s", c.path(), strings.Join(per, "; ")))
+		}
+	}
 	var re []string
 	for _, c := range slirpCases {
 		if c.method != "iperf3" {

@@ -129,13 +129,14 @@ func (s *slirpSummary) targets() []target {
 		// Debian's vde_plug and the switch: the plug alone with our router (ours-plug, no
 		// switch, GSO TAP) and our switch's own TAP (ours) tell the hops' costs apart.
 		add(fmt.Sprintf("slirp per-frame guest on our switch, TCP %s (stream) over slirp4netns", c.path()), slirpVPOurs, slirpSlirp4netns, c, want,
-			fmt.Sprintf("median Mbit/s: vp-ours %s, slirp4netns %s, ours (switch -t TAP) %s, ours-plug %s",
-				mbit(slirpVPOurs, c), mbit(slirpSlirp4netns, c), mbit(slirpOurs, c), mbit(slirpOursPlug, c)))
+			fmt.Sprintf("median Mbit/s: vp-ours %s, slirp4netns %s, ours (switch -t TAP) %s, ours-plug %s; CPU per MB: vp-ours %s, slirp4netns %s",
+				mbit(slirpVPOurs, c), mbit(slirpSlirp4netns, c), mbit(slirpOurs, c), mbit(slirpOursPlug, c), s.cpu(slirpVPOurs, c), s.cpu(slirpSlirp4netns, c)))
 	}
 	for _, rev := range []bool{false, true} {
 		c := stream(rev)
 		add(fmt.Sprintf("slirp per-frame guest on Debian's switch, TCP %s (stream) over Debian's slirpvde", c.path()), slirpVPOursDSw, slirpVPDebian, c, 3,
-			fmt.Sprintf("median Mbit/s: vp-ours-dsw %s, vp-debian %s, vp-ours (our switch) %s", mbit(slirpVPOursDSw, c), mbit(slirpVPDebian, c), mbit(slirpVPOurs, c)))
+			fmt.Sprintf("median Mbit/s: vp-ours-dsw %s, vp-debian %s, vp-ours (our switch) %s; CPU per MB: vp-ours-dsw %s, vp-debian %s",
+				mbit(slirpVPOursDSw, c), mbit(slirpVPDebian, c), mbit(slirpVPOurs, c), s.cpu(slirpVPOursDSw, c), s.cpu(slirpVPDebian, c)))
 	}
 	return ts
 }
