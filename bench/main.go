@@ -13,9 +13,10 @@
 // other switch rows (suite.go): 4→4 ports, broadcast fan-out, the switch's CPU time per
 // frame, round-trip latency and memory with 256 ports.
 //
-// After the switch rows come the cable, TAP, vxlan and slirp rows (cable.go, tap.go,
-// vxlan.go, slirp.go); `-only slirp` runs the slirp rows alone, `-only vxlan` the vxlan
-// rows alone, `-only switch` the switch rows alone.
+// After the switch rows come the cable, TAP, vxlan, slirp and vhost-user rows (cable.go,
+// tap.go, vxlan.go, slirp.go, vhostuser.go); `-only slirp` runs the slirp rows alone,
+// `-only vxlan` the vxlan rows alone, `-only vhostuser` the vhost-user rows alone,
+// `-only switch` the switch rows alone.
 //
 // It is a benchmark, not a test: nothing is asserted about the numbers.
 package main
@@ -48,6 +49,7 @@ type config struct {
 	cable        bool
 	vxlan        bool          // also the vxlan cable rows (vxlan.go)
 	slirp        bool          // also the slirp rows (slirp.go)
+	vhost        bool          // also the vhost-user rows (vhostuser.go)
 	slirpDur     time.Duration // per slirp measurement
 	daemons      bool          // slirp rows: each router process in a session of its own
 	slirpRouters []string      // slirp rows: the routers measured (-slirp-routers), in slirpRouters' order
@@ -117,6 +119,9 @@ func run() int {
 	}
 	if cfg.only == "vxlan" {
 		return vxlanOnly(ctx, cfg, env, cmdline)
+	}
+	if cfg.only == "vhostuser" {
+		return vhostOnly(ctx, cfg, env, cmdline)
 	}
 	if cfg.only == "latency" {
 		return latencyOnly(ctx, cfg, impls)
@@ -238,9 +243,24 @@ func run() int {
 		fmt.Println()
 		slirp.print(os.Stdout)
 	}
+	// Two DPDK virtio_user frontends through our switch, OVS-DPDK and DPDK's own vhost.
+	var vh *vhostSummary
+	if cfg.vhost {
+		if err := vhostPreflight(); err != nil {
+			fmt.Fprintln(os.Stderr, "bench: vhost-user rows skipped:", err)
+		} else if vh, err = runVhostBench(ctx, cfg, os.Stdout); err != nil {
+			return rowsFailed(ctx, "vhost-user", err)
+		} else {
+			fmt.Println()
+			vh.print(os.Stdout)
+		}
+	}
 	targets := srows.targets(slirp)
 	if vx != nil {
 		targets = append(targets, vx.targets()...)
+	}
+	if vh != nil {
+		targets = append(targets, vh.targets()...)
 	}
 	fmt.Println()
 	printTargets(os.Stdout, targets)
@@ -257,6 +277,9 @@ func run() int {
 		}
 		if slirp != nil {
 			md += slirp.markdown()
+		}
+		if vh != nil {
+			md += vh.markdown()
 		}
 		md += targetsMarkdown(targets)
 		if err := os.WriteFile(cfg.out, []byte(md), 0o644); err != nil {
@@ -322,11 +345,12 @@ func parseFlags(args []string) (*config, error) {
 	fl.BoolVar(&cfg.cable, "cable", true, "also measure a dpipe'd vde_plug cable between two switches of each implementation, and each implementation's wirefilter -v A:B between two of our switches")
 	fl.BoolVar(&cfg.vxlan, "vxlan", true, "also measure a vxlan:// cable (vde_plug) between two switches of each implementation over a veth underlay, frames/s and iperf3 TCP; needs root and iperf3")
 	fl.BoolVar(&cfg.tap, "tap", true, "also run iperf3 over TAPs (-t and vde_plug2tap) of each switch; needs root and iperf3")
+	fl.BoolVar(&cfg.vhost, "vhostuser", true, "also measure two DPDK testpmd virtio_user frontends through our switch's --vhost-user, OVS-DPDK and a testpmd net_vhost bridge, and our idle switch with ten vhost-user ports; needs root, 2 CPUs and dpdk-testpmd (skipped without)")
 	fl.BoolVar(&cfg.slirp, "slirp", true, "also run the slirp rows: TCP from a guest namespace to host loopback through our slirpvde, Debian's, slirp4netns and pasta; needs root and iperf3")
 	fl.BoolVar(&cfg.daemons, "daemons", false, "slirp rows: start every switch and router in a session of its own, as -d daemons are, so that the kernel's autogroups schedule it as a group of its own")
 	routers := fl.String("slirp-routers", strings.Join(slirpRouters, ","), "slirp rows: the `routers` measured, comma-separated, from "+strings.Join(slirpRouters, ", "))
 	fl.DurationVar(&cfg.slirpDur, "slirp-duration", 5*time.Second, "measuring time per slirp case (after 1s of warm-up)")
-	fl.StringVar(&cfg.only, "only", "", "run only these rows: `slirp`, vxlan (the vxlan cable rows and their targets), switch (unicast, ceiling, 4→4, broadcast, CPU, latency, memory), latency (the round trips alone, printed, not written), unicast (the A→B table alone, printed, not written), tap (iperf3 over TAPs alone, printed, not written) or wirefilter (wirefilter -v A:B with no impairment alone, printed, not written)")
+	fl.StringVar(&cfg.only, "only", "", "run only these rows: `slirp`, vxlan (the vxlan cable rows and their targets), vhostuser (the vhost-user rows and their targets), switch (unicast, ceiling, 4→4, broadcast, CPU, latency, memory), latency (the round trips alone, printed, not written), unicast (the A→B table alone, printed, not written), tap (iperf3 over TAPs alone, printed, not written) or wirefilter (wirefilter -v A:B with no impairment alone, printed, not written)")
 	fl.IntVar(&cfg.rtts, "rtts", 20000, "timed round trips of the latency row (after 1000 untimed)")
 	fl.IntVar(&cfg.rssPorts, "rss-ports", 256, "ports attached for the memory row")
 	fl.StringVar(&cfg.out, "out", "", "also write the results as markdown to `FILE` (e.g. BENCHMARKS.md)")
@@ -348,11 +372,13 @@ func parseFlags(args []string) (*config, error) {
 	switch cfg.only {
 	case "", "slirp":
 	case "vxlan":
-		cfg.cable, cfg.tap, cfg.slirp, cfg.vxlan = false, false, false, true
+		cfg.cable, cfg.tap, cfg.slirp, cfg.vxlan, cfg.vhost = false, false, false, true, false
+	case "vhostuser":
+		cfg.cable, cfg.tap, cfg.slirp, cfg.vxlan, cfg.vhost = false, false, false, false, true
 	case "switch", "latency", "unicast", "tap", "wirefilter":
-		cfg.cable, cfg.tap, cfg.slirp, cfg.vxlan = false, false, false, false
+		cfg.cable, cfg.tap, cfg.slirp, cfg.vxlan, cfg.vhost = false, false, false, false, false
 	default:
-		return nil, fmt.Errorf("-only %q: the choices are slirp, vxlan, switch, latency, unicast, tap and wirefilter", cfg.only)
+		return nil, fmt.Errorf("-only %q: the choices are slirp, vxlan, vhostuser, switch, latency, unicast, tap and wirefilter", cfg.only)
 	}
 	if (cfg.only == "latency" || cfg.only == "unicast" || cfg.only == "tap" || cfg.only == "wirefilter") && cfg.out != "" {
 		return nil, fmt.Errorf("-only %s prints its figures and writes no -out file", cfg.only)
@@ -456,7 +482,7 @@ func reproduce(cfg *config) string {
 		"-ours", cfg.ours, "-debian", cfg.debian,
 		"-rounds", strconv.Itoa(cfg.rounds), "-duration", cfg.duration.String(),
 		"-warmup", cfg.warmup.String()}
-	if cfg.only != "vxlan" { // the vxlan rows have sizes of their own
+	if cfg.only != "vxlan" && cfg.only != "vhostuser" { // these rows have sizes of their own
 		args = append(args, "-sizes", strings.Join(sizes, ","))
 	}
 	args = append(args, "-backoff", string(cfg.backoff))
@@ -466,11 +492,11 @@ func reproduce(cfg *config) string {
 	if cfg.only != "" {
 		args = append(args, "-only", cfg.only)
 	}
-	if cfg.only != "slirp" && cfg.only != "tap" && cfg.only != "vxlan" {
+	if cfg.only != "slirp" && cfg.only != "tap" && cfg.only != "vxlan" && cfg.only != "vhostuser" {
 		args = append(args, "-rtts", strconv.Itoa(cfg.rtts), "-rss-ports", strconv.Itoa(cfg.rssPorts))
 	}
 	switch {
-	case cfg.only == "switch" || cfg.only == "tap" || cfg.only == "vxlan":
+	case cfg.only == "switch" || cfg.only == "tap" || cfg.only == "vxlan" || cfg.only == "vhostuser":
 	case cfg.slirp || cfg.only == "slirp":
 		args = append(args, "-slirp-duration", cfg.slirpDur.String())
 		if len(cfg.slirpRouters) != len(slirpRouters) {
@@ -490,6 +516,9 @@ func reproduce(cfg *config) string {
 	}
 	if cfg.only == "" && !cfg.vxlan {
 		args = append(args, "-vxlan=false")
+	}
+	if cfg.only == "" && !cfg.vhost {
+		args = append(args, "-vhostuser=false")
 	}
 	if cfg.out != "" {
 		args = append(args, "-out", cfg.out)
