@@ -7,14 +7,9 @@ package capture
 import (
 	"fmt"
 	"io"
-	"runtime"
 	"sort"
 	"sync/atomic"
 	"time"
-
-	"github.com/gopacket/gopacket"
-	"github.com/gopacket/gopacket/layers"
-	"github.com/gopacket/gopacket/pcapgo"
 
 	"github.com/vde-go/vde/switchcore/wire"
 )
@@ -136,7 +131,7 @@ func (s *Session) Wake() {
 
 // iface is the writer's account of one pcapng interface.
 type iface struct {
-	id       int
+	id       uint32
 	captured uint64
 	dropped  uint64 // the port's frames lost before the last one written
 }
@@ -144,45 +139,35 @@ type iface struct {
 // writer is the state of Run.
 type writer struct {
 	s      *Session
-	ng     *pcapgo.NgWriter
+	ng     *ngWriter
 	ifaces []*iface // by port
 	order  []int    // ports in interface order
 	stats  Stats
 	start  time.Time
-	flags  [3]pcapgo.NgEpbFlags
 }
 
 // Run writes the pcapng stream to w until stop is closed, Count frames are written or a
 // write fails (the reader went away). At the end it writes every interface's statistics.
 func (s *Session) Run(w io.Writer, stop <-chan struct{}) (Stats, error) {
-	wr := &writer{s: s, ifaces: make([]*iface, s.cfg.NumPorts), start: time.Now()}
-	wr.flags[In].Direction = pcapgo.NgEpbFlagDirectionInbound
-	wr.flags[Out].Direction = pcapgo.NgEpbFlagDirectionOutbound
+	wr := &writer{s: s, ifaces: make([]*iface, s.cfg.NumPorts), start: time.Now(),
+		ng: newNgWriter(w, s.cfg.Application)}
 	first := s.cfg.Ports
 	if len(first) == 0 {
 		first = s.cfg.Active
 	}
 	first = uniquePorts(first, s.cfg.NumPorts)
 	if len(first) == 0 {
-		// pcapng's writer starts with one interface; with no port in use, port 1 (the
-		// first a client gets) is as good as any.
+		// A stream describes an interface before its first packet, as it always has
+		// (pcapgo's writer needed one): with no port in use, port 1 (the first a client
+		// gets) is as good as any.
 		first = []int{min(1, s.cfg.NumPorts-1)}
 	}
-	ng, err := pcapgo.NewNgWriterInterface(w, wr.describe(first[0]), pcapgo.NgWriterOptions{
-		SectionInfo: pcapgo.NgSectionInfo{Application: s.cfg.Application, OS: runtime.GOOS},
-	})
-	if err != nil {
-		return wr.stats, err
-	}
-	wr.ng = ng
-	wr.ifaces[first[0]] = &iface{id: 0}
-	wr.order = append(wr.order, first[0])
-	for _, p := range first[1:] {
+	for _, p := range first {
 		if _, err := wr.iface(p); err != nil {
 			return wr.stats, err
 		}
 	}
-	if err := ng.Flush(); err != nil {
+	if err := wr.ng.flush(); err != nil {
 		return wr.stats, err
 	}
 	for {
@@ -193,7 +178,7 @@ func (s *Session) Run(w io.Writer, stop <-chan struct{}) (Stats, error) {
 		if done {
 			return wr.stats, wr.finish()
 		}
-		if err := ng.Flush(); err != nil {
+		if err := wr.ng.flush(); err != nil {
 			return wr.stats, err
 		}
 		select {
@@ -226,21 +211,16 @@ func uniquePorts(ports []int, n int) []int {
 	return out[:j]
 }
 
-func (wr *writer) describe(port int) pcapgo.NgInterface {
-	name, descr := fmt.Sprintf("port%d", port), ""
-	if wr.s.cfg.Describe != nil {
-		name, descr = wr.s.cfg.Describe(port)
-	}
-	return pcapgo.NgInterface{Name: name, Description: descr, OS: runtime.GOOS,
-		LinkType: layers.LinkTypeEthernet, SnapLength: Snaplen}
-}
-
 // iface gives port's interface, describing it in the stream first if it is new.
 func (wr *writer) iface(port int) (*iface, error) {
 	if f := wr.ifaces[port]; f != nil {
 		return f, nil
 	}
-	id, err := wr.ng.AddInterface(wr.describe(port))
+	name, descr := fmt.Sprintf("port%d", port), ""
+	if wr.s.cfg.Describe != nil {
+		name, descr = wr.s.cfg.Describe(port)
+	}
+	id, err := wr.ng.addInterface(name, descr)
 	if err != nil {
 		return nil, err
 	}
@@ -263,15 +243,12 @@ func (wr *writer) drain() (done bool, err error) {
 		if err != nil {
 			return false, err
 		}
-		opts := pcapgo.NgPacketOptions{Flags: &wr.flags[sl.dir&3]}
+		var lost uint64
 		if sl.lost > f.dropped { // frames lost between this one and the port's last
-			lost := sl.lost - f.dropped
+			lost = sl.lost - f.dropped
 			f.dropped = sl.lost
-			opts.DropCount = &lost
 		}
-		ci := gopacket.CaptureInfo{Timestamp: time.Unix(0, sl.ts), CaptureLength: len(sl.buf),
-			Length: int(sl.size), InterfaceIndex: f.id}
-		err = wr.ng.WritePacketWithOptions(ci, sl.buf, opts)
+		err = wr.ng.packet(f.id, sl.ts, sl.dir, lost, sl.buf, int(sl.size))
 		r.release(sl)
 		if err != nil {
 			return false, err
@@ -292,18 +269,14 @@ func (wr *writer) finish() error {
 			}
 		}
 	}
-	now := time.Now()
+	now, start := time.Now().UnixNano(), wr.start.UnixNano()
 	for _, p := range wr.order {
 		f := wr.ifaces[p]
 		d := wr.s.drops[p].Load()
 		wr.stats.Dropped += d
-		err := wr.ng.WriteInterfaceStats(f.id, pcapgo.NgInterfaceStatistics{
-			LastUpdate: now, StartTime: wr.start, EndTime: now,
-			PacketsReceived: f.captured + d, PacketsDropped: d,
-		})
-		if err != nil {
+		if err := wr.ng.stats(f.id, now, start, now, f.captured+d, d); err != nil {
 			return err
 		}
 	}
-	return wr.ng.Flush()
+	return wr.ng.flush()
 }

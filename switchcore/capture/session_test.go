@@ -288,8 +288,9 @@ func TestFrameAllocatesNothing(t *testing.T) {
 
 // BenchmarkFrame is what each frame costs the frame path while a capture runs (a copy
 // into the ring and a timestamp); without a capture the path pays nothing of it. The
-// allocations it reports are the writer goroutine's (pcapgo's per-packet options), which
-// runs beside the frame path; TestFrameAllocatesNothing checks Frame's own.
+// allocations it reports would be the writer goroutine's, which runs beside the frame
+// path and encodes a frame without allocating either (TestWriterAllocatesNothing);
+// TestFrameAllocatesNothing checks Frame's own.
 func BenchmarkFrame(b *testing.B) {
 	s, _ := New(Config{NumPorts: 4, Slots: 1024})
 	stop := make(chan struct{})
