@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/vde-go/vde/switchcore/wire"
+	"github.com/vde-go/vde/tap"
 )
 
 // bufStride is the room of one receive buffer: the largest frame plus one byte, so an
@@ -38,8 +39,22 @@ type reader struct {
 	// BPDUs passed to FSTP: a token bucket refilled every second (fstpIn).
 	bpduTokens int
 	bpduAt     int64
+	// lgSeen holds hashes of frames that flapped on this reader's port (loopguard.go).
+	lgSeen [lgSeenSlots]uint64
 
 	tap *frameTap // the plugins that watch this batch's frames, nil when none (plugin.go)
+
+	// Offloads (offload.go), only in readers of offloading endpoints: offl[i] is what
+	// packet i is, cur the frame's being switched (curDelta: the VLAN tag bytes its
+	// variant for the current port gained or lost), pendOffl the queued frames'.
+	offl      []wire.Offload
+	cur       wire.Offload
+	curDelta  int
+	pendOffl  [][]wire.Offload
+	seg       tap.Segmenter
+	cutBufs   [][]byte
+	cutFrames [][]byte
+	cutFlood  []bool
 }
 
 func newReader(s *Switch) *reader {
@@ -97,8 +112,10 @@ func (s *Switch) readLoop(ep *endpoint) {
 			r.bufs = nil
 			return !ep.closed.Load()
 		})
+	} else if oe, ok := ep.data.(wire.OffloadEndpoint); ok {
+		err = r.offloadLoop(ep, oe)
 	} else {
-		r.bufs = newSlab() // other endpoints (TAPs) read blocking, into their own slab
+		r.bufs = newSlab() // other endpoints read blocking, into their own slab
 		for err == nil && !ep.closed.Load() {
 			var n int
 			if n, err = ep.data.ReadBatch(r.bufs, r.sizes); err == nil {
@@ -134,8 +151,13 @@ func (r *reader) forward(src *Port, n int) {
 	for i := 0; i < n; i++ {
 		size := r.sizes[i]
 		if size < wire.MinFrame || size > wire.MaxFrame {
-			bad++ // zero-length goodbyes of the old libvdeplug land here too
-			continue
+			if r.offl == nil || r.offl[i].GSOType == wire.GSONone || size > wire.MaxPacket {
+				bad++ // zero-length goodbyes of the old libvdeplug land here too
+				continue
+			}
+		}
+		if r.offl != nil {
+			r.cur, r.curDelta = r.offl[i], 0
 		}
 		f := r.bufs[i][:size]
 		inPkts++
@@ -204,7 +226,7 @@ func (r *reader) switchFrame(v *view, sp *fwdPort, f []byte, i int, now int64) b
 		}
 	}
 	if f[6]&1 == 0 {
-		r.learn(v, f[6:12], vid, sp.num, now)
+		r.learn(v, f, vid, sp.num, now)
 	}
 	if f[0]&1 == 0 {
 		if dst := r.s.macs.lookup(makeKey(f[0:6], vid)); dst >= 0 {
@@ -242,15 +264,21 @@ func (r *reader) switchFrame(v *view, sp *fwdPort, f []byte, i int, now int64) b
 // nil when the tag would make the frame longer than wire.MaxFrame (a client's receive
 // buffer would cut it): such a frame cannot leave a tagged port.
 func (r *reader) variant(i int, f []byte, tagged, wantTag bool, vid uint16) []byte {
+	r.curDelta = 0
 	if tagged == wantTag {
 		return f
 	}
-	if wantTag && len(f)+4 > wire.MaxFrame {
+	if wantTag && len(f)+4 > wire.MaxFrame && r.cur.GSOType == wire.GSONone {
 		return nil
 	}
+	if wantTag {
+		r.curDelta = 4
+	} else {
+		r.curDelta = -4
+	}
 	if !r.convOK[i] {
-		if r.conv[i] == nil {
-			r.conv[i] = make([]byte, wire.MaxFrame+4)
+		if cap(r.conv[i]) < len(f)+4 { // a GSO packet's needs more, once
+			r.conv[i] = make([]byte, max(wire.MaxFrame, len(f))+4)
 		}
 		if wantTag {
 			r.conv[i] = insertTag(r.conv[i][:cap(r.conv[i])], f, vid)
@@ -262,8 +290,9 @@ func (r *reader) variant(i int, f []byte, tagged, wantTag bool, vid uint16) []by
 	return r.conv[i]
 }
 
-func (r *reader) learn(v *view, src []byte, vid uint16, port int, now int64) {
-	k := makeKey(src, vid)
+// learn learns the source of frame f, which came from port on VLAN vid.
+func (r *reader) learn(v *view, f []byte, vid uint16, port int, now int64) {
+	k := makeKey(f[6:12], vid)
 	res, old := r.s.macs.learn(k, port, now)
 	switch res {
 	case learnFull:
@@ -274,7 +303,7 @@ func (r *reader) learn(v *view, src []byte, vid uint16, port int, now int64) {
 		}
 	case learnFlap:
 		if v.lg {
-			r.flap(v, k, port, old)
+			r.flap(v, f, k, port, old)
 		}
 	case learnMoved:
 		m := k.mac()
@@ -311,6 +340,9 @@ func (r *reader) queue(dp *fwdPort, f []byte, flood bool) {
 		}
 		r.pend[slot] = append(r.pend[slot], f)
 		r.flooded[slot] = append(r.flooded[slot], flood)
+		if r.offl != nil {
+			r.queueOffload(slot)
+		}
 		if i == 0 { // counted once per port, however many endpoints it has
 			r.outPkts[slot]++
 			r.outBytes[slot] += uint64(len(f))
@@ -328,6 +360,9 @@ func (r *reader) grow(n int) {
 		r.pendEp = append(r.pendEp, nil)
 		r.outPkts = append(r.outPkts, 0)
 		r.outBytes = append(r.outBytes, 0)
+		if r.offl != nil {
+			r.pendOffl = append(r.pendOffl, nil)
+		}
 	}
 }
 
@@ -343,7 +378,12 @@ func (r *reader) flush() {
 			c.outBytes.Add(r.outBytes[slot])
 			r.outPkts[slot], r.outBytes[slot] = 0, 0
 		}
-		if !ep.closed.Load() {
+		switch {
+		case ep.closed.Load():
+		case r.offl != nil:
+			r.sendOffload(ep, frames, r.pendOffl[slot], r.flooded[slot], len(r.touched) == 1)
+			r.pendOffl[slot] = r.pendOffl[slot][:0]
+		default:
 			r.send(ep, frames, r.flooded[slot], len(r.touched) == 1)
 		}
 		r.pend[slot] = frames[:0]

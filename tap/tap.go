@@ -103,8 +103,9 @@ type Device struct {
 	rerr    error
 	readFn  func(fd uintptr) bool
 	riov    [2]unix.Iovec
-	rbuf    []byte    // with offloads: where packets are read, up to 64 KiB
-	cut     gsoCutter // with offloads: the GSO packet being cut into frames
+	rbuf    []byte         // with offloads: where packets are read, up to 64 KiB
+	roffl   []wire.Offload // ReadOffload's: packets are read whole into the caller's buffers
+	cut     gsoCutter      // with offloads: the GSO packet being cut into frames
 
 	wmu     sync.Mutex // serialises writers sharing the write scratch
 	wframes [][]byte
@@ -266,7 +267,13 @@ func (d *Device) read(fd uintptr) bool {
 			d.emitCut()
 			continue
 		}
-		n, err := d.readOne(int(fd), d.rframes[d.rn])
+		var n int
+		var err error
+		if d.roffl != nil {
+			n, err = d.readWhole(int(fd), d.rframes[d.rn], &d.roffl[d.rn])
+		} else {
+			n, err = d.readOne(int(fd), d.rframes[d.rn])
+		}
 		switch err {
 		case nil:
 		case unix.EAGAIN:
