@@ -2,6 +2,7 @@ package switchcore
 
 import (
 	"fmt"
+	"hash/maphash"
 	"math"
 	"math/rand/v2"
 	"sync/atomic"
@@ -10,9 +11,9 @@ import (
 
 // The loop guard breaks loops of switches that run no FSTP. A loop shows in the MAC table:
 // the same source addresses arrive on two ports at once, the table refuses to move them
-// (min persistence), and it does so at the rate of the storm. The guard counts those
-// refusals where the table learns (the rare path: a known address on its own port costs
-// nothing more), and a goroutine that runs only while there is something to watch blocks a
+// (min persistence), and it does so at the rate of the storm, with the same frames coming
+// back lap after lap. The guard counts those refusals of frames the port saw before, where
+// the table learns (the rare path: a known address on its own port costs nothing more), and a goroutine that runs only while there is something to watch blocks a
 // port when the rate stays high: frames from it are dropped unlearned, frames to it are not
 // sent. The block expires (2 s, doubling up to 64 s, with jitter) and, if the loop is still
 // there, the storm starts again and the port is blocked again at once.
@@ -33,9 +34,9 @@ import (
 //   - A switch blocks its newest flapping port: the endpoint that connected last.
 //   - A port whose block ended less than 3 s ago is blocked again as soon as it flaps (one
 //     tick): the switch that broke the loop keeps breaking it, before the others' delays.
-//   - A storm whose rate falls to an eighth of its peak (remembered for 3 s) counts as
-//     over: someone else broke the loop, and what flaps now is real traffic on table
-//     entries that still point the old way (for up to 2 s: flapLive).
+//   - Only frames that come back count: real traffic on table entries that still point
+//     the old way after another switch broke the loop (for up to 2 s: flapLive) is not
+//     repeated, nor is that of a host that moved, or is bonded to two ports.
 //
 // Which port flaps: an address refused on port P while its entry, on port Q, was refreshed
 // within the last second is blamed on P, unless P is where the table first learned it (its
@@ -70,8 +71,10 @@ const (
 	lgBlockMin  = 2 * time.Second
 	lgBlockMax  = 64 * time.Second
 	lgProbation = 3 * time.Second
-	// lgPeakHold is how long an episode's peak rate is remembered after its last hot tick.
-	lgPeakHold = 3 * time.Second
+	// lgPeakDecay: the storm's remembered strength falls by a tick's share of it a tick,
+	// so that one tick that counted a backlog (a starved reader) does not set the bar for
+	// long.
+	lgPeakDecay = 500 * time.Millisecond
 	// lgForget: a port that stayed open this long starts its backoff again from lgBlockMin.
 	lgForget = 2 * lgBlockMax
 	// lgIdle: the goroutine sleeps after this long with nothing to watch.
@@ -112,7 +115,8 @@ type loopGuard struct {
 	epStart   time.Time     // the current episode (ports hot) began; zero for none
 	epDelay   time.Duration // how long it must last before this switch acts
 	epLastHot time.Time
-	epPeak    uint64 // the highest total rate of the episode, or of one that ended < lgPeakHold ago
+	smooth    uint64 // the total flapping rate, averaged over the last ticks
+	epPeak    uint64 // the storm's strength: the highest smoothed rate, decaying
 	lastTick  time.Time
 	dirty     bool // a block changed: publish a new view
 	hot       []*lgPort
@@ -282,9 +286,9 @@ func (g *loopGuard) tick(now time.Time) (idle bool) {
 			g.hot = append(g.hot, lp)
 		}
 	}
-	if g.epPeak > 0 && now.Sub(g.epLastHot) >= lgPeakHold {
-		g.epPeak = 0
-	}
+	g.smooth = (g.smooth + total) / 2
+	decay := max(0, 1-float64(elapsed)/float64(lgPeakDecay))
+	g.epPeak = max(g.smooth, uint64(float64(g.epPeak)*decay))
 	if len(g.hot) == 0 || total*8 < g.epPeak {
 		if g.epPeak > 0 {
 			busy = true
@@ -295,7 +299,6 @@ func (g *loopGuard) tick(now time.Time) (idle bool) {
 		return !busy
 	}
 	g.epLastHot = now
-	g.epPeak = max(g.epPeak, total)
 	for _, lp := range g.hot {
 		if !lp.unblockedAt.IsZero() && now.Sub(lp.unblockedAt) < lgProbation {
 			g.block(lp, now) // this switch broke the loop before: it breaks it again, first
@@ -312,8 +315,8 @@ func (g *loopGuard) tick(now time.Time) (idle bool) {
 	if g.epStart.IsZero() {
 		g.epStart, g.epDelay = now, g.delay(newest, now)
 	}
-	// Act only on a tick at the storm's full strength: in the tick after another switch
-	// broke the loop, the storm ran for part of it only.
+	// Act only on a tick at the storm's strength: in the tick after another switch broke
+	// the loop, the storm ran for part of it only.
 	if now.Sub(g.epStart) >= g.epDelay && total*2 >= g.epPeak {
 		g.block(newest, now)
 		g.epStart = time.Time{}
@@ -375,9 +378,21 @@ func (s *Switch) flushPortMACs(n int) {
 	}
 }
 
-// flap is the frame path's report of frame of k arriving on port arrival while the table
-// holds k, freshly refreshed, on port owner.
-func (r *reader) flap(v *view, k macKey, arrival, owner int) {
+// lgSeenSlots is the size of a reader's memory of flapped frames (a power of two).
+const lgSeenSlots = 64
+
+var lgSeed = maphash.MakeSeed()
+
+// flap is the frame path's report of frame f of k arriving on port arrival while the
+// table holds k, freshly refreshed, on port owner. Only a frame this port has seen before
+// counts: a loop brings the same frame back lap after lap, while a host bonded to two
+// ports (bonding://) or a spoofer sends each frame once.
+func (r *reader) flap(v *view, f []byte, k macKey, arrival, owner int) {
+	h := maphash.Bytes(lgSeed, f)
+	if seen := &r.lgSeen[h&(lgSeenSlots-1)]; *seen != h {
+		*seen = h
+		return
+	}
 	blamed, peer := arrival, owner
 	if r.s.macs.home(k) == arrival {
 		blamed, peer = owner, arrival
