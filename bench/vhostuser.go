@@ -103,6 +103,12 @@ func newVhostSummary(cfg *config, backends []string) *vhostSummary {
 		def(fmt.Sprintf("vh/cores/%d", size), "cores", "%d B, backend's CPU (cores)", size)
 	}
 	for _, size := range vhostSizes {
+		def(fmt.Sprintf("vh/ns/%d", size), "ns/frame", "%d B, backend's CPU per frame (ns)", size)
+	}
+	for _, size := range vhostSizes {
+		def(fmt.Sprintf("vh/wait/%d", size), "cores", "%d B, backend runnable, waiting for a CPU (cores)", size)
+	}
+	for _, size := range vhostSizes {
 		def(fmt.Sprintf("vh/front/%d", size), "cores", "%d B, frontend's CPU (cores)", size)
 	}
 	for _, size := range vhostSizes {
@@ -194,7 +200,7 @@ func runVhostBench(ctx context.Context, cfg *config, w io.Writer) (*vhostSummary
 			if ctx.Err() != nil {
 				return s, ctx.Err()
 			}
-			record(b.name, vals, perSize("vh", "vh/cores", "vh/front", "vh/busy")...)
+			record(b.name, vals, perSize("vh", "vh/cores", "vh/ns", "vh/wait", "vh/front", "vh/busy")...)
 		}
 		vals := dgramRound(ctx, cfg, func(line string) {
 			fmt.Fprintf(w, "round %d/%d  %-11s datagram    %s\n", round, cfg.rounds, vhDgram, line)
@@ -202,7 +208,7 @@ func runVhostBench(ctx context.Context, cfg *config, w io.Writer) (*vhostSummary
 		if ctx.Err() != nil {
 			return s, ctx.Err()
 		}
-		record(vhDgram, vals, perSize("vh", "vh/cores", "vh/busy")...)
+		record(vhDgram, vals, perSize("vh", "vh/cores", "vh/ns", "vh/wait", "vh/busy")...)
 		idle, err := idleRound(ctx, cfg, round)
 		if ctx.Err() != nil {
 			return s, ctx.Err()
@@ -245,12 +251,14 @@ func vhostRound(ctx context.Context, cfg *config, b vhBackend, round int, report
 		}
 		vals[fmt.Sprintf("vh/%d", size)] = r.fps
 		vals[fmt.Sprintf("vh/cores/%d", size)] = r.backCores
+		vals[fmt.Sprintf("vh/ns/%d", size)] = r.backCores * 1e9 / r.fps
+		vals[fmt.Sprintf("vh/wait/%d", size)] = r.backWait
 		vals[fmt.Sprintf("vh/front/%d", size)] = r.frontCores
 		if !math.IsNaN(r.busy) {
 			vals[fmt.Sprintf("vh/busy/%d", size)] = 100 * r.busy
 		}
-		report(fmt.Sprintf("%5d B  %10s frames/s (port 0 %s, port 1 %s), %6.2f Gbit/s  [backend %.2f cores, frontend %.2f, machine %.0f%% busy]",
-			size, thousands(r.fps), thousands(r.pps[0]), thousands(r.pps[1]), r.fps*float64(size)*8/1e9, r.backCores, r.frontCores, 100*r.busy))
+		report(fmt.Sprintf("%5d B  %10s frames/s (port 0 %s, port 1 %s), %6.2f Gbit/s  [backend %.2f cores (%.0f ns/frame), %.2f waiting for a CPU; frontend %.2f; machine %.0f%% busy]",
+			size, thousands(r.fps), thousands(r.pps[0]), thousands(r.pps[1]), r.fps*float64(size)*8/1e9, r.backCores, r.backCores*1e9/r.fps, r.backWait, r.frontCores, 100*r.busy))
 	}
 	return vals
 }
@@ -260,6 +268,7 @@ type frontResult struct {
 	fps        float64    // both ports' Rx-pps summed
 	pps        [2]float64 // each port's
 	backCores  float64    // the backend's PIDs' CPU over the window, in cores
+	backWait   float64    // the time their threads were runnable but not running, in cores
 	frontCores float64
 	busy       float64 // machine busy fraction
 }
@@ -443,12 +452,12 @@ func runFrontend(ctx context.Context, cfg *config, socks [2]string, size int, pi
 		}
 	}
 	frontPID := []int{t.cmd.Process.Pid}
-	c0, f0, m0 := sampleProcs(pids), sampleProcs(frontPID), sampleCPU(nil)
+	c0, f0, m0, w0 := sampleProcs(pids), sampleProcs(frontPID), sampleCPU(nil), schedWait(pids)
 	if err := sleepCtx(ctx, vhDur(cfg)); err != nil {
 		return r, err
 	}
 	pps, bps, err := show()
-	c1, f1, m1 := sampleProcs(pids), sampleProcs(frontPID), sampleCPU(nil)
+	c1, f1, m1, w1 := sampleProcs(pids), sampleProcs(frontPID), sampleCPU(nil), schedWait(pids)
 	if err != nil {
 		return r, err
 	}
@@ -457,6 +466,7 @@ func runFrontend(ctx context.Context, cfg *config, socks [2]string, size int, pi
 		r.backCores += p.cpu / dt
 	}
 	r.frontCores = procsBetween(f0, f1)[0].cpu / dt
+	r.backWait = (w1 - w0) / dt
 	r.busy = cpuBetween(m0, m1).busyF
 	r.pps = pps
 	r.fps = pps[0] + pps[1]
@@ -485,7 +495,8 @@ func startOursVhost(ctx context.Context, cfg *config, dir string) ([2]string, []
 }
 
 // startBridge runs testpmd on CPU 1 with two net_vhost ports (servers at DIR/b0.sock and
-// DIR/b1.sock) joined by io forwarding: the frontend's ceiling.
+// DIR/b1.sock) joined by io forwarding: DPDK's own vhost code with nothing else to do, the
+// frontend's ceiling when the machine is quiet (a poller loses most when it is not).
 func startBridge(ctx context.Context, dir string) ([2]string, []int, func(), error) {
 	socks := [2]string{filepath.Join(dir, "b0.sock"), filepath.Join(dir, "b1.sock")}
 	prefix := fmt.Sprintf("vdebench-%d-bridge-%s", os.Getpid(), filepath.Base(dir))
@@ -601,6 +612,25 @@ func startOVS(ctx context.Context, dir string) (socks [2]string, pids []int, sto
 	return socks, []int{sw.cmd.Process.Pid}, stop, nil
 }
 
+// schedWait is how long every thread of the processes pids has been runnable but waiting
+// for a CPU, in seconds: the second field of /proc/PID/task/TID/schedstat, summed. Next to
+// a process's CPU time it tells a process that sleeps (waiting for work) from one that
+// would run but shares its CPU.
+func schedWait(pids []int) float64 {
+	var ns float64
+	for _, pid := range pids {
+		tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/schedstat", pid))
+		for _, t := range tasks {
+			b, err := os.ReadFile(t)
+			if f := strings.Fields(string(b)); err == nil && len(f) >= 2 {
+				v, _ := strconv.ParseFloat(f[1], 64)
+				ns += v
+			}
+		}
+	}
+	return ns / 1e9
+}
+
 func waitSocket(ctx context.Context, path string, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	for {
@@ -639,17 +669,21 @@ func dgramRound(ctx context.Context, cfg *config, report func(string)) map[strin
 	}
 	defer p.close()
 	for _, size := range vhostSizes {
+		w0, t0 := schedWait([]int{sw.cmd.Process.Pid}), time.Now()
 		r := p.measure(ctx, size, cfg.duration, cfg.warmup, cfg.backoff)
+		wait := (schedWait([]int{sw.cmd.Process.Pid}) - w0) / time.Since(t0).Seconds() // warm-up included
 		if !r.ok() {
 			report(fmt.Sprintf("%5d B  %s", size, describe(r)))
 			continue
 		}
 		vals[fmt.Sprintf("vh/%d", size)] = r.fps
 		vals[fmt.Sprintf("vh/cores/%d", size)] = r.cpu.sw / r.cpu.dt
+		vals[fmt.Sprintf("vh/ns/%d", size)] = r.cpuPerFrame()
+		vals[fmt.Sprintf("vh/wait/%d", size)] = wait
 		if !math.IsNaN(r.cpu.busyF) {
 			vals[fmt.Sprintf("vh/busy/%d", size)] = 100 * r.cpu.busyF
 		}
-		report(fmt.Sprintf("%5d B  %s", size, describe(r)))
+		report(fmt.Sprintf("%5d B  %s  [%.2f waiting for a CPU]", size, describe(r), wait))
 	}
 	return vals
 }
@@ -749,7 +783,7 @@ func idleRound(ctx context.Context, cfg *config, round int) (float64, error) {
 // Reporting.
 
 func (s *vhostSummary) head() []string {
-	return []string{"row", "ours min / median / max", "ovs-dpdk", "ours/ovs-dpdk", "dpdk-bridge (frontend's ceiling)", "ours/dpdk-bridge", "ours-dgram (datagram path)", "ours/ours-dgram"}
+	return []string{"row", "ours min / median / max", "ovs-dpdk", "ours/ovs-dpdk", "dpdk-bridge (testpmd net_vhost, io)", "ours/dpdk-bridge", "ours-dgram (datagram path)", "ours/ours-dgram"}
 }
 
 func (s *vhostSummary) cells() [][]string {
@@ -763,7 +797,7 @@ func (s *vhostSummary) cells() [][]string {
 				c = why
 			}
 			r := "—"
-			if m.unit == "frames/s" {
+			if m.unit == "frames/s" || m.unit == "ns/frame" {
 				a, _ := ratios(m.vals[vhOurs], m.vals[other])
 				r = ratio(a)
 			}
@@ -775,7 +809,7 @@ func (s *vhostSummary) cells() [][]string {
 }
 
 func (s *vhostSummary) print(w io.Writer) {
-	fmt.Fprintf(w, "vhost-user: one testpmd with two virtio_user ports on CPU 0, the backend on CPU 1, %d rounds (ratios: median of per-round ratios):\n", s.rounds)
+	fmt.Fprintf(w, "vhost-user: one testpmd with two virtio_user ports on CPU 0, the backend on CPU 1, %d rounds (ratios: median of per-round ratios; for ns/frame lower is better):\n", s.rounds)
 	printRows(w, s.head(), s.cells())
 }
 
@@ -789,10 +823,13 @@ func (s *vhostSummary) markdown() string {
 		"Backends, each fresh per round in alternating order: *ours* `vde_switch --vhost-user SOCK` under `taskset -c 1`; "+
 		"*ovs-dpdk* a private Open vSwitch %s (`ovs-vswitchd-dpdk`, EAL `%s`, pmd-cpu-mask=0x2) with bridge br0 of "+
 		"datapath netdev, two `dpdkvhostuser` ports and the NORMAL action; *dpdk-bridge* a second testpmd on CPU 1 whose "+
-		"two `net_vhost` ports are joined by io forwarding (no learning, no lookup: the frontend's ceiling here). "+
+		"two `net_vhost` ports are joined by io forwarding (DPDK's own vhost code, no learning, no lookup: on a quiet machine the frontend's ceiling). "+
 		"*ours-dgram* is our datagram path measured the same way: our switch under `taskset -c 1`, the bench's two wire "+
 		"clients (A→B, the unicast row's load generator) pinned to CPU 0, for %v after %v. The idle row: our switch with %d "+
 		"virtio_user frontends connected (one testpmd at its prompt, forwarding nothing), utime+stime over %v. "+
+		"A backend's CPU is utime+stime of its processes over the window; per frame, divided by the frames forwarded; "+
+		"*waiting for a CPU* is the time its threads were runnable but not running (schedstat), which tells a backend "+
+		"that sleeps from one that shares CPU 1 with the rest of the machine. "+
 		"%d rounds.\n\n",
 		vhBursts, vhBursts*32, s.dur, s.warmup, ovsVersion(), vhOVSEAL, s.dgDur, s.dgWarmup, vhIdleN, vhIdleDur, s.rounds)
 	mdTable(&b, s.head(), "|---|---:|---:|---:|---:|---:|---:|---:|", s.cells())
@@ -862,8 +899,9 @@ func (s *vhostSummary) targets() []target {
 	bound := func(size int) string {
 		ceil, _ := ratios(s.m[fps(size)].vals[vhOurs], s.m[fps(size)].vals[vhBridge])
 		k := func(p string) string { return fmt.Sprintf("%s/%d", p, size) }
-		return fmt.Sprintf("ours is %s of the frontend's ceiling (dpdk-bridge %s frames/s); backend CPU: ours %.2f, ovs-dpdk %.2f, dpdk-bridge %.2f cores; frontend %.2f cores; machine %.0f%% busy",
-			ratio(ceil), thousands(med(fps(size), vhBridge)), med(k("vh/cores"), vhOurs), med(k("vh/cores"), vhOVS), med(k("vh/cores"), vhBridge),
+		return fmt.Sprintf("ours is %s of dpdk-bridge (DPDK's own vhost, io forwarding: %s frames/s); our switch ran %.2f cores (%.0f ns/frame) and waited %.2f for a CPU (ovs-dpdk %.2f and %.2f, dpdk-bridge %.2f and %.2f); frontend %.2f cores; machine %.0f%% busy",
+			ratio(ceil), thousands(med(fps(size), vhBridge)), med(k("vh/cores"), vhOurs), med(k("vh/ns"), vhOurs), med(k("vh/wait"), vhOurs),
+			med(k("vh/cores"), vhOVS), med(k("vh/wait"), vhOVS), med(k("vh/cores"), vhBridge), med(k("vh/wait"), vhBridge),
 			med(k("vh/front"), vhOurs), med(k("vh/busy"), vhOurs))
 	}
 	var ts []target
@@ -872,8 +910,10 @@ func (s *vhostSummary) targets() []target {
 		ts = append(ts, target{name: fmt.Sprintf("vhost-user frames/s %d B, over OVS-DPDK", size), got: got, unit: "×", want: 0.5, bound: bound(size)})
 	}
 	got, _ := ratios(s.m[fps(64)].vals[vhOurs], s.m[fps(64)].vals[vhDgram])
+	cost, _ := ratios(s.m["vh/ns/64"].vals[vhDgram], s.m["vh/ns/64"].vals[vhOurs])
 	ts = append(ts, target{name: "vhost-user frames/s 64 B, over our datagram path", got: got, unit: "×", want: 10,
-		bound: fmt.Sprintf("datagram path %s frames/s with the switch at %.2f cores; ", thousands(med(fps(64), vhDgram)), med("vh/cores/64", vhDgram)) + bound(64)})
+		bound: fmt.Sprintf("a datagram frame costs our switch %s the CPU of a vhost-user one (the most the ratio reaches at equal CPU); datagram path %s frames/s, the switch at %.2f cores (%.0f ns/frame); ",
+			ratio(cost), thousands(med(fps(64), vhDgram)), med("vh/cores/64", vhDgram), med("vh/ns/64", vhDgram)) + bound(64)})
 	ts = append(ts, target{name: fmt.Sprintf("idle switch, %d vhost-user ports (%% of a CPU)", vhIdleN), got: med("vh/idle", vhOurs), unit: "%", want: 1, below: true})
 	return ts
 }
