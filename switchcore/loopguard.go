@@ -12,20 +12,22 @@ import (
 // The loop guard breaks loops of switches that run no FSTP. A loop shows in the MAC table:
 // the same source addresses arrive on two ports at once, the table refuses to move them
 // (min persistence), and it does so at the rate of the storm, with the same frames coming
-// back lap after lap. The guard counts those refusals of frames the port saw before, where
-// the table learns (the rare path: a known address on its own port costs nothing more), and a goroutine that runs only while there is something to watch blocks a
-// port when the rate stays high: frames from it are dropped unlearned, frames to it are not
-// sent. The block expires (2 s, doubling up to 64 s, with jitter) and, if the loop is still
-// there, the storm starts again and the port is blocked again at once.
+// back lap after lap. The guard counts those refusals, of frames the port saw before,
+// where the table learns (the rare path: a known address on its own port costs nothing
+// more), and a goroutine that runs only while there is something to watch blocks a port
+// when the rate stays high: frames from it are dropped unlearned, frames to it are not
+// sent. The block expires (2 s, doubling up to 64 s, with jitter) and, if the loop is
+// still there, the storm starts again and the port is blocked again at once.
 //
 // Three switches of a triangle see the same storm at the same moment, and without a
 // protocol between them each could block a port of its own: three cut cables. So the
 // guards do not act at once:
 //   - A switch acts only after the rate stayed high for its detection delay: 50 ms, plus
 //     150 ms for each doubling of the age (in seconds, plus one) of its newest flapping
-//     port (at most 10), plus up to 250 ms of random jitter; and only on a tick at the
-//     storm's full strength. The first switch to act breaks the loop; the storm stops within
-//     milliseconds, and the others see a weaker tick, then quiet ones, before they act.
+//     port (at most 10), plus up to 250 ms of random jitter; and only on a tick with at
+//     least half the storm's recent strength. The first switch to act breaks the loop;
+//     the storm stops within milliseconds, and the others see a weaker tick, then quiet
+//     ones, before they act.
 //     The age term makes the ends of the newest cable (both plugged at the same moment:
 //     the cable that closed the loop) act first, and if both do, they cut the same cable;
 //     it is larger than the jitter once the other cables are a few seconds older (a
@@ -58,8 +60,8 @@ const (
 	// lgDefaultRate is the flapping rate (frames/s) that makes a port hot. A frame that
 	// circles a triangle of switches passes each port once a lap: a storm of a few
 	// broadcasts flaps 1000-3000 frames/s per port here (the cables count ten times as
-	// many), and more as broadcasts pile up. A host that moved to another port flaps for
-	// at most 2 s (flapLive), at its own rate.
+	// many), and more as broadcasts pile up. Hosts send few identical frames: a host
+	// that moved, or is bonded to two ports, flaps no frame twice.
 	lgDefaultRate = 250
 	lgDetect      = 50 * time.Millisecond
 	lgAgeStep     = 150 * time.Millisecond
