@@ -39,8 +39,9 @@ type reader struct {
 	// BPDUs passed to FSTP: a token bucket refilled every second (fstpIn).
 	bpduTokens int
 	bpduAt     int64
-	// lgSeen holds hashes of frames that flapped on this reader's port (loopguard.go).
-	lgSeen [lgSeenSlots]uint64
+	// lgSeen holds hashes of frames that flapped on this reader's port (loopguard.go),
+	// made at the first flap: most readers never need it.
+	lgSeen *[lgSeenSlots]uint64
 
 	tap *frameTap // the plugins that watch this batch's frames, nil when none (plugin.go)
 

@@ -390,6 +390,9 @@ var lgSeed = maphash.MakeSeed()
 // counts: a loop brings the same frame back lap after lap, while a host bonded to two
 // ports (bonding://) or a spoofer sends each frame once.
 func (r *reader) flap(v *view, f []byte, k macKey, arrival, owner int) {
+	if r.lgSeen == nil {
+		r.lgSeen = new([lgSeenSlots]uint64)
+	}
 	h := maphash.Bytes(lgSeed, f)
 	if seen := &r.lgSeen[h&(lgSeenSlots-1)]; *seen != h {
 		*seen = h
