@@ -14,11 +14,16 @@ import (
 // MaxQueuePairs is how many receive/transmit pairs a frontend may use (VIRTIO_NET_F_MQ).
 const MaxQueuePairs = 8
 
-// offeredFeatures are the virtio features the backend offers. No offloads yet: frames
-// arrive whole and checksummed. No indirect descriptors or packed rings: guests work
-// without them, and each is one more layout a hostile frontend could abuse.
+// offeredFeatures are the virtio features the backend offers. No indirect descriptors or
+// packed rings: guests work without them, and each is one more layout a hostile
+// frontend could abuse.
 const offeredFeatures = FeatVersion1 | FeatNetMrgRxbuf | FeatEventIdx | FeatProtocolFeatures |
-	FeatNetMQ | FeatAnyLayout
+	FeatNetMQ | FeatAnyLayout | offloadFeatures
+
+// offloadFeatures let a guest send TSO packets and partial checksums (the switch passes
+// them whole to ports that take them and cuts them for the others) and receive them.
+const offloadFeatures = FeatNetCsum | FeatNetGuestCsum | FeatNetHostTSO4 | FeatNetHostTSO6 |
+	FeatNetGuestTSO4 | FeatNetGuestTSO6
 
 // offeredProtocol are the vhost-user protocol features the backend offers.
 const offeredProtocol = ProtoMQ | ProtoReplyAck | ProtoMTU
@@ -74,6 +79,10 @@ type Device struct {
 	RxNoBuffer atomic.Uint64 // frames for the guest dropped: no receive buffer posted
 	RxTooLong  atomic.Uint64 // frames for the guest dropped: larger than its buffers
 	TxTooLong  atomic.Uint64 // frames from the guest dropped: larger than the switch takes
+	// TxOffloadDropped counts packets with offloads dropped by ReadBatch (ReadOffload
+	// takes them).
+	TxOffloadDropped atomic.Uint64
+	negotiated       atomic.Uint64 // the features, for TakesOffload outside mu
 }
 
 // rxChain is a receive chain taken for the frame being written.
@@ -181,6 +190,7 @@ func (d *Device) handle(m *message) ([]byte, error) {
 		}
 		d.mu.Lock()
 		d.features = m.u64
+		d.negotiated.Store(m.u64)
 		d.mrg = m.u64&FeatNetMrgRxbuf != 0
 		d.hdrLen = 10
 		if m.u64&(FeatVersion1|FeatNetMrgRxbuf) != 0 {
@@ -204,6 +214,7 @@ func (d *Device) handle(m *message) ([]byte, error) {
 			d.rings[i] = newVring()
 		}
 		d.features = 0
+		d.negotiated.Store(0)
 		d.mu.Unlock()
 	case ReqSetMemTable:
 		t, err := mapRegions(m.mem, m.fds)

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/vde-go/vde/switchcore/wire"
 )
 
 const modern = FeatVersion1 | FeatNetMrgRxbuf | FeatEventIdx | FeatProtocolFeatures
@@ -334,7 +336,7 @@ func TestStopAndRestart(t *testing.T) {
 	f.transmit(2, frame(64, 3))
 	bufs, sizes := newBufs(4)
 	f.dev.mu.RLock()
-	n := f.dev.pollTx(bufs, sizes)
+	n := f.dev.pollTx(bufs, sizes, nil)
 	f.dev.mu.RUnlock()
 	if n != 0 {
 		t.Fatal("a stopped ring gave frames")
@@ -344,5 +346,44 @@ func TestStopAndRestart(t *testing.T) {
 	unix.Close(kick)
 	if got := readN(t, f.dev, 1); got[0][0] != 3 {
 		t.Fatalf("after restart got frame %d, want 3", got[0][0])
+	}
+}
+
+// A TSO guest's packet comes out of ReadOffload with its header's offloads (ReadBatch
+// drops it), and WriteOffload writes offloads into the header of a guest that takes them.
+func TestOffloads(t *testing.T) {
+	feats := uint64(modern | FeatNetCsum | FeatNetHostTSO4 | FeatNetGuestCsum | FeatNetGuestTSO4 | FeatNetGuestTSO6)
+	f := newFrontend(t, feats, Options{})
+	if !f.dev.TakesOffload() {
+		t.Fatal("a guest with GUEST_TSO4/6 and GUEST_CSUM does not take offloads")
+	}
+	want := wire.Offload{Flags: wire.OffloadNeedsCsum, GSOType: wire.GSOTCPv4, HdrLen: 54, GSOSize: 1448, CsumStart: 34, CsumOffset: 16}
+	var hdr [12]byte
+	putHdr(hdr[:], want)
+	pkt := frame(1900, 1) // longer than the MTU: one descriptor of the test's 2 KiB buffers
+	f.transmitHdr(0, hdr[:], pkt)
+	bufs, sizes := newBufs(4)
+	offl := make([]wire.Offload, 4)
+	n, err := f.dev.ReadOffload(bufs, sizes, offl)
+	if n != 1 || err != nil || offl[0] != want || !bytes.Equal(bufs[0][:sizes[0]], pkt) {
+		t.Fatalf("ReadOffload = %d, %v, %+v", n, err, offl[0])
+	}
+	f.transmitHdr(1, hdr[:], pkt)
+	f.transmit(2, frame(64, 2))
+	if got := readN(t, f.dev, 1); len(got[0]) != 64 || f.dev.TxOffloadDropped.Load() != 1 {
+		t.Fatalf("ReadBatch gave %d bytes, dropped %d offloaded packets", len(got[0]), f.dev.TxOffloadDropped.Load())
+	}
+	f.postRx(0, 4, feBufSize)
+	if n, _ := f.dev.WriteOffload([][]byte{pkt}, []wire.Offload{want}); n != 1 {
+		t.Fatal("WriteOffload took nothing")
+	}
+	r := f.rings[0]
+	ids, lens := r.used()
+	if len(ids) != 1 || lens[0] != 12+len(pkt) || parseHdr(r.buf(ids[0])) != want {
+		t.Fatalf("guest got %v %v, header %+v", ids, lens, parseHdr(r.buf(ids[0])))
+	}
+	g := newFrontend(t, modern, Options{})
+	if g.dev.TakesOffload() {
+		t.Fatal("a guest without GUEST_TSO takes offloads")
 	}
 }

@@ -8,6 +8,8 @@ import (
 	"runtime/debug"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/vde-go/vde/switchcore/wire"
 )
 
 // spinRounds is how many empty looks at the transmit rings ReadBatch takes after a busy
@@ -33,15 +35,22 @@ func (d *Device) guard(err *error) {
 
 // ReadBatch waits for frames the guest sends and copies up to len(frames) of them,
 // without their virtio-net headers, into frames; sizes gets their lengths. It returns
-// io.EOF once the device is closed.
+// io.EOF once the device is closed. A packet with offloads (a TSO guest's) is dropped
+// and counted: ReadOffload takes those.
 func (d *Device) ReadBatch(frames [][]byte, sizes []int) (n int, err error) {
+	return d.ReadOffload(frames, sizes, nil)
+}
+
+// ReadOffload implements wire.OffloadEndpoint: ReadBatch with each packet's offloads in
+// offl, for buffers of wire.MaxPacket bytes.
+func (d *Device) ReadOffload(frames [][]byte, sizes []int, offl []wire.Offload) (n int, err error) {
 	d.users.Add(1)
 	defer d.leave()
 	for {
 		if d.closed.Load() {
 			return 0, io.EOF
 		}
-		n, more, err := d.tryTx(frames, sizes)
+		n, more, err := d.tryTx(frames, sizes, offl)
 		if n > 0 || err != nil {
 			d.spinTo = spinRounds
 			return n, err
@@ -62,13 +71,13 @@ func (d *Device) ReadBatch(frames [][]byte, sizes []int) (n int, err error) {
 
 // tryTx takes what the transmit rings hold; when they hold nothing and the reader is
 // done spinning, it asks for kicks, and more says frames came meanwhile.
-func (d *Device) tryTx(frames [][]byte, sizes []int) (n int, more bool, err error) {
+func (d *Device) tryTx(frames [][]byte, sizes []int, offl []wire.Offload) (n int, more bool, err error) {
 	old := debug.SetPanicOnFault(true)
 	defer debug.SetPanicOnFault(old)
 	d.mu.RLock()
 	defer d.mu.RUnlock()
 	defer d.guard(&err)
-	if n = d.pollTx(frames, sizes); n > 0 {
+	if n = d.pollTx(frames, sizes, offl); n > 0 {
 		return n, false, nil
 	}
 	if d.opt.Poll || d.spinTo > 0 {
@@ -79,7 +88,7 @@ func (d *Device) tryTx(frames [][]byte, sizes []int) (n int, more bool, err erro
 
 // pollTx takes frames from the started transmit rings, round robin, up to len(frames).
 // Call with mu read-held.
-func (d *Device) pollTx(frames [][]byte, sizes []int) int {
+func (d *Device) pollTx(frames [][]byte, sizes []int, offl []wire.Offload) int {
 	n := 0
 	for k := 0; k < MaxQueuePairs && n < len(frames); k++ {
 		q := (d.nextRing + k) % MaxQueuePairs
@@ -87,14 +96,18 @@ func (d *Device) pollTx(frames [][]byte, sizes []int) int {
 		if !v.ready() {
 			continue
 		}
-		n += d.takeTx(v, frames[n:], sizes[n:])
+		var o []wire.Offload
+		if offl != nil {
+			o = offl[n:]
+		}
+		n += d.takeTx(v, frames[n:], sizes[n:], o)
 	}
 	d.nextRing = (d.nextRing + 1) % MaxQueuePairs
 	return n
 }
 
 // takeTx copies frames out of transmit ring v and returns their chains as used.
-func (d *Device) takeTx(v *vring, frames [][]byte, sizes []int) int {
+func (d *Device) takeTx(v *vring, frames [][]byte, sizes []int, offl []wire.Offload) int {
 	avail, err := v.pending()
 	if err != nil {
 		d.breakRing(v, err)
@@ -107,14 +120,21 @@ func (d *Device) takeTx(v *vring, frames [][]byte, sizes []int) int {
 			d.breakRing(v, err)
 			break
 		}
-		size, err := v.readChain(d.mem, head, frames[n], d.hdrLen)
+		var hdr [12]byte
+		size, err := v.readChain(d.mem, head, frames[n], d.hdrLen, hdr[:])
 		v.putUsed(head, 0)
+		o := parseHdr(hdr[:])
 		switch {
 		case err != nil:
 			d.Faults.Add(1)
 		case size > len(frames[n]):
 			d.TxTooLong.Add(1)
+		case offl == nil && !o.Plain():
+			d.TxOffloadDropped.Add(1)
 		default:
+			if offl != nil {
+				offl[n] = o
+			}
 			sizes[n] = size
 			n++
 		}
@@ -194,6 +214,19 @@ func (d *Device) sleep() error {
 // bad descriptor) are dropped, as a NIC drops what its ring has no room for. It never
 // waits for the guest.
 func (d *Device) WriteBatch(frames [][]byte) (n int, err error) {
+	return d.WriteOffload(frames, nil)
+}
+
+// TakesOffload implements wire.OffloadEndpoint: the guest negotiated receiving TSO
+// packets and partial checksums.
+func (d *Device) TakesOffload() bool {
+	const all = FeatNetGuestCsum | FeatNetGuestTSO4 | FeatNetGuestTSO6
+	return d.negotiated.Load()&all == all
+}
+
+// WriteOffload implements wire.OffloadEndpoint: WriteBatch with each packet's offloads
+// written into its virtio-net header (nil: all plain).
+func (d *Device) WriteOffload(frames [][]byte, offl []wire.Offload) (n int, err error) {
 	if d.closed.Load() {
 		return 0, io.EOF
 	}
@@ -208,8 +241,12 @@ func (d *Device) WriteBatch(frames [][]byte) (n int, err error) {
 	d.rxMu.Lock()
 	defer d.rxMu.Unlock()
 	defer d.guard(&err)
-	for _, f := range frames {
-		if d.putRx(v, f) {
+	for i, f := range frames {
+		var o wire.Offload
+		if offl != nil {
+			o = offl[i]
+		}
+		if d.putRx(v, f, o) {
 			n++
 		}
 		if v.broken != nil {
@@ -220,9 +257,26 @@ func (d *Device) WriteBatch(frames [][]byte) (n int, err error) {
 	return n, nil
 }
 
+// parseHdr reads the offloads of a virtio-net header (little-endian: VERSION_1, or a
+// legacy guest on a little-endian host).
+func parseHdr(b []byte) wire.Offload {
+	le := binary.LittleEndian
+	return wire.Offload{Flags: b[0], GSOType: b[1], HdrLen: le.Uint16(b[2:]), GSOSize: le.Uint16(b[4:]),
+		CsumStart: le.Uint16(b[6:]), CsumOffset: le.Uint16(b[8:])}
+}
+
+func putHdr(b []byte, o wire.Offload) {
+	le := binary.LittleEndian
+	b[0], b[1] = o.Flags, o.GSOType
+	le.PutUint16(b[2:], o.HdrLen)
+	le.PutUint16(b[4:], o.GSOSize)
+	le.PutUint16(b[6:], o.CsumStart)
+	le.PutUint16(b[8:], o.CsumOffset)
+}
+
 // putRx writes one frame, behind a virtio-net header, into as many receive chains as it
 // takes (one without MRG_RXBUF).
-func (d *Device) putRx(v *vring, f []byte) bool {
+func (d *Device) putRx(v *vring, f []byte, o wire.Offload) bool {
 	need := d.hdrLen + len(f)
 	avail, err := v.pending()
 	if err != nil {
@@ -267,6 +321,7 @@ func (d *Device) putRx(v *vring, f []byte) bool {
 		have += size
 	}
 	var hdr [12]byte
+	putHdr(hdr[:], o)
 	binary.LittleEndian.PutUint16(hdr[10:], uint16(len(chains))) // num_buffers
 	h := hdr[:d.hdrLen]
 	si, off := scatter(segs, 0, 0, h)

@@ -232,12 +232,16 @@ func (f *frontend) hdrLen() int {
 
 // transmit puts frames on the transmit ring (queue 1), each in one descriptor behind a
 // zero header, starting at descriptor first, and kicks.
-func (f *frontend) transmit(first int, frames ...[]byte) {
+func (f *frontend) transmit(first int, frames ...[]byte) { f.transmitHdr(first, nil, frames...) }
+
+// transmitHdr is transmit with hdr as every frame's virtio-net header.
+func (f *frontend) transmitHdr(first int, hdr []byte, frames ...[]byte) {
 	r := f.rings[1]
 	for k, fr := range frames {
 		i := (first + k) % r.num
 		b := r.buf(i)
 		clear(b[:f.hdrLen()])
+		copy(b[:f.hdrLen()], hdr)
 		n := copy(b[f.hdrLen():], fr)
 		r.setDesc(i, r.gpa(r.bufOff+feBufSize*i), uint32(f.hdrLen()+n), 0, 0)
 		r.offer(i)

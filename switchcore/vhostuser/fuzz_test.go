@@ -54,7 +54,7 @@ func FuzzRings(f *testing.F) {
 		fe.rings[0].offer()
 		bufs, sizes := newBufs(8)
 		fe.dev.mu.RLock()
-		n := fe.dev.pollTx(bufs, sizes)
+		n := fe.dev.pollTx(bufs, sizes, nil)
 		fe.dev.mu.RUnlock()
 		for i := 0; i < n; i++ {
 			if sizes[i] > len(bufs[i]) {

@@ -198,10 +198,10 @@ func (v *vring) notify(on bool) (more bool) {
 	return v.availIdx() != v.lastAvail
 }
 
-// readChain copies the device-readable chain at head into dst, dropping the first skip
-// bytes (the virtio-net header). It returns the bytes copied, and n > len(dst) when the
-// frame did not fit (nothing beyond dst is written).
-func (v *vring) readChain(mem *memTable, head uint16, dst []byte, skip int) (n int, err error) {
+// readChain copies the device-readable chain at head into dst, the first skip bytes (the
+// virtio-net header) into hdr instead. It returns the bytes copied to dst, and n >
+// len(dst) when the frame did not fit (nothing beyond dst is written).
+func (v *vring) readChain(mem *memTable, head uint16, dst []byte, skip int, hdr []byte) (n int, err error) {
 	i := head
 	for hops := 0; ; hops++ {
 		if hops >= int(v.num) {
@@ -220,6 +220,7 @@ func (v *vring) readChain(mem *memTable, head uint16, dst []byte, skip int) (n i
 		}
 		if skip > 0 {
 			k := min(skip, len(b))
+			hdr = hdr[copy(hdr, b[:k]):]
 			b, skip = b[k:], skip-k
 		}
 		if n < len(dst) {
