@@ -96,7 +96,7 @@ func TestDispatchIfupHook(t *testing.T) {
 
 func TestMulticallFrontEnd(t *testing.T) {
 	code, out, _ := runArgs("vde", "--list")
-	want := "dpipe\nifup-hook\npcapplug\nplug\nplug2tap\nslirpvde\nswitch\ntunctl\nunixterm\nvdecmd\nvdeq\nvdeterm\nwirefilter\n"
+	want := "capture\ndpipe\nifup-hook\npcapplug\nplug\nplug2tap\nslirpvde\nswitch\ntunctl\nunixterm\nvdecmd\nvdeq\nvdeterm\nwirefilter\n"
 	if code != 0 || out != want {
 		t.Errorf("vde --list: exit %d, stdout %q; want %q", code, out, want)
 	}
