@@ -328,7 +328,13 @@ func tapRow(ctx context.Context, cfg *config) (string, error) {
 	line := sums.String()
 	fmt.Println()
 	fmt.Println(line)
-	return line, nil
+	tso, err := runTSOBench(ctx, cfg.ours, cfg.rounds, 5*time.Second, os.Stdout)
+	if err != nil {
+		return "", err
+	}
+	fmt.Println()
+	fmt.Println(tso.String())
+	return line + "\n\n" + tso.String(), nil
 }
 
 func parseFlags(args []string) (*config, error) {
