@@ -15,12 +15,13 @@ import (
 
 // streamBufSize is how much one copy of a NATed TCP stream moves at most. Each write to
 // a host socket costs a syscall, the host's loopback receive path run inside it and a
-// wakeup of the reader there; with io.Copy's 32 KiB the guest->host stream of a guest
-// that sends one frame per datagram was written in runs of about 9 KB. A run is as long
-// as what the netstack holds when the copy wakes up, so a bigger buffer only helps when
-// more is there, and costs nothing when not: buffers are taken only once data is ready,
-// so idle flows hold none.
-const streamBufSize = 256 << 10
+// wakeup of the reader there, so a copy takes all the netstack holds (with a guest that
+// sends one frame per datagram that was about 9 KB per wakeup). 64 KiB is the most the
+// loopback takes in one packet. Buffers are taken only once data is ready, so an idle
+// flow holds none (io.Copy held 32 KiB each way for the life of the flow); a flow whose
+// receiver stopped reading holds one per blocked direction, 4096 such flows 256 MiB each
+// way, as before.
+const streamBufSize = 64 << 10
 
 var streamBufs = sync.Pool{New: func() any { b := make([]byte, streamBufSize); return &b }}
 
