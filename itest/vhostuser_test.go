@@ -10,6 +10,7 @@ package itest
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
 	"net"
 	"os"
@@ -21,6 +22,9 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
+	"github.com/vde-go/vde/switchcore/vhostuser/vhosttest"
 	"github.com/vde-go/vde/switchcore/wire"
 )
 
@@ -170,4 +174,91 @@ func TestVdeqVhostUser(t *testing.T) {
 			"-net", "vde,vlan=1,sock="+ctl,
 			"-kernel", kernel, "-initrd", initrd, "-append", appendLine, "-nographic")
 	}, "--vhost-user", sock)
+}
+
+// TestVhostUserHostileFrontend: a frontend that points descriptors outside its memory,
+// loops a descriptor chain, breaks its ring, shrinks its memory under the switch and
+// disconnects with frames in flight costs its own frames and port only: the switch and
+// two datagram clients on other ports go on.
+func TestVhostUserHostileFrontend(t *testing.T) {
+	t.Parallel()
+	oursOnly(t, "vhost-user ports are ours")
+	sock := filepath.Join(testDir(t), "vhost.sock")
+	sw := startSwitch(t, impl, "--vhost-user", sock)
+	a := dialPeer(t, sw, 1, wire.DialOptions{})
+	b := dialPeer(t, sw, 2, wire.DialOptions{})
+	alive := func(step string) {
+		t.Helper()
+		a.send(t, ethFrame(b.MAC, a.MAC, "alive-"+step))
+		b.recv(t, "alive-"+step)
+		if sw.Proc.Exited() {
+			t.Fatalf("%s: the switch died", step)
+		}
+	}
+	alive("start")
+
+	fe := vhosttest.Dial(t, sock, vhosttest.FeatVersion1|vhosttest.FeatMrgRxbuf|vhosttest.FeatEventIdx|vhosttest.FeatProtocolFeatures)
+	mac := net.HardwareAddr{2, 0, 0, 0, 0, 0x66}
+	fe.Transmit(0, ethFrame(broadcastMAC, mac, "vhost-hello"))
+	a.recv(t, "vhost-hello")
+
+	tx := fe.Rings[1]
+	bad := []struct {
+		step string
+		set  func(i int)
+	}{
+		{"outside-memory", func(i int) { tx.SetDesc(i, 0x1000, 100, 0, 0) }},
+		{"past-the-end", func(i int) { tx.SetDesc(i, vhosttest.GuestBase+vhosttest.MemSize-10, 100, 0, 0) }},
+		{"chain-loop", func(i int) { tx.SetDesc(i, tx.GPA(tx.BufOff), 100, vhosttest.DescNext, uint16(i)) }},
+		{"indirect", func(i int) { tx.SetDesc(i, tx.GPA(tx.BufOff), 16, vhosttest.DescIndirect, 0) }},
+	}
+	for k, c := range bad {
+		i := 1 + k
+		c.set(i)
+		tx.Offer(i)
+		fe.KickTx()
+		// The next good frame still goes through: only the bad one was lost.
+		fe.Transmit(10+k, ethFrame(broadcastMAC, mac, "after-"+c.step))
+		a.recv(t, "after-"+c.step)
+		alive(c.step)
+	}
+
+	// A head index out of range breaks the ring: the port's frames stop, nothing else.
+	binary.LittleEndian.PutUint16(fe.Mem[tx.AvailOff+4+2*int(tx.AvailIdx%uint16(tx.Num)):], 999)
+	tx.AvailIdx++
+	tx.Offer()
+	fe.KickTx()
+	waitFor(t, 10*time.Second, "the switch to stop the broken ring", func() (bool, string) {
+		log := sw.Proc.Stderr.String()
+		return strings.Contains(log, "ring stopped"), log
+	})
+	alive("broken-ring")
+
+	// Its memory shrinks under the switch; then it goes with frames in flight.
+	fe2 := vhosttest.Dial(t, sock, vhosttest.FeatVersion1|vhosttest.FeatMrgRxbuf|vhosttest.FeatEventIdx|vhosttest.FeatProtocolFeatures)
+	fe2.PostRx(0, 8, vhosttest.BufSize)
+	unix.Ftruncate(fe2.MemFD, 0)
+	waitFor(t, 10*time.Second, "a fault on the shrunk memory", func() (bool, string) {
+		a.send(t, ethFrame(broadcastMAC, a.MAC, "to-the-shrunk"))
+		log := sw.Proc.Stderr.String()
+		return strings.Contains(log, "fault on guest memory"), log
+	})
+	alive("truncated-memory")
+	for i := 0; i < 64; i++ {
+		fe.Transmit(20+i, ethFrame(broadcastMAC, mac, "in-flight"))
+	}
+	fe.Conn.Close()
+	fe2.Conn.Close()
+	alive("disconnected")
+	waitFor(t, 10*time.Second, "the hostile frontends' ports to go", func() (bool, string) {
+		ports := switchPorts(t, sw)
+		for n, block := range ports {
+			if strings.Contains(block, "module vhost-user") {
+				return false, fmt.Sprintf("port %d still there:\n%s", n, block)
+			}
+		}
+		return true, ""
+	})
+	alive("end")
+	t.Logf("switch log:\n%s", sw.Proc.Stderr.String())
 }

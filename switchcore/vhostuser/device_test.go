@@ -11,6 +11,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/vde-go/vde/switchcore/vhostuser/vhosttest"
 	"github.com/vde-go/vde/switchcore/wire"
 )
 
@@ -69,7 +70,7 @@ func TestFramesBothWays(t *testing.T) {
 				for i := 0; i < 200; i++ {
 					batch = append(batch, frame(60+(i*7)%1454, byte(round*200+i)))
 				}
-				f.transmit(round*200, batch...)
+				f.Transmit(round*200, batch...)
 				sent = append(sent, batch...)
 				got := readN(t, f.dev, len(batch))
 				for i := range got {
@@ -77,12 +78,12 @@ func TestFramesBothWays(t *testing.T) {
 						t.Fatalf("round %d frame %d: got %d bytes, want %d", round, i, len(got[i]), len(batch[i]))
 					}
 				}
-				if ids, _ := f.rings[1].used(); len(ids) != len(batch) {
+				if ids, _ := f.Rings[1].Used(); len(ids) != len(batch) {
 					t.Fatalf("round %d: %d transmit buffers came back, want %d", round, len(ids), len(batch))
 				}
 			}
 			// Switch to guest.
-			f.postRx(0, 100, feBufSize)
+			f.PostRx(0, 100, feBufSize)
 			var out [][]byte
 			for i := 0; i < 50; i++ {
 				out = append(out, frame(60+i*29, byte(i)))
@@ -90,7 +91,7 @@ func TestFramesBothWays(t *testing.T) {
 			if n, err := f.dev.WriteBatch(out); n != len(out) || err != nil {
 				t.Fatalf("WriteBatch = %d, %v; want %d", n, err, len(out))
 			}
-			got, nbufs := f.received()
+			got, nbufs := f.Received()
 			if len(got) != len(out) {
 				t.Fatalf("guest received %d frames, want %d", len(got), len(out))
 			}
@@ -111,9 +112,9 @@ func TestJumboReceive(t *testing.T) {
 	for name, feats := range map[string]uint64{"mrg": modern, "nomrg": FeatVersion1} {
 		t.Run(name, func(t *testing.T) {
 			f := newFrontend(t, feats, Options{})
-			f.postRx(0, 8, 1500)
+			f.PostRx(0, 8, 1500)
 			n, _ := f.dev.WriteBatch([][]byte{jumbo, small})
-			got, nbufs := f.received()
+			got, nbufs := f.Received()
 			if feats&FeatNetMrgRxbuf != 0 {
 				if n != 2 || len(got) != 2 || !bytes.Equal(got[0], jumbo) || nbufs[0] != 7 || !bytes.Equal(got[1], small) {
 					t.Fatalf("wrote %d; got %d frames, buffers %v", n, len(got), nbufs)
@@ -155,7 +156,7 @@ func TestKickWakesReader(t *testing.T) {
 	}()
 	time.Sleep(20 * time.Millisecond) // let it go to sleep: the kick path is under test
 	want := frame(80, 5)
-	f.transmit(0, want)
+	f.Transmit(0, want)
 	select {
 	case g := <-got:
 		if g == nil || !bytes.Equal(g[0], want) {
@@ -165,7 +166,7 @@ func TestKickWakesReader(t *testing.T) {
 		t.Fatal("a kick did not wake the reader")
 	}
 	var v [8]byte
-	if n, _ := unix.Read(f.call[1], v[:]); n != 8 {
+	if n, _ := unix.Read(f.Call[1], v[:]); n != 8 {
 		t.Fatal("the driver was not signalled for its transmit buffer")
 	}
 }
@@ -180,7 +181,7 @@ func TestDisconnectEndsReader(t *testing.T) {
 		done <- err
 	}()
 	time.Sleep(20 * time.Millisecond)
-	f.conn.Close()
+	f.Conn.Close()
 	select {
 	case err := <-done:
 		if !errors.Is(err, io.EOF) {
@@ -199,27 +200,27 @@ func TestDisconnectEndsReader(t *testing.T) {
 func TestHostileTransmit(t *testing.T) {
 	cases := []struct {
 		desc  string
-		setup func(r *drvRing)
+		setup func(r *vhosttest.Ring)
 		// ringBroken: the ring stops; otherwise the bad frame is skipped and the next read.
 		ringBroken bool
 	}{
-		{"address outside memory", func(r *drvRing) { r.setDesc(0, 0x1000, 100, 0, 0) }, false},
-		{"length past the region's end", func(r *drvRing) { r.setDesc(0, feGuestBase+feMemSize-50, 100, 0, 0) }, false},
-		{"address wraps", func(r *drvRing) { r.setDesc(0, ^uint64(0)-10, 100, 0, 0) }, false},
-		{"chain loops", func(r *drvRing) { r.setDesc(0, r.gpa(r.bufOff), 100, descNext, 0) }, false},
-		{"next out of range", func(r *drvRing) { r.setDesc(0, r.gpa(r.bufOff), 100, descNext, 60000) }, false},
-		{"indirect", func(r *drvRing) { r.setDesc(0, r.gpa(r.bufOff), 16, descIndirect, 0) }, false},
-		{"writable in a transmit chain", func(r *drvRing) { r.setDesc(0, r.gpa(r.bufOff), 100, descWrite, 0) }, false},
-		{"head out of range", func(r *drvRing) {
-			binary.LittleEndian.PutUint16(r.f.mem[r.availOff+4:], 999)
+		{"address outside memory", func(r *vhosttest.Ring) { r.SetDesc(0, 0x1000, 100, 0, 0) }, false},
+		{"length past the region's end", func(r *vhosttest.Ring) { r.SetDesc(0, feGuestBase+feMemSize-50, 100, 0, 0) }, false},
+		{"address wraps", func(r *vhosttest.Ring) { r.SetDesc(0, ^uint64(0)-10, 100, 0, 0) }, false},
+		{"chain loops", func(r *vhosttest.Ring) { r.SetDesc(0, r.GPA(r.BufOff), 100, descNext, 0) }, false},
+		{"next out of range", func(r *vhosttest.Ring) { r.SetDesc(0, r.GPA(r.BufOff), 100, descNext, 60000) }, false},
+		{"indirect", func(r *vhosttest.Ring) { r.SetDesc(0, r.GPA(r.BufOff), 16, descIndirect, 0) }, false},
+		{"writable in a transmit chain", func(r *vhosttest.Ring) { r.SetDesc(0, r.GPA(r.BufOff), 100, descWrite, 0) }, false},
+		{"head out of range", func(r *vhosttest.Ring) {
+			binary.LittleEndian.PutUint16(r.F.Mem[r.AvailOff+4:], 999)
 		}, true},
 	}
 	for _, c := range cases {
 		t.Run(c.desc, func(t *testing.T) {
 			f := newFrontend(t, modern, Options{})
-			r := f.rings[1]
+			r := f.Rings[1]
 			good := frame(100, 1)
-			f.transmit(0, frame(100, 0), good)
+			f.Transmit(0, frame(100, 0), good)
 			c.setup(r)
 			if c.ringBroken {
 				bufs, sizes := newBufs(4)
@@ -234,11 +235,11 @@ func TestHostileTransmit(t *testing.T) {
 					t.Fatal("no fault counted")
 				}
 				// The receive ring of the same frontend still works.
-				f.postRx(0, 1, feBufSize)
+				f.PostRx(0, 1, feBufSize)
 				if n, _ := f.dev.WriteBatch([][]byte{good}); n != 1 {
 					t.Fatal("receive ring stopped with the transmit ring")
 				}
-				f.conn.Close()
+				f.Conn.Close()
 				<-done
 				return
 			}
@@ -254,8 +255,8 @@ func TestHostileTransmit(t *testing.T) {
 // a dead switch.
 func TestTruncatedMemory(t *testing.T) {
 	f := newFrontend(t, modern, Options{})
-	f.transmit(0, frame(100, 1))
-	unix.Ftruncate(f.memfd, 0)
+	f.Transmit(0, frame(100, 1))
+	unix.Ftruncate(f.MemFD, 0)
 	bufs, sizes := newBufs(4)
 	_, err := f.dev.ReadBatch(bufs, sizes)
 	if err == nil || f.dev.Faults.Load() == 0 {
@@ -276,8 +277,8 @@ func TestBatchAllocs(t *testing.T) {
 	}
 	step := 0
 	allocs := testing.AllocsPerRun(50, func() {
-		f.transmit(step*32, frames...)
-		f.postRx(step*32, 32, feBufSize)
+		f.Transmit(step*32, frames...)
+		f.PostRx(step*32, 32, feBufSize)
 		step++
 		if n, err := f.dev.ReadBatch(bufs, sizes); n != 32 || err != nil {
 			t.Fatalf("ReadBatch = %d, %v", n, err)
@@ -285,8 +286,8 @@ func TestBatchAllocs(t *testing.T) {
 		if n, _ := f.dev.WriteBatch(frames); n != 32 {
 			t.Fatalf("WriteBatch = %d", n)
 		}
-		f.rings[0].drain()
-		f.rings[1].drain()
+		f.Rings[0].Drain()
+		f.Rings[1].Drain()
 	})
 	if allocs > 0 {
 		t.Fatalf("%.1f allocations per batch pair", allocs)
@@ -323,17 +324,17 @@ func TestProtocolErrors(t *testing.T) {
 // GET_VRING_BASE stops a ring and answers where it stopped; a new kick restarts it there.
 func TestStopAndRestart(t *testing.T) {
 	f := newFrontend(t, modern, Options{})
-	f.transmit(0, frame(64, 1), frame(64, 2))
+	f.Transmit(0, frame(64, 1), frame(64, 2))
 	readN(t, f.dev, 2)
 	f.send(ReqGetVringBase, state(1, 0))
 	b := make([]byte, headerSize+8)
-	if _, err := f.conn.Read(b); err != nil {
+	if _, err := f.Conn.Read(b); err != nil {
 		t.Fatal(err)
 	}
 	if base := binary.LittleEndian.Uint32(b[headerSize+4:]); base != 2 {
 		t.Fatalf("GET_VRING_BASE = %d, want 2", base)
 	}
-	f.transmit(2, frame(64, 3))
+	f.Transmit(2, frame(64, 3))
 	bufs, sizes := newBufs(4)
 	f.dev.mu.RLock()
 	n := f.dev.pollTx(bufs, sizes, nil)
@@ -361,26 +362,26 @@ func TestOffloads(t *testing.T) {
 	var hdr [12]byte
 	putHdr(hdr[:], want)
 	pkt := frame(1900, 1) // longer than the MTU: one descriptor of the test's 2 KiB buffers
-	f.transmitHdr(0, hdr[:], pkt)
+	f.TransmitHdr(0, hdr[:], pkt)
 	bufs, sizes := newBufs(4)
 	offl := make([]wire.Offload, 4)
 	n, err := f.dev.ReadOffload(bufs, sizes, offl)
 	if n != 1 || err != nil || offl[0] != want || !bytes.Equal(bufs[0][:sizes[0]], pkt) {
 		t.Fatalf("ReadOffload = %d, %v, %+v", n, err, offl[0])
 	}
-	f.transmitHdr(1, hdr[:], pkt)
-	f.transmit(2, frame(64, 2))
+	f.TransmitHdr(1, hdr[:], pkt)
+	f.Transmit(2, frame(64, 2))
 	if got := readN(t, f.dev, 1); len(got[0]) != 64 || f.dev.TxOffloadDropped.Load() != 1 {
 		t.Fatalf("ReadBatch gave %d bytes, dropped %d offloaded packets", len(got[0]), f.dev.TxOffloadDropped.Load())
 	}
-	f.postRx(0, 4, feBufSize)
+	f.PostRx(0, 4, feBufSize)
 	if n, _ := f.dev.WriteOffload([][]byte{pkt}, []wire.Offload{want}); n != 1 {
 		t.Fatal("WriteOffload took nothing")
 	}
-	r := f.rings[0]
-	ids, lens := r.used()
-	if len(ids) != 1 || lens[0] != 12+len(pkt) || parseHdr(r.buf(ids[0])) != want {
-		t.Fatalf("guest got %v %v, header %+v", ids, lens, parseHdr(r.buf(ids[0])))
+	r := f.Rings[0]
+	ids, lens := r.Used()
+	if len(ids) != 1 || lens[0] != 12+len(pkt) || parseHdr(r.Buf(ids[0])) != want {
+		t.Fatalf("guest got %v %v, header %+v", ids, lens, parseHdr(r.Buf(ids[0])))
 	}
 	g := newFrontend(t, modern, Options{})
 	if g.dev.TakesOffload() {

@@ -26,8 +26,8 @@ func FuzzMessages(f *testing.F) {
 	f.Add(msg(ReqSetVringEnable, state(1, 1)))
 	f.Fuzz(func(t *testing.T, stream []byte) {
 		fe := newFrontend(t, modern, Options{})
-		fe.conn.Write(stream)
-		fe.conn.CloseWrite()
+		fe.Conn.Write(stream)
+		fe.Conn.CloseWrite()
 		select {
 		case err := <-fe.served:
 			fe.served <- err
@@ -44,14 +44,14 @@ func FuzzRings(f *testing.F) {
 	f.Add(make([]byte, 64), []byte{0, 0, 1, 0}, uint16(3), uint16(2))
 	f.Fuzz(func(t *testing.T, descs, ring []byte, txIdx, rxIdx uint16) {
 		fe := newFrontend(t, modern, Options{})
-		for _, r := range fe.rings {
-			copy(fe.mem[r.descOff:r.descOff+16*r.num], descs)
-			copy(fe.mem[r.availOff+4:r.availOff+4+2*r.num], ring)
+		for _, r := range fe.Rings {
+			copy(fe.Mem[r.DescOff:r.DescOff+16*r.Num], descs)
+			copy(fe.Mem[r.AvailOff+4:r.AvailOff+4+2*r.Num], ring)
 		}
-		fe.rings[1].availIdx = txIdx - 1
-		fe.rings[1].offer()
-		fe.rings[0].availIdx = rxIdx - 1
-		fe.rings[0].offer()
+		fe.Rings[1].AvailIdx = txIdx - 1
+		fe.Rings[1].Offer()
+		fe.Rings[0].AvailIdx = rxIdx - 1
+		fe.Rings[0].Offer()
 		bufs, sizes := newBufs(8)
 		fe.dev.mu.RLock()
 		n := fe.dev.pollTx(bufs, sizes, nil)
