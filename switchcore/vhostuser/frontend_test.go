@@ -27,7 +27,7 @@ const (
 
 var one = [8]byte{1}
 
-func u64(v uint64) []byte { return vhosttest.U64(v) }
+func u64(v uint64) []byte   { return vhosttest.U64(v) }
 func state(i, n int) []byte { return vhosttest.State(i, n) }
 
 // newFrontend connects a frontend to a new Device and negotiates feats.
@@ -61,5 +61,5 @@ func newFrontend(t testing.TB, feats uint64, opt Options) *frontend {
 	return f
 }
 
-func (f *frontend) send(req Request, p []byte)               { f.Send(uint32(req), p) }
+func (f *frontend) send(req Request, p []byte)                { f.Send(uint32(req), p) }
 func (f *frontend) sendFDs(req Request, p []byte, fds ...int) { f.SendFDs(uint32(req), p, fds...) }

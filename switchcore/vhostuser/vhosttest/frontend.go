@@ -327,4 +327,6 @@ func (f *Frontend) Received() (frames [][]byte, nbufs []int) {
 }
 
 // String names the frontend for messages.
-func (f *Frontend) String() string { return fmt.Sprintf("vhosttest frontend on %v", f.Conn.RemoteAddr()) }
+func (f *Frontend) String() string {
+	return fmt.Sprintf("vhosttest frontend on %v", f.Conn.RemoteAddr())
+}
