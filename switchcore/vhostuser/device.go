@@ -58,9 +58,10 @@ type Device struct {
 	mtu      int  // NET_SET_MTU, 0 if never set
 	owned    bool
 
-	rxMu   sync.Mutex // WriteBatch callers (every other port's reader) take turns
-	segs   [][]byte   // WriteBatch's scratch (under rxMu)
-	chains []rxChain  // WriteBatch's scratch (under rxMu)
+	rxMu    sync.Mutex // WriteBatch callers (every other port's reader) take turns
+	segs    [][]byte   // WriteBatch's scratch (under rxMu)
+	rxReady []*vring   // WriteBatch's scratch (under rxMu): the receive rings in use
+	chains  []rxChain  // WriteBatch's scratch (under rxMu)
 
 	ep     int // epoll set: the transmit rings' kick eventfds, edge-triggered, and wake
 	wake   int // eventfd: the protocol side wakes a sleeping reader (ring started, close)

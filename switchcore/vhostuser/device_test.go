@@ -388,3 +388,23 @@ func TestOffloads(t *testing.T) {
 		t.Fatal("a guest without GUEST_TSO takes offloads")
 	}
 }
+
+// flowHash keeps a flow on one queue and spreads flows over queues.
+func TestFlowHash(t *testing.T) {
+	pkt := func(sport int) []byte {
+		f := make([]byte, 60)
+		f[12], f[13], f[14], f[23] = 0x08, 0x00, 0x45, 6
+		binary.BigEndian.PutUint16(f[34:], uint16(sport))
+		return f
+	}
+	if flowHash(pkt(1000)) != flowHash(pkt(1000)) {
+		t.Fatal("one flow, two hashes")
+	}
+	var perQueue [2]int
+	for p := 0; p < 1000; p++ {
+		perQueue[flowHash(pkt(p))%2]++
+	}
+	if perQueue[0] < 400 || perQueue[1] < 400 {
+		t.Fatalf("1000 flows over 2 queues: %v", perQueue)
+	}
+}

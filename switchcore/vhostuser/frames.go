@@ -234,27 +234,56 @@ func (d *Device) WriteOffload(frames [][]byte, offl []wire.Offload) (n int, err 
 	defer debug.SetPanicOnFault(old)
 	d.mu.RLock()
 	defer d.mu.RUnlock()
-	v := d.rings[0]
-	if !v.ready() {
-		return 0, nil
-	}
 	d.rxMu.Lock()
 	defer d.rxMu.Unlock()
+	rx := d.rxReady[:0]
+	for q := 0; q < MaxQueuePairs; q++ {
+		if v := d.rings[2*q]; v.ready() {
+			rx = append(rx, v)
+		}
+	}
+	d.rxReady = rx
+	if len(rx) == 0 {
+		return 0, nil
+	}
 	defer d.guard(&err)
 	for i, f := range frames {
 		var o wire.Offload
 		if offl != nil {
 			o = offl[i]
 		}
-		if d.putRx(v, f, o) {
+		v := rx[0]
+		if len(rx) > 1 { // multiqueue: a flow keeps its queue, flows spread over them
+			v = rx[flowHash(f)%uint32(len(rx))]
+		}
+		if v.broken == nil && d.putRx(v, f, o) {
 			n++
 		}
-		if v.broken != nil {
-			break
+	}
+	for _, v := range rx {
+		d.signal(v)
+	}
+	return n, nil
+}
+
+// flowHash spreads frames over receive queues as a NIC's RSS would: by addresses, and for
+// TCP and UDP over IPv4 by ports, so that one flow stays on one queue (in order).
+func flowHash(f []byte) uint32 {
+	h := uint32(2166136261)
+	mix := func(b []byte) {
+		for _, c := range b {
+			h = (h ^ uint32(c)) * 16777619
 		}
 	}
-	d.signal(v)
-	return n, nil
+	if len(f) >= 38 && f[12] == 0x08 && f[13] == 0x00 && f[14] == 0x45 {
+		mix(f[26:34]) // IPv4 source and destination
+		if f[23] == 6 || f[23] == 17 {
+			mix(f[34:38]) // ports
+		}
+		return h
+	}
+	mix(f[:min(len(f), 12)])
+	return h
 }
 
 // parseHdr reads the offloads of a virtio-net header (little-endian: VERSION_1, or a
