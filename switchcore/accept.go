@@ -44,8 +44,8 @@ func (s *Switch) acceptLoop(ln *net.UnixListener, what string, servedOnAccept bo
 			go serve(c)
 			continue
 		}
-		if s.closing.Load() || errors.Is(err, net.ErrClosed) {
-			return
+		if s.closing.Load() || errors.Is(err, net.ErrClosed) || s.ho.paused.Load() {
+			return // closed, or stopped by a hand-over's deadline (handover.go)
 		}
 		if errors.Is(err, unix.EMFILE) || errors.Is(err, unix.ENFILE) {
 			s.startSpell(what, err)

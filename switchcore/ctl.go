@@ -51,10 +51,21 @@ func (s *Switch) serveCtl(c *net.UnixConn) {
 		return
 	}
 	s.endSpell(s.ctlPath())
+	s.waitCtl(ep)
+}
+
+// waitCtl waits for the end of ep's control connection (EOF, or anything written on it),
+// which ends the endpoint. A hand-over stops it with a read deadline and no end
+// (handover.go); startEndpointLocked counted it.
+func (s *Switch) waitCtl(ep *endpoint) {
+	defer s.ho.wg.Done()
 	var b [256]byte
-	n, err := c.Read(b[:])
+	n, err := ep.ctl.Read(b[:])
+	if s.ho.paused.Load() && errors.Is(err, os.ErrDeadlineExceeded) {
+		return
+	}
 	if err == nil && n > 0 {
-		s.logf("port %d: endpoint %d wrote %d bytes on its control connection after the handshake; closing it", ep.port.num, id, n)
+		s.logf("port %d: endpoint %d wrote %d bytes on its control connection after the handshake; closing it", ep.port.num, ep.id, n)
 	}
 	s.detach(ep)
 }
@@ -134,6 +145,10 @@ func (s *Switch) attach(c *net.UnixConn, id int, req wire.Request) (*endpoint, e
 		unix.Close(fd)
 		return nil, errors.New("switch is shutting down")
 	}
+	if s.ho.paused.Load() {
+		unix.Close(fd)
+		return nil, errHandingOver
+	}
 	p, created, err := s.allocPortLocked(req, uid)
 	if err != nil {
 		unix.Close(fd)
@@ -182,12 +197,13 @@ func (s *Switch) attach(c *net.UnixConn, id int, req wire.Request) (*endpoint, e
 		s.flushPortVLANsLocked(p)
 	}
 	s.publishLocked()
-	go s.readLoop(ep)
+	s.startEndpointLocked(ep) // the caller runs waitCtl
 	c.SetWriteDeadline(time.Now().Add(handshakeTimeout))
 	_, err = c.Write(reply)
 	c.SetWriteDeadline(time.Time{})
 	if err != nil {
 		// Never announced, so undone without a port/ep/- event.
+		s.ho.wg.Done() // no waitCtl
 		ep.closed.Store(true)
 		s.unplugLocked(ep)
 		s.release(ep)
@@ -425,6 +441,9 @@ func (s *Switch) attachEndpoint(e wire.Endpoint, id, uid, shownUser int, module,
 	if s.closing.Load() {
 		return 0, errors.New("switch is shutting down")
 	}
+	if s.ho.paused.Load() {
+		return 0, errHandingOver
+	}
 	p, created, err := s.allocPortLocked(wire.Request{Type: wire.ReqNewControl}, uid)
 	if err != nil {
 		return 0, err
@@ -441,7 +460,7 @@ func (s *Switch) attachEndpoint(e wire.Endpoint, id, uid, shownUser int, module,
 	}
 	s.flushPortVLANsLocked(p)
 	s.publishLocked()
-	go s.readLoop(ep)
+	s.startEndpointLocked(ep)
 	s.event(catEPAdd, fmt.Sprintf("Port %02d FD %2d", p.num, id))
 	s.event(catPortDescr, fmt.Sprintf("Port %02d FD %2d -> \"%s\"", p.num, id, descr))
 	return p.num, nil

@@ -111,7 +111,7 @@ func (s *Switch) readLoop(ep *endpoint) {
 			r.bufs = frames
 			r.forward(ep.port, n)
 			r.bufs = nil
-			return !ep.closed.Load()
+			return !ep.closed.Load() && !r.s.ho.paused.Load() // a hand-over stops the reader
 		})
 	} else if oe, ok := ep.data.(wire.OffloadEndpoint); ok {
 		err = r.offloadLoop(ep, oe)
@@ -124,7 +124,7 @@ func (s *Switch) readLoop(ep *endpoint) {
 			}
 		}
 	}
-	if err != nil && !ep.closed.Load() {
+	if err != nil && !ep.closed.Load() && !s.ho.paused.Load() {
 		s.logf("port %d: endpoint %d: read: %v", ep.port.num, ep.id, err)
 		if ep.ctl == nil {
 			s.detach(ep) // nobody else ends an in-process endpoint that failed

@@ -77,11 +77,33 @@ type Switch struct {
 	done      chan struct{}
 	closeOnce sync.Once
 	closing   atomic.Bool
+
+	ho handoverState // a hand-over to a new binary in progress (handover.go)
 }
 
 // New sets up the control directory, the ctl socket and the mgmt socket (if any) and starts
 // accepting clients, so a client may connect as soon as New returns.
 func New(cfg Config) (*Switch, error) {
+	s, err := newSwitch(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.listenCtl(); err != nil {
+		return nil, err
+	}
+	if cfg.MgmtPath != "" {
+		if err := s.listenMgmt(); err != nil {
+			s.Close()
+			return nil, err
+		}
+	}
+	s.run()
+	return s, nil
+}
+
+// newSwitch makes a switch of cfg with no sockets and no goroutines: New and Restore
+// (handover.go) give it its listeners and then run it.
+func newSwitch(cfg Config) (*Switch, error) {
 	if cfg.NumPorts <= 0 {
 		cfg.NumPorts = DefaultNumPorts
 	}
@@ -134,27 +156,19 @@ func New(cfg Config) (*Switch, error) {
 	s.lg = newLoopGuard(s)
 	s.lg.on = !cfg.NoLoopGuard
 	s.sockMode, s.dirMode = socketModes(cfg)
-	if err := s.listenCtl(); err != nil {
-		return nil, err
-	}
-	if cfg.MgmtPath != "" {
-		if err := s.listenMgmt(); err != nil {
-			s.Close()
-			return nil, err
-		}
-	}
+	return s, nil
+}
+
+// run publishes the forwarding view and starts the switch's goroutines.
+func (s *Switch) run() {
 	s.mu.Lock()
 	s.publishLocked()
 	s.mu.Unlock()
 	s.reserve.open(false)
-	go s.acceptCtl()
-	if s.mgmtLn != nil {
-		go s.acceptMgmt()
-	}
+	s.startAcceptLoops()
 	go s.gcLoop()
 	go s.fstpLoop()
 	go s.loopGuardLoop()
-	return s, nil
 }
 
 // socketModes derives the socket and directory modes from -m and --dirmode

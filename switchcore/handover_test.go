@@ -1,0 +1,211 @@
+package switchcore
+
+import (
+	"bytes"
+	"os"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vde-go/vde/switchcore/wire"
+	"golang.org/x/sys/unix"
+)
+
+// handoverSetup is switch A with three datagram clients on ports 1, 2 and 3 that have
+// exchanged frames (so A learned their addresses), VLAN 10 with port 3 tagged in it and
+// port 5 inactive in it with an ACL.
+func handoverSetup(t *testing.T) (s *Switch, a, b, c *wire.Conn) {
+	s = newTestSwitch(t, Config{NumPorts: 16, MgmtPath: t.TempDir() + "/mgmt"})
+	a, b, c = dial(t, s, 1), dial(t, s, 2), dial(t, s, 3)
+	for _, cmd := range []string{"vlan/create 10", "vlan/addport 10 3", "port/create 5", "vlan/addport 10 5", "port/setuser 5 root", "port/allocatable 5 0"} {
+		if out := runCmd(t, s, cmd); !strings.Contains(out, "1000 Success") {
+			t.Fatalf("%s: %q", cmd, out)
+		}
+	}
+	exchange(t, a, b, 1, 2, "before")
+	// The first frame found b unknown and was flooded to c too.
+	if got := recvFrame(t, c, 5*time.Second); !bytes.Equal(got, frame(2, 1, "before")) {
+		t.Fatalf("c: the flooded frame: got %x", got)
+	}
+	exchange(t, b, a, 2, 1, "before")
+	return s, a, b, c
+}
+
+// exchange sends a unicast frame from x (address src) to y (address dst) and checks that
+// y gets it.
+func exchange(t *testing.T, x, y *wire.Conn, src, dst byte, payload string) {
+	t.Helper()
+	f := frame(dst, src, payload)
+	if _, err := x.WriteBatch([][]byte{f}); err != nil {
+		t.Fatal(err)
+	}
+	// Before the switch knows dst it floods the frame, after it forwards it: either way
+	// y gets it.
+	if got := recvFrame(t, y, 5*time.Second); !bytes.Equal(got, f) {
+		t.Fatalf("%d -> %d %q: got %x", src, dst, payload, got)
+	}
+}
+
+// settle waits (without a bound: the test's own timeout is the bound) until the process
+// has at most want goroutines, and returns how many it has.
+func settle(want int) int {
+	for i := 0; ; i++ {
+		runtime.GC()
+		n := runtime.NumGoroutine()
+		if n <= want || i == 2000 {
+			return n
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestHandoverRestore: A hands over to B in the same process; the clients, untouched, go
+// on through B, which shows the same ports and MAC table, while A is gone without a
+// goroutine or a descriptor left.
+func TestHandoverRestore(t *testing.T) {
+	s, a, b, c := handoverSetup(t)
+	portsBefore := runCmd(t, s, "port/allprint")
+	vlansBefore := runCmd(t, s, "vlan/allprint")
+	macsBefore := s.macs.len()
+	fds, gor := openFDs(t), runtime.NumGoroutine()
+
+	state, files, err := s.Handover()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b2 := restore(t, s, "B", state, files)
+	if got := runCmd(t, b2, "port/allprint"); got != portsBefore {
+		t.Fatalf("port/allprint on B:\n%s\non A before:\n%s", got, portsBefore)
+	}
+	if got := runCmd(t, b2, "vlan/allprint"); got != vlansBefore {
+		t.Fatalf("vlan/allprint on B:\n%s\non A before:\n%s", got, vlansBefore)
+	}
+	if b2.macs.len() != macsBefore || b2.macs.lookup(makeKey([]byte{2, 0, 0, 0, 0, 1}, 0)) != 1 || b2.macs.lookup(makeKey([]byte{2, 0, 0, 0, 0, 2}, 0)) != 2 {
+		t.Fatalf("MAC table on B: %d entries (A had %d), 02:..:01 on port %d, 02:..:02 on port %d", b2.macs.len(), macsBefore,
+			b2.macs.lookup(makeKey([]byte{2, 0, 0, 0, 0, 1}, 0)), b2.macs.lookup(makeKey([]byte{2, 0, 0, 0, 0, 2}, 0)))
+	}
+	exchange(t, a, b, 1, 2, "after")
+	exchange(t, b, a, 2, 1, "after")
+	// The unicast went to b only: B forwarded it by the MAC table it was handed.
+	if got := recvFrame(t, c, 200*time.Millisecond); got != nil {
+		t.Fatalf("c got a frame for b: %x", got)
+	}
+	// Sent while no switch reads, it waits in the kernel's queue of the data socket; a
+	// second hand-over, from B to C, forwards it.
+	state, files, err = b2.Handover()
+	if err != nil {
+		t.Fatal(err)
+	}
+	paused := frame(2, 1, "during the hand-over")
+	if _, err := a.WriteBatch([][]byte{paused}); err != nil {
+		t.Fatal(err)
+	}
+	b2 = restore(t, b2, "C", state, files)
+	if got := recvFrame(t, b, 5*time.Second); !bytes.Equal(got, paused) {
+		t.Fatalf("the frame sent during the hand-over: got %x", got)
+	}
+	// A new client attaches to B through the handed-over ctl socket and reaches a.
+	d := dial(t, b2, 4)
+	exchange(t, d, a, 4, 1, "newcomer")
+	d.Close()
+	// B runs as many goroutines and holds as many descriptors as A did.
+	if n := settle(gor); n > gor {
+		buf := make([]byte, 1<<20)
+		t.Fatalf("%d goroutines after the hand-over, %d before:\n%s", n, gor, buf[:runtime.Stack(buf, true)])
+	}
+	for i := 0; openFDs(t) > fds && i < 200; i++ {
+		time.Sleep(5 * time.Millisecond) // d's descriptors go when B's waiter sees its EOF
+	}
+	// Fewer is no leak: what the race detector's runtime keeps open varies.
+	if n := openFDs(t); n > fds {
+		t.Fatalf("%d descriptors open after the hand-over, %d before", n, fds)
+	}
+}
+
+// restore restores the state and files old handed over as a switch called name, and
+// releases old.
+func restore(t *testing.T, old *Switch, name string, state []byte, files []*os.File) *Switch {
+	t.Helper()
+	s, err := Restore(Config{Log: func(f string, args ...any) { t.Logf(name+": "+f, args...) }}, state, files)
+	if err != nil {
+		old.Resume()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	if err := old.Release(); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// TestHandoverResume: a hand-over that fails leaves A serving as before.
+func TestHandoverResume(t *testing.T) {
+	s, a, b, _ := handoverSetup(t)
+	fds, gor := openFDs(t), runtime.NumGoroutine()
+	_, files, err := s.Handover()
+	if err != nil {
+		t.Fatal(err)
+	}
+	paused := frame(2, 1, "during the pause")
+	if _, err := a.WriteBatch([][]byte{paused}); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range files {
+		f.Close()
+	}
+	if err := s.Resume(); err != nil {
+		t.Fatal(err)
+	}
+	if got := recvFrame(t, b, 5*time.Second); !bytes.Equal(got, paused) {
+		t.Fatalf("the frame sent during the pause: got %x", got)
+	}
+	exchange(t, b, a, 2, 1, "resumed")
+	if n := settle(gor); n > gor {
+		t.Fatalf("%d goroutines after resuming, %d before", n, gor)
+	}
+	if n := openFDs(t); n != fds {
+		t.Fatalf("%d descriptors open after resuming, %d before", n, fds)
+	}
+	if err := s.Resume(); err == nil {
+		t.Fatal("a second Resume succeeded")
+	}
+}
+
+// TestHandoverRefusesInProcessEndpoints: this version hands over datagram clients only.
+func TestHandoverRefusesInProcessEndpoints(t *testing.T) {
+	s := newTestSwitch(t, Config{})
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fds[1])
+	x, err := wire.NewDatagram(fds[0], "in-process")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.AttachEndpoint(x, 99, "tuntap", "tap0"); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.Handover(); err == nil || !strings.Contains(err.Error(), "not a datagram client") {
+		t.Fatalf("Handover with a TAP: %v", err)
+	}
+	c := dial(t, s, 0) // the switch still serves
+	c.Close()
+}
+
+// TestRestoreRefusesWrongFiles: a state whose descriptors were not all passed.
+func TestRestoreRefusesWrongFiles(t *testing.T) {
+	s, _, _, _ := handoverSetup(t)
+	state, files, err := s.Handover()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Resume()
+	if _, err := Restore(Config{}, state, files[:len(files)-1]); err == nil || !strings.Contains(err.Error(), "descriptors") {
+		t.Fatalf("Restore with a descriptor missing: %v", err)
+	}
+	if _, err := Restore(Config{}, state[:len(state)-1], nil); err == nil || !strings.Contains(err.Error(), "damaged") {
+		t.Fatalf("Restore of a truncated state: %v", err)
+	}
+}
