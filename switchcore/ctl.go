@@ -160,7 +160,8 @@ func (s *Switch) attach(c *net.UnixConn, id int, req wire.Request) (*endpoint, e
 			s.ports[p.num] = nil
 		}
 	}
-	path := fmt.Sprintf("%s/%03d.%d", s.ctlDir, p.num, fd)
+	id = s.freeIDLocked(id)
+	path := s.dataPathLocked(p.num, fd)
 	os.Remove(path)
 	if err := unix.Bind(fd, &unix.SockaddrUnix{Name: path}); err != nil {
 		undo()
@@ -435,6 +436,40 @@ func (s *Switch) DetachEndpoint(e wire.Endpoint) {
 	}
 }
 
+// freeIDLocked is id (a descriptor number, as in the C switch), or if a live endpoint has
+// it, the next number none has. Endpoints handed over by another switch (handover.go) keep
+// that switch's descriptor numbers as ids, which this process may have given to others.
+func (s *Switch) freeIDLocked(id int) int {
+	for {
+		taken := false
+		for _, ep := range s.endpointsLocked() {
+			taken = taken || ep.id == id
+		}
+		if !taken {
+			return id
+		}
+		id++
+	}
+}
+
+// dataPathLocked names the data socket of a client on port bound to descriptor fd:
+// <ctldir>/NNN.fd as in the C switch, or NNN.fd+k if a live endpoint's socket has that
+// name. Endpoints handed over by another switch keep names made from its descriptor
+// numbers; attach removes the name before binding, and a client that sends to it by name
+// (libvdeplug) would lose its data path to the newcomer's socket.
+func (s *Switch) dataPathLocked(port, fd int) string {
+	for n := fd; ; n++ {
+		path := fmt.Sprintf("%s/%03d.%d", s.ctlDir, port, n)
+		taken := false
+		for _, ep := range s.endpointsLocked() {
+			taken = taken || ep.dataPath == path
+		}
+		if !taken {
+			return path
+		}
+	}
+}
+
 func (s *Switch) attachEndpoint(e wire.Endpoint, id, uid, shownUser int, module, descr string) (port int, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -448,7 +483,7 @@ func (s *Switch) attachEndpoint(e wire.Endpoint, id, uid, shownUser int, module,
 	if err != nil {
 		return 0, err
 	}
-	ep := &endpoint{id: id, port: p, module: module, descr: descr, data: e, slot: s.allocSlotLocked()}
+	ep := &endpoint{id: s.freeIDLocked(id), port: p, module: module, descr: descr, data: e, slot: s.allocSlotLocked()}
 	if d, ok := e.(*wire.Datagram); ok {
 		ep.dgram = d
 		ep.queue = newOutQueue(ep, &s.queueBytes)

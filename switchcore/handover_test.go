@@ -209,3 +209,117 @@ func TestRestoreRefusesWrongFiles(t *testing.T) {
 		t.Fatalf("Restore of a truncated state: %v", err)
 	}
 }
+
+// TestHandoverRestoredNamesDoNotCollide: a restored endpoint keeps the old switch's data socket
+// name (<ctldir>/NNN.fd, fd the old switch's descriptor) and id. When the new switch gives
+// that descriptor number to a newcomer's data socket on the same port, the newcomer must
+// get another name (attach removes the name it binds: a libvdeplug client, which sends to
+// the name, would lose its data path) and another id (port/epclose picks by id).
+func TestHandoverRestoredNamesDoNotCollide(t *testing.T) {
+	// Low descriptors held from the start, so that the old switch's sockets for a come
+	// after them and four of them can be freed below a's data socket's number later.
+	var held []int
+	closeHeld := func(fd int) {
+		for i, h := range held {
+			if h == fd {
+				unix.Close(fd)
+				held = append(held[:i], held[i+1:]...)
+				return
+			}
+		}
+	}
+	defer func() {
+		for _, fd := range held {
+			unix.Close(fd)
+		}
+	}()
+	devNull := func() int {
+		fd, err := unix.Open("/dev/null", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, fd)
+		return fd
+	}
+	var low []int
+	for i := 0; i < 4; i++ {
+		low = append(low, devNull())
+	}
+	s, a, b, _ := handoverSetup(t)
+	var old *endpoint
+	s.mu.Lock()
+	for _, ep := range s.ports[1].eps {
+		old = ep
+	}
+	s.mu.Unlock()
+	dataFD := -1
+	old.dgram.RawConn().Control(func(fd uintptr) { dataFD = int(fd) })
+	if dataFD <= low[3] {
+		t.Fatalf("a's data socket on the old switch is descriptor %d, not above the held %v", dataFD, low)
+	}
+	state, files, err := s.Handover()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s2 := restore(t, s, "B", state, files)
+	var restored *endpoint
+	s2.mu.Lock()
+	for _, ep := range s2.ports[1].eps {
+		restored = ep
+	}
+	s2.mu.Unlock()
+	if restored.dataPath != old.dataPath || restored.id != old.id {
+		t.Fatalf("restored endpoint: id %d name %s, was id %d name %s", restored.id, restored.dataPath, old.id, old.dataPath)
+	}
+	// The old switch's descriptor dataFD is free now. Fill every free descriptor up to it,
+	// then free it and the four low ones: the newcomer's dial takes two (its control
+	// connection, its data socket), the switch's accept one, its O_PATH look at the
+	// client's socket one, and its data socket for the newcomer gets dataFD.
+	for fd := devNull(); fd < dataFD; fd = devNull() {
+	}
+	if held[len(held)-1] != dataFD {
+		t.Fatalf("descriptor %d was taken again before the newcomer dialled", dataFD)
+	}
+	closeHeld(dataFD)
+	for _, fd := range low {
+		closeHeld(fd)
+	}
+	d := dial(t, s2, 1)
+	var newcomer *endpoint
+	s2.mu.Lock()
+	for _, ep := range s2.ports[1].eps {
+		if ep != restored {
+			newcomer = ep
+		}
+	}
+	s2.mu.Unlock()
+	newFD := -1
+	newcomer.dgram.RawConn().Control(func(fd uintptr) { newFD = int(fd) })
+	if newFD != dataFD {
+		t.Fatalf("the newcomer's data socket is descriptor %d, not %d: the collision was not reproduced", newFD, dataFD)
+	}
+	t.Logf("the newcomer's data socket is descriptor %d, as a's was on the old switch: named %s (a's: %s), id %d (a's: %d)",
+		newFD, newcomer.dataPath, restored.dataPath, newcomer.id, restored.id)
+	if newcomer.dataPath == restored.dataPath {
+		t.Fatalf("the newcomer's data socket took the restored endpoint's name %s", restored.dataPath)
+	}
+	if newcomer.id == restored.id {
+		t.Fatalf("the newcomer took the restored endpoint's id %d", restored.id)
+	}
+	exchange(t, d, b, 4, 2, "newcomer")
+	d.Close()
+	for i := 0; i < 1000; i++ {
+		s2.mu.Lock()
+		n := len(s2.ports[1].eps)
+		s2.mu.Unlock()
+		if n == 1 {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	// The newcomer's detach removed its own name, not a's.
+	if _, err := os.Stat(restored.dataPath); err != nil {
+		t.Fatalf("a's data socket name after the newcomer left: %v", err)
+	}
+	exchange(t, a, b, 1, 2, "after the newcomer")
+}
