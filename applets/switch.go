@@ -75,10 +75,21 @@ var systemRCFile = "/etc/vde2/vde_switch.rc"
 // SwitchMain is vde_switch: a VDE switch with the C tool's options (spec vde_switch.md).
 func SwitchMain(ctx context.Context, args []string, stdio Stdio) error {
 	ready := takeDaemonReadyFile()
+	// A process started by an upgrade (switch_upgrade.go) restores the switch it was
+	// handed, in the directory the switch was started in, and is already a daemon if -d.
+	ho, hoErr := takeHandover()
+	if ho != nil && ho.cwd != "" {
+		os.Chdir(ho.cwd)
+	}
 	opts, err := parseSwitchArgs(args, osSwitchEnv())
 	if err != nil {
 		return parseFailure(err, stdio)
 	}
+	if ho != nil {
+		opts.handover, opts.handoverErr, opts.args = ho, hoErr, args
+		return runSwitch(ctx, opts, stdio, ready)
+	}
+	opts.args = args
 	if opts.Daemon && ready == nil {
 		return spawnSwitchDaemon(args, stdio)
 	}
@@ -104,7 +115,9 @@ var ignoredSignals = []os.Signal{
 // shutdown command or ctx ends it. ready is non-nil in the daemon: the pipe on which
 // the starting process waits for the switch to accept connections.
 func runSwitch(ctx context.Context, o *switchOptions, stdio Stdio, ready *os.File) error {
-	daemon := ready != nil
+	restored := o.handover != nil
+	daemon := ready != nil || restored && o.Daemon
+	startDir, _ := os.Getwd()
 	// Handlers go in before the switch exists, as in C, so that a signal during
 	// start-up still cleans up.
 	sigs := make(chan os.Signal, 1)
@@ -136,12 +149,18 @@ func runSwitch(ctx context.Context, o *switchOptions, stdio Stdio, ready *os.Fil
 	cfg.Log = logf
 	cfg.Version = Version
 	cfg.Stdout = stdio.Out
-	sw, err := newSwitch(cfg)
+	var sw switchCore
+	var err error
+	if restored {
+		sw, err = restoreOrFallBack(cfg, o, logf)
+	} else {
+		sw, err = newSwitch(cfg)
+	}
 	if err != nil {
 		report("%v", err)
 		return exit(255)
 	}
-	if o.PidFile != "" {
+	if o.PidFile != "" && !restored { // a restored switch has the same pid, and its file
 		if err := writePidFile(o.PidFile); err != nil {
 			report("Error in pidfile creation: %s", strerror(err))
 			closeSwitch(sw, logf)
@@ -155,8 +174,10 @@ func runSwitch(ctx context.Context, o *switchOptions, stdio Stdio, ready *os.Fil
 	}
 	// TAPs come after the pid file and before the rc file, as the C switch's tuntap
 	// module initialises after consmgmt; each takes the next free port.
-	attachTaps(sw, o.Taps, report)
-	if rc := rcFilePath(o.RCFile, os.Getenv("HOME")); rc != "" {
+	if !restored { // the state has the TAPs' ports and what the rc file set
+		attachTaps(sw, o.Taps, report)
+	}
+	if rc := rcFilePath(o.RCFile, os.Getenv("HOME")); rc != "" && !restored {
 		if err := sw.RunRC(rc); err != nil {
 			logf("%v", err) // C is silent here; a missing -f file deserves a word
 		}
@@ -183,10 +204,22 @@ func runSwitch(ctx context.Context, o *switchOptions, stdio Stdio, ready *os.Fil
 		}
 		defer srv.Close()
 	}
-	if daemon {
+	if ready != nil {
 		// Ready after the rc file ran, so that clients find its VLANs and ports.
 		signalReady(ready)
+	}
+	if daemon {
 		os.Chdir("/") // like daemon(3): do not keep the start directory busy
+	}
+	// Upgrades in place: SIGUSR2 and the console's upgrade. A switch with vhost-user
+	// endpoints cannot hand them over (nor its listener), and a test's fake core cannot:
+	// SIGUSR2 stays ignored then and upgrade answers 1038 Function not implemented.
+	var up *upgrader
+	if real, ok := sw.(*switchcore.Switch); ok && len(o.VhostUser) == 0 {
+		if up = newUpgrader(real, o.args, startDir, logf); up != nil {
+			real.SetUpgrade(up.upgrade)
+			signal.Notify(sigs, syscall.SIGUSR2)
+		}
 	}
 
 	var console chan error
@@ -211,6 +244,12 @@ loop:
 			}
 			break loop
 		case sig := <-sigs:
+			if sig == syscall.SIGUSR2 && up != nil {
+				if err := up.upgrade(""); err != nil { // returns only on failure
+					logf("%v", err)
+				}
+				continue
+			}
 			if sig == syscall.SIGHUP {
 				// Debian's switch survives SIGHUP; it raises the sig/hup event, on
 				// which iplog reopens its log file (after logrotate).

@@ -127,6 +127,12 @@ type switchOptions struct {
 	PidFile string
 	// RCFile is -f as given; empty means the default rc files.
 	RCFile string
+	// args are the arguments as given, which an upgrade passes to the new binary.
+	args []string
+	// handover is what an upgrade handed this process (switch_upgrade.go), handoverErr
+	// why it could not all be read; nil for a switch started afresh.
+	handover    *handoverIn
+	handoverErr error
 	// Metrics is --metrics: where to serve the counters (host:port or a socket path).
 	Metrics string
 	// VhostUser are the --vhost-user socket paths; Poll is --poll.

@@ -133,7 +133,7 @@ func TestMgmtMatchesDebian(t *testing.T) {
 }
 
 // ourAdditions are the console lines our switch adds to Debian's (README.md, Compatibility
-// notes): hash/setmax, port/drops and the loop guard's and capture's menus in help, and the entry limit,
+// notes): hash/setmax, upgrade, port/drops and the loop guard's and capture's menus in help, and the entry limit,
 // the entries and the refused learnings in hash/showinfo. withoutOurAdditions takes out
 // exactly these before the comparison. port/print and port/allprint have none: they are Debian's to the byte.
 var ourAdditions = []struct {
@@ -141,6 +141,7 @@ var ourAdditions = []struct {
 	text    *regexp.Regexp
 }{
 	{helpListing("hash/setmax"), regexp.MustCompile(`(?m)^hash/setmax        N               maximum number of hash entries\n`)},
+	{helpListing("upgrade"), regexp.MustCompile(`(?m)^upgrade            \[path\]          exec path \(default: this binary\) in place, keeping every client\n`)},
 	{helpListing("port/drops"), regexp.MustCompile(`(?m)^port/drops         \[N\]             print the dropped and bad frame counters\n`)},
 	{helpListing("loopguard"), regexp.MustCompile(`(?m)^loopguard          =+    LOOP GUARD MENU\n(?:loopguard/.*\n)+`)},
 	{helpListing("capture"), regexp.MustCompile(`(?m)^capture            =+    LIVE CAPTURE\n(?:capture/.*\n)+`)},

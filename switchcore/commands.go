@@ -61,6 +61,7 @@ var generalCommands = []command{
 	{path: "help", syntax: "[arg]", help: "Help (limited to arg when specified)", withFile: true, run: cmdHelp},
 	{path: "logout", help: "logout from this mgmt terminal"},
 	{path: "shutdown", help: "shutdown of the switch"},
+	{path: "upgrade", syntax: "[path]", help: "exec path (default: this binary) in place, keeping every client", run: cmdUpgrade},
 	{path: "showinfo", help: "show switch version and info", withFile: true, run: cmdShowinfo},
 	{path: "load", syntax: "path", help: "load a configuration script", run: cmdLoad},
 }

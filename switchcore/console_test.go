@@ -19,6 +19,7 @@ ds/showinfo                        show ds info
 help               [arg]           Help (limited to arg when specified)
 logout                             logout from this mgmt terminal
 shutdown                           shutdown of the switch
+upgrade            [path]          exec path (default: this binary) in place, keeping every client
 showinfo                           show switch version and info
 load               path            load a configuration script
 debug              ============    DEBUG MENU

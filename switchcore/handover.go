@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -35,6 +36,35 @@ type handoverState struct {
 	// wg counts the goroutines a hand-over stops: the accept loops and each endpoint's
 	// reader and control waiter.
 	wg sync.WaitGroup
+	// upgrade is what the console's upgrade command runs (SetUpgrade); nil: the command
+	// is not implemented, as in the C switch.
+	upgrade atomic.Pointer[func(path string) error]
+}
+
+// SetUpgrade installs fn as the console's `upgrade [PATH]` (root and the switch's own
+// user only): vde_switch's exec in place (applets/switch_upgrade.go). fn returns only on
+// failure, the switch serving on; its error is logged.
+func (s *Switch) SetUpgrade(fn func(path string) error) { s.ho.upgrade.Store(&fn) }
+
+func cmdUpgrade(c *cmdCtx) error {
+	fn := c.s.ho.upgrade.Load()
+	if fn == nil {
+		return unix.ENOSYS
+	}
+	// As for shutdown: replacing the switch's binary is its owner's decision.
+	if c.ss.peer > 0 && c.ss.peer != os.Geteuid() {
+		c.s.logf("mgmt: upgrade from uid %d refused (only uid 0 or %d)", c.ss.peer, os.Geteuid())
+		return unix.EPERM
+	}
+	if err := (*fn)(strings.TrimSpace(c.arg)); err != nil {
+		c.s.logf("mgmt: %v", err)
+		var en unix.Errno
+		if errors.As(err, &en) {
+			return en
+		}
+		return unix.ECANCELED
+	}
+	return nil
 }
 
 var errHandingOver = errors.New("switch is handing over to a new binary")
