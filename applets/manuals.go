@@ -139,6 +139,14 @@ func init() {
 					item("/tmp/vde.ctl, /var/run/vde.ctl", "the default control directory (the second for root)."),
 					item("~/.vde2/vde_switch.rc, /etc/vde2/vde_switch.rc", "console commands run at start, without **-f**."),
 				}},
+				{"Signals", []block{
+					para("**SIGINT**, **SIGTERM**: clean up and exit. **SIGHUP**: reopen the iplog file (after logrotate), as Debian's switch does."),
+					para("**SIGUSR2**, or the console's **upgrade** [__PATH__] (root and the switch's own user only): upgrade in place. The switch checks that " +
+						"__PATH__ (by default the binary it runs from) answers **--version**, hands its state and every descriptor over and executes it in the " +
+						"same process (the pid stays), with its original options; clients of its data sockets stay connected and frames wait in the sockets " +
+						"meanwhile. If anything fails before the exec, the old switch goes on serving and logs why; if the new binary cannot take the state, " +
+						"the old binary is executed again with it. TAP, vhost-user and plugin state cannot be handed over yet: with them the upgrade is refused."),
+				}},
 				{"Exit status", []block{para("0 after **shutdown** or a signal; 1 for a bad option (after the usage) or a failed start.")}},
 			},
 			seeAlso: []string{"vde(1)", "vde_plug(1)", "vde_plug_url(7)", "vdeterm(1)", "unixterm(1)", "vdecmd(1)", "vde_plug2tap(1)", "slirpvde(1)", "qemu(1)"},
