@@ -42,6 +42,9 @@ const (
 	// handoverCwdEnv is the directory the switch was started in: a daemon has moved to /
 	// since, and its arguments are parsed again.
 	handoverCwdEnv = "VDE_HANDOVER_CWD"
+	// handoverT0Env is when the old image stopped serving (Unix nanoseconds): the new one
+	// logs how long the switch did not read, which is what an upgrade costs its clients.
+	handoverT0Env = "VDE_HANDOVER_T0"
 )
 
 // upgradeCheckTimeout bounds the new binary's `--version`.
@@ -54,6 +57,7 @@ type handoverIn struct {
 	fds   string     // handoverEnv's value, for a fallback
 	prev  *os.File   // the old binary, or nil
 	cwd   string
+	t0    time.Time // when the old image stopped serving; zero if unknown
 }
 
 // takeHandover reads and clears the hand-over variables; nil if there are none.
@@ -63,6 +67,10 @@ func takeHandover() (*handoverIn, error) {
 		return nil, nil
 	}
 	h := &handoverIn{fds: v, cwd: os.Getenv(handoverCwdEnv)}
+	if ns, err := strconv.ParseInt(os.Getenv(handoverT0Env), 10, 64); err == nil {
+		h.t0 = time.Unix(0, ns)
+	}
+	os.Unsetenv(handoverT0Env)
 	prev := os.Getenv(handoverPrevEnv)
 	os.Unsetenv(handoverEnv)
 	os.Unsetenv(handoverPrevEnv)
@@ -187,7 +195,7 @@ func (u *upgrader) upgrade(path string) error {
 	if err != nil {
 		return fmt.Errorf("upgrade to %s: %w", path, err)
 	}
-	err = u.exec(path, state, files)
+	err = u.exec(path, state, files, start)
 	// Still here: the exec failed and the switch goes on.
 	for _, f := range files {
 		f.Close()
@@ -199,7 +207,7 @@ func (u *upgrader) upgrade(path string) error {
 }
 
 // exec passes state and files to path in this process. It returns only on failure.
-func (u *upgrader) exec(path string, state []byte, files []*os.File) error {
+func (u *upgrader) exec(path string, state []byte, files []*os.File, t0 time.Time) error {
 	mfd, err := stateMemfd(state)
 	if err != nil {
 		return err
@@ -226,7 +234,8 @@ func (u *upgrader) exec(path string, state []byte, files []*os.File) error {
 	defer unix.FcntlInt(uintptr(exeFD), unix.F_SETFD, unix.FD_CLOEXEC)
 	env := append(os.Environ(), // takeHandover cleared ours
 		fmt.Sprintf("%s=%d:%s", handoverEnv, mfd, strings.Join(fds, ",")),
-		fmt.Sprintf("%s=%d", handoverPrevEnv, exeFD), handoverCwdEnv+"="+u.cwd)
+		fmt.Sprintf("%s=%d", handoverPrevEnv, exeFD), handoverCwdEnv+"="+u.cwd,
+		fmt.Sprintf("%s=%d", handoverT0Env, t0.UnixNano()))
 	u.logf("upgrade: handing %d descriptors over to %s", len(files), path)
 	err = syscall.Exec(path, append([]string{"vde_switch"}, u.args...), env)
 	return fmt.Errorf("exec: %w", err)
@@ -299,7 +308,12 @@ func restoreOrFallBack(cfg switchcore.Config, o *switchOptions, logf func(string
 	if err == nil {
 		var sw *switchcore.Switch
 		if sw, err = restoreSwitch(cfg, o.handover); err == nil {
-			logf("upgrade: version %s serves the handed-over switch", Version)
+			if o.handover.t0.IsZero() {
+				logf("upgrade: version %s serves the handed-over switch", Version)
+			} else {
+				logf("upgrade: version %s serves the handed-over switch, %.1f ms after the old one stopped reading",
+					Version, float64(time.Since(o.handover.t0).Microseconds())/1000)
+			}
 			return sw, nil
 		}
 	}

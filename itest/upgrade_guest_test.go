@@ -15,6 +15,8 @@ import (
 // upgradesUnderLoad is how many in-place upgrades TestUpgradeUnderGuests makes.
 const upgradesUnderLoad = 20
 
+var upgradePause = regexp.MustCompile(`serves the handed-over switch, ([0-9.]+) ms after the old one stopped reading`)
+
 var pingReply = regexp.MustCompile(`^\[(\d+\.\d+)\] \d+ bytes from .* icmp_seq=(\d+)`)
 
 // TestUpgradeUnderGuests: a QEMU guest (-netdev vde, libvdeplug's protocol) pinged every
@@ -119,6 +121,17 @@ func TestUpgradeUnderGuests(t *testing.T) {
 	t.Logf("%d upgrades: %d pings answered of %d sent, %d lost; the %d longest gaps between replies (ms, one per upgrade at most): median %.1f, max %.1f; all: %.1f",
 		upgradesUnderLoad, len(seqs), sent, lost, len(top), top[len(top)/2], top[len(top)-1], top)
 	t.Logf("TCP stream across the upgrades:\n%s", tail(client.Stdout.String(), 800))
+	var pauses []float64 // what each new image logged: from the old one's stop to serving
+	for _, m := range upgradePause.FindAllStringSubmatch(sw.Proc.Stderr.String(), -1) {
+		ms, _ := strconv.ParseFloat(m[1], 64)
+		pauses = append(pauses, ms)
+	}
+	if len(pauses) != upgradesUnderLoad {
+		t.Errorf("%d upgrades logged their pause, want %d:\n%s", len(pauses), upgradesUnderLoad, sw.Proc.Stderr.String())
+	} else {
+		slices.Sort(pauses)
+		t.Logf("the switch did not read for (ms, sorted): median %.1f, max %.1f: %.1f", pauses[len(pauses)/2], pauses[len(pauses)-1], pauses)
+	}
 	if lost > upgradesUnderLoad {
 		t.Errorf("%d pings lost in %d upgrades, want at most one per upgrade", lost, upgradesUnderLoad)
 	}
