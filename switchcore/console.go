@@ -10,6 +10,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"golang.org/x/sys/unix"
 )
@@ -52,19 +53,34 @@ type session struct {
 	// the command's answer is written: no prompt follows, and the console ends.
 	handoff func(conn net.Conn, in io.Reader)
 	rest    io.Reader // what handoff reads the connection through
+	// upgrading is set while the session's upgrade command runs (handover.go).
+	upgrading atomic.Bool
+	// bye is set once goodbye queued the session's last words; said is closed once they
+	// are written (or could not be).
+	bye  atomic.Bool
+	said chan struct{}
 }
 
 type chunk struct {
 	b      []byte
 	prompt bool
+	last   bool // the session's last words (goodbye)
 }
 
 func (s *Switch) newSession(out, promptW io.Writer, conn net.Conn) *session {
-	ss := &session{s: s, out: make(chan chunk, 256), closed: make(chan struct{}), conn: conn, subs: map[*debugCat]bool{}, peer: -1, peerGID: -1}
+	ss := &session{s: s, out: make(chan chunk, 256), closed: make(chan struct{}), said: make(chan struct{}), conn: conn, subs: map[*debugCat]bool{}, peer: -1, peerGID: -1}
 	go func() {
 		defer close(ss.closed)
 		dead := false
 		for c := range ss.out {
+			if c.last {
+				if !dead {
+					out.Write(c.b)
+				}
+				dead = true // nothing after the last words
+				close(ss.said)
+				continue
+			}
 			if dead {
 				continue
 			}
@@ -96,6 +112,15 @@ func (ss *session) end() {
 	ss.s.sessMu.Unlock()
 	ss.once.Do(func() { close(ss.out) })
 	<-ss.closed
+}
+
+// goodbye queues text as the session's last words: nothing written after them reaches
+// the client. ss.said is closed once they are written.
+func (ss *session) goodbye(text string) {
+	if ss.bye.Swap(true) {
+		return
+	}
+	ss.out <- chunk{b: []byte(text), last: true}
 }
 
 func (ss *session) closeConn() {

@@ -7,10 +7,12 @@ package switchcore
 // builds that switch. The old one then either Releases its descriptors (the new one
 // serves) or Resumes (the new one failed) and serves on as before.
 //
-// In this version only datagram clients (the libvdeplug protocol) can be handed over: a
-// switch with a TAP or another in-process endpoint, or with a plugin loaded, refuses.
-// FSTP's port roles are not carried (the tree converges again); mgmt sessions stay with
-// the old switch, which ends them at Release.
+// Datagram clients (the libvdeplug protocol) and the switch's own TAPs (-t: the device's
+// descriptor passes, tap.FromFD takes it up) are handed over; a switch with another
+// in-process endpoint (vhost-user), or with a plugin loaded, refuses. FSTP's port roles are
+// not carried (the tree converges again). Mgmt sessions are not carried either: once the
+// state is taken, each is told "9999 END OF SESSION" and ends (the one whose upgrade
+// command started the hand-over gets its answer first); the stdin console stays.
 
 import (
 	"errors"
@@ -25,6 +27,7 @@ import (
 
 	"github.com/vde-go/vde/switchcore/handover"
 	"github.com/vde-go/vde/switchcore/wire"
+	"github.com/vde-go/vde/tap"
 	"golang.org/x/sys/unix"
 )
 
@@ -56,6 +59,9 @@ func cmdUpgrade(c *cmdCtx) error {
 		c.s.logf("mgmt: upgrade from uid %d refused (only uid 0 or %d)", c.ss.peer, os.Geteuid())
 		return unix.EPERM
 	}
+	// Handover answers this session before it ends the others (sayGoodbye).
+	c.ss.upgrading.Store(true)
+	defer c.ss.upgrading.Store(false)
 	if err := (*fn)(strings.TrimSpace(c.arg)); err != nil {
 		c.s.logf("mgmt: %v", err)
 		var en unix.Errno
@@ -120,9 +126,9 @@ func (s *Switch) Handover() (state []byte, files []*os.File, err error) {
 	}
 	eps := s.endpointsLocked()
 	for _, ep := range eps {
-		if ep.ctl == nil || ep.dgram == nil {
+		if !handedOver(ep) {
 			s.mu.Unlock()
-			return nil, nil, fmt.Errorf("handover: port %d: endpoint %d (%s) is not a datagram client: this version cannot hand it over", ep.port.num, ep.id, ep.module)
+			return nil, nil, fmt.Errorf("handover: port %d: endpoint %d (%s) is neither a datagram client nor a TAP: this version cannot hand it over", ep.port.num, ep.id, ep.module)
 		}
 	}
 	s.plugins.mu.Lock()
@@ -143,8 +149,7 @@ func (s *Switch) Handover() (state []byte, files []*os.File, err error) {
 		s.mgmtLn.SetDeadline(past)
 	}
 	for _, ep := range eps {
-		ep.ctl.SetReadDeadline(past)
-		ep.dgram.SetReadDeadline(past)
+		setReadDeadline(ep, past)
 	}
 	s.ho.wg.Wait()
 	// What the readers forwarded last may wait in output queues: let the writers send it.
@@ -168,7 +173,68 @@ func (s *Switch) Handover() (state []byte, files []*os.File, err error) {
 		s.Resume()
 		return nil, nil, fmt.Errorf("handover: %w", err)
 	}
+	s.sayGoodbye()
 	return state, files, nil
+}
+
+// handedOver says whether a hand-over can carry ep: a datagram client, or a TAP.
+func handedOver(ep *endpoint) bool {
+	if ep.ctl != nil && ep.dgram != nil {
+		return true
+	}
+	_, ok := ep.data.(*tap.Device)
+	return ok && ep.ctl == nil
+}
+
+// setReadDeadline sets the read deadline of ep's sockets or device (handedOver's kinds).
+func setReadDeadline(ep *endpoint, t time.Time) {
+	if ep.ctl != nil {
+		ep.ctl.SetReadDeadline(t)
+	}
+	if ep.dgram != nil {
+		ep.dgram.SetReadDeadline(t)
+	} else if d, ok := ep.data.(*tap.Device); ok {
+		d.SetReadDeadline(t)
+	}
+}
+
+// goodbyeWait bounds how long Handover waits for the mgmt sessions' goodbyes to be
+// written: a client that reads nothing gets a bare EOF instead.
+const goodbyeWait = 50 * time.Millisecond
+
+// sayGoodbye ends every mgmt session as the C switch ends one, with "9999 END OF SESSION",
+// before the exec cuts it; the session whose upgrade command runs gets "1000 Success"
+// first, and nothing after. The stdin console and rc files are left alone. Should the
+// hand-over fail after this (the exec itself), the sessions are over all the same.
+func (s *Switch) sayGoodbye() {
+	s.sessMu.Lock()
+	var ended []*session
+	for ss := range s.sessions {
+		if ss.conn == nil || ss.console {
+			continue
+		}
+		ended = append(ended, ss)
+	}
+	s.sessMu.Unlock()
+	deadline := time.Now().Add(goodbyeWait)
+	past := time.Unix(1, 0)
+	for _, ss := range ended {
+		ss.conn.SetWriteDeadline(deadline)
+		if ss.upgrading.Load() {
+			ss.goodbye(statusLine(nil) + endSession + "\n")
+		} else {
+			ss.goodbye(endSession + "\n")
+		}
+		// Its reader wakes (once the upgrade command returned, for the asker), ends the
+		// session and closes the connection after the goodbye is written (serveMgmt).
+		ss.conn.SetReadDeadline(past)
+	}
+	for _, ss := range ended {
+		select {
+		case <-ss.said:
+		case <-time.After(time.Until(deadline)):
+		}
+	}
 }
 
 // snapshotLocked gathers the state and duplicates the descriptors.
@@ -248,6 +314,15 @@ func (s *Switch) snapshotLocked() (*handover.State, []*os.File, error) {
 		for i := len(p.eps) - 1; i >= 0; i-- {
 			ep := p.eps[i]
 			he := handover.Endpoint{ID: ep.id, Module: ep.module, Descr: ep.descr, DataPath: ep.dataPath, UID: p.curUser}
+			if d, ok := ep.data.(*tap.Device); ok {
+				he.TAP, he.CtlFile = &handover.TAP{Name: d.Name(), VnetHdr: d.VnetHdr()}, -1
+				rc, _ := d.SyscallConn()
+				if he.DataFile, err = add(fmt.Sprintf("port %d endpoint %d TAP %s", p.num, ep.id, d.Name()), rc); err != nil {
+					return fail(err)
+				}
+				hp.Endpoints = append(hp.Endpoints, he)
+				continue
+			}
 			if he.CtlFile, err = add(fmt.Sprintf("port %d endpoint %d control", p.num, ep.id), mustRaw(ep.ctl)); err != nil {
 				return fail(err)
 			}
@@ -307,14 +382,15 @@ func (s *Switch) Resume() error {
 	}
 	eps := s.endpointsLocked()
 	for _, ep := range eps {
-		ep.ctl.SetReadDeadline(time.Time{})
-		ep.dgram.SetReadDeadline(time.Time{})
+		setReadDeadline(ep, time.Time{})
 	}
 	s.ho.paused.Store(false)
 	s.startAcceptLoops()
 	for _, ep := range eps {
 		s.startEndpointLocked(ep)
-		go s.waitCtl(ep)
+		if ep.ctl != nil {
+			go s.waitCtl(ep)
+		}
 	}
 	return nil
 }
@@ -343,9 +419,17 @@ func (s *Switch) Release() error {
 	s.reserve.mu.Unlock()
 	for _, ep := range eps {
 		ep.closed.Store(true)
-		ep.ctl.Close()
-		ep.queue.stop()
-		ep.data.Close()
+		if ep.ctl != nil {
+			ep.ctl.Close()
+		}
+		if ep.queue != nil {
+			ep.queue.stop()
+		}
+		if d, ok := ep.data.(*tap.Device); ok {
+			d.CloseHandedOver() // Close would turn the offloads off under the successor
+		} else {
+			ep.data.Close()
+		}
 	}
 	s.sessMu.Lock()
 	for ss := range s.sessions {
@@ -404,9 +488,17 @@ func Restore(cfg Config, state []byte, files []*os.File) (sw *Switch, err error)
 			s.mgmtLn.Close()
 		}
 		for _, ep := range eps {
-			ep.ctl.Close()
-			ep.queue.stop()
-			ep.data.Close()
+			if ep.ctl != nil {
+				ep.ctl.Close()
+			}
+			if ep.queue != nil {
+				ep.queue.stop()
+			}
+			if d, ok := ep.data.(*tap.Device); ok {
+				d.CloseHandedOver() // the old switch may Resume with the device as it is
+			} else {
+				ep.data.Close()
+			}
 		}
 	}()
 	if s.ctlLn, err = fileListener(files[st.CtlFile]); err != nil {
@@ -446,7 +538,11 @@ func Restore(cfg Config, state []byte, files []*os.File) (sw *Switch, err error)
 		s.ports[p.num] = p
 		for _, he := range hp.Endpoints {
 			var ep *endpoint
-			ep, err = s.restoreEndpoint(p, he, files[he.CtlFile], files[he.DataFile])
+			if he.TAP != nil {
+				ep, err = s.restoreTAP(p, he, files[he.DataFile])
+			} else {
+				ep, err = s.restoreEndpoint(p, he, files[he.CtlFile], files[he.DataFile])
+			}
 			if err != nil {
 				return nil, fmt.Errorf("restore: port %d endpoint %d: %w", p.num, he.ID, err)
 			}
@@ -467,9 +563,30 @@ func Restore(cfg Config, state []byte, files []*os.File) (sw *Switch, err error)
 	s.mu.Lock()
 	for _, ep := range eps {
 		s.startEndpointLocked(ep)
-		go s.waitCtl(ep)
+		if ep.ctl != nil {
+			go s.waitCtl(ep)
+		}
 	}
 	return s, nil
+}
+
+// restoreTAP makes an endpoint of p from a handed-over TAP descriptor (keeping a
+// duplicate of it).
+func (s *Switch) restoreTAP(p *Port, he handover.Endpoint, f *os.File) (*endpoint, error) {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return nil, fmt.Errorf("TAP %s: %w", he.TAP.Name, err)
+	}
+	nfd, derr := -1, error(nil)
+	rc.Control(func(fd uintptr) { nfd, derr = unix.FcntlInt(fd, unix.F_DUPFD_CLOEXEC, 0) })
+	if derr != nil {
+		return nil, fmt.Errorf("TAP %s: dup: %w", he.TAP.Name, derr)
+	}
+	d, err := tap.FromFD(nfd, he.TAP.Name, he.TAP.VnetHdr) // closes nfd on failure
+	if err != nil {
+		return nil, err
+	}
+	return &endpoint{id: he.ID, port: p, module: he.Module, descr: he.Descr, data: d, slot: s.allocSlotLocked()}, nil
 }
 
 // restoreEndpoint makes an endpoint of p from a handed-over control connection and data

@@ -1,7 +1,12 @@
 package switchcore
 
 import (
+	"bufio"
 	"bytes"
+	"encoding/binary"
+	"io"
+	"net"
+	"net/netip"
 	"os"
 	"runtime"
 	"strings"
@@ -9,6 +14,8 @@ import (
 	"time"
 
 	"github.com/vde-go/vde/switchcore/wire"
+	"github.com/vde-go/vde/tap"
+	"github.com/vde-go/vde/tap/taptest"
 	"golang.org/x/sys/unix"
 )
 
@@ -172,7 +179,8 @@ func TestHandoverResume(t *testing.T) {
 	}
 }
 
-// TestHandoverRefusesInProcessEndpoints: this version hands over datagram clients only.
+// TestHandoverRefusesInProcessEndpoints: this version hands over datagram clients and
+// TAPs only, not another in-process endpoint (vhost-user's).
 func TestHandoverRefusesInProcessEndpoints(t *testing.T) {
 	s := newTestSwitch(t, Config{})
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
@@ -184,11 +192,11 @@ func TestHandoverRefusesInProcessEndpoints(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.AttachEndpoint(x, 99, "tuntap", "tap0"); err != nil {
+	if _, err := s.AttachEndpoint(x, 99, "vhost-user", "vhost-user sock=x"); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := s.Handover(); err == nil || !strings.Contains(err.Error(), "not a datagram client") {
-		t.Fatalf("Handover with a TAP: %v", err)
+	if _, _, err := s.Handover(); err == nil || !strings.Contains(err.Error(), "endpoint 99 (vhost-user) is neither a datagram client nor a TAP") {
+		t.Fatalf("Handover with an in-process endpoint: %v", err)
 	}
 	c := dial(t, s, 0) // the switch still serves
 	c.Close()
@@ -322,4 +330,194 @@ func TestHandoverRestoredNamesDoNotCollide(t *testing.T) {
 		t.Fatalf("a's data socket name after the newcomer left: %v", err)
 	}
 	exchange(t, a, b, 1, 2, "after the newcomer")
+}
+
+// arpWho is an ARP request from 02:00:00:00:00:src (sender ip) for target.
+func arpWho(src byte, ip, target netip.Addr) []byte {
+	f := []byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 2, 0, 0, 0, 0, src, 0x08, 0x06}
+	f = binary.BigEndian.AppendUint16(f, 1)      // Ethernet
+	f = binary.BigEndian.AppendUint16(f, 0x0800) // IPv4
+	f = append(f, 6, 4, 0, 1)                    // sizes, request
+	f = append(f, 2, 0, 0, 0, 0, src)
+	f = append(f, ip.AsSlice()...)
+	f = append(f, 0, 0, 0, 0, 0, 0)
+	f = append(f, target.AsSlice()...)
+	return append(f, make([]byte, 60-len(f))...)
+}
+
+// arpAnswered waits for the reply to arpWho(src, ip, ...) on c, skipping what else the
+// TAP's kernel side sends (IPv6 router solicitations and the like).
+func arpAnswered(t *testing.T, c *wire.Conn, src byte, ip netip.Addr) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		f := recvFrame(t, c, time.Until(deadline))
+		if len(f) >= 42 && bytes.Equal(f[0:6], []byte{2, 0, 0, 0, 0, src}) && f[12] == 8 && f[13] == 6 && f[21] == 2 && bytes.Equal(f[38:42], ip.AsSlice()) {
+			return
+		}
+	}
+	t.Fatalf("no ARP reply to %v", ip)
+}
+
+// TestHandoverTAP: a switch with a TAP (vde_switch -t) resumes after a failed hand-over,
+// then hands over twice; the restored
+// switches read and write the same device through the passed descriptor (tap.FromFD), and
+// an ARP request a client sends while no switch reads is answered by the TAP's kernel side
+// after the restore.
+func TestHandoverTAP(t *testing.T) {
+	taptest.InNewNetns(t)
+	s := newTestSwitch(t, Config{NumPorts: 8})
+	d, err := tap.Open("vho0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.AttachEndpoint(d, d.FD(), "tuntap", "vho0"); err != nil {
+		d.Close()
+		t.Fatal(err)
+	}
+	host := netip.MustParseAddr("10.9.22.1")
+	if err := tap.AddAddr("vho0", netip.PrefixFrom(host, 24)); err != nil {
+		t.Fatal(err)
+	}
+	if err := tap.SetUp("vho0"); err != nil {
+		t.Fatal(err)
+	}
+	a := dial(t, s, 2)
+	ask := func(i byte) {
+		t.Helper()
+		if _, err := a.WriteBatch([][]byte{arpWho(2, netip.AddrFrom4([4]byte{10, 9, 22, 10 + i}), host)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ask(0)
+	arpAnswered(t, a, 2, netip.AddrFrom4([4]byte{10, 9, 22, 10}))
+	// The counters go on counting the ARP exchanges: compare the rest.
+	ports := func(s *Switch) string {
+		var keep []string
+		for _, l := range strings.Split(runCmd(t, s, "port/allprint"), "\n") {
+			if !strings.Contains(l, " pkts ") {
+				keep = append(keep, l)
+			}
+		}
+		return strings.Join(keep, "\n")
+	}
+	portsBefore := ports(s)
+	if !strings.Contains(portsBefore, "module tuntap      : vho0") {
+		t.Fatalf("port/allprint shows no TAP:\n%s", portsBefore)
+	}
+	fds := openFDs(t)
+	// A hand-over that fails: the switch reads the TAP again.
+	if _, files, err := s.Handover(); err != nil {
+		t.Fatal(err)
+	} else {
+		for _, f := range files {
+			f.Close()
+		}
+	}
+	if err := s.Resume(); err != nil {
+		t.Fatal(err)
+	}
+	ask(9)
+	arpAnswered(t, a, 2, netip.AddrFrom4([4]byte{10, 9, 22, 19}))
+
+	for i, name := range []string{"B", "C"} {
+		state, files, err := s.Handover()
+		if err != nil {
+			t.Fatal(err)
+		}
+		ask(byte(1 + i)) // waits in the switch's data socket
+		s = restore(t, s, name, state, files)
+		arpAnswered(t, a, 2, netip.AddrFrom4([4]byte{10, 9, 22, 11 + byte(i)}))
+		if got := ports(s); got != portsBefore {
+			t.Fatalf("port/allprint on %s:\n%s\nbefore:\n%s", name, got, portsBefore)
+		}
+	}
+	ask(5)
+	arpAnswered(t, a, 2, netip.AddrFrom4([4]byte{10, 9, 22, 15}))
+	info, err := tap.LinkInfo("vho0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("vho0 after two hand-overs: %+v", info)
+	if n := openFDs(t); n > fds {
+		t.Fatalf("%d descriptors open after the hand-overs, %d before", n, fds)
+	}
+}
+
+// mgmtSession opens a mgmt session on s and reads its banner and first prompt.
+func mgmtSession(t *testing.T, path string) (net.Conn, *bufio.Reader) {
+	t.Helper()
+	c, err := net.Dial("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	r := bufio.NewReader(c)
+	readTo(t, r, "vde$ ")
+	return c, r
+}
+
+// readTo reads r up to and including want, and returns what it read.
+func readTo(t *testing.T, r *bufio.Reader, want string) string {
+	t.Helper()
+	var got []byte
+	for !bytes.HasSuffix(got, []byte(want)) {
+		b, err := r.ReadByte()
+		if err != nil {
+			t.Fatalf("reading to %q: %v after %q", want, err, got)
+		}
+		got = append(got, b)
+	}
+	return string(got)
+}
+
+// TestHandoverSaysGoodbye: a hand-over ends every mgmt session with the C switch's
+// goodbye line; the one whose upgrade command handed over gets the command's answer
+// first. Neither gets anything after it.
+func TestHandoverSaysGoodbye(t *testing.T) {
+	path := t.TempDir() + "/mgmt"
+	s := newTestSwitch(t, Config{MgmtPath: path})
+	restoredc := make(chan *Switch, 1)
+	s.SetUpgrade(func(string) error {
+		state, files, err := s.Handover()
+		if err != nil {
+			return err
+		}
+		b, err := Restore(Config{Log: t.Logf}, state, files)
+		if err != nil {
+			s.Resume()
+			return err
+		}
+		restoredc <- b
+		return s.Release()
+	})
+	_, other := mgmtSession(t, path)
+	asker, ar := mgmtSession(t, path)
+	if _, err := io.WriteString(asker, "upgrade\n"); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		desc string
+		r    *bufio.Reader
+		want string
+	}{{"asker", ar, "1000 Success\n9999 END OF SESSION\n"}, {"other", other, "9999 END OF SESSION\n"}} {
+		got, err := io.ReadAll(tc.r)
+		if err != nil || string(got) != tc.want {
+			t.Errorf("%s: read %q, %v; want %q then EOF", tc.desc, got, err, tc.want)
+		}
+	}
+	var restored *Switch
+	select {
+	case restored = <-restoredc:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no switch restored")
+	}
+	t.Cleanup(func() { restored.Close() })
+	// The restored switch serves the mgmt socket.
+	c, r := mgmtSession(t, path)
+	io.WriteString(c, "showinfo\n")
+	if got := readTo(t, r, "1000 Success\n"); !strings.Contains(got, "VDE switch") && !strings.Contains(got, "Numports") {
+		t.Errorf("showinfo on the restored switch: %q", got)
+	}
 }

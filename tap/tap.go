@@ -145,13 +145,19 @@ func OpenConfig(c Config) (*Device, error) {
 		unix.Close(fd)
 		return nil, err
 	}
+	return newDevice(fd, name, c.VnetHdr && !c.TUN)
+}
+
+// newDevice wraps fd, a non-blocking descriptor set up for the device name, which it owns
+// from now on (it is closed if newDevice fails).
+func newDevice(fd int, name string, vnet bool) (*Device, error) {
 	f := os.NewFile(uintptr(fd), name)
 	rc, err := f.SyscallConn()
 	if err != nil {
 		f.Close()
 		return nil, &Error{Name: name, Op: "poller", Err: err}
 	}
-	d := &Device{file: f, rc: rc, fd: fd, name: name, vnet: c.VnetHdr && !c.TUN}
+	d := &Device{file: f, rc: rc, fd: fd, name: name, vnet: vnet}
 	if d.vnet {
 		d.rbuf = make([]byte, readBufLen)
 	}

@@ -22,43 +22,11 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/vde-go/vde/switchcore/wire"
+	"github.com/vde-go/vde/tap/taptest"
 )
 
-// inNewNetns moves the test's goroutine, locked to its thread, into a network namespace of
-// its own, so that the test's TAPs, addresses and traffic stay there. Only this goroutine
-// is in the namespace (netlink calls must happen here); reads and writes on a TAP's
-// descriptor work from any goroutine. Cleanup puts the thread back. Subtests run on other
-// goroutines: each must call inNewNetns itself.
-func inNewNetns(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: network namespaces and TAP devices")
-	}
-	if _, err := os.Stat(CloneDevice); err != nil {
-		t.Skipf("needs %s: %v", CloneDevice, err)
-	}
-	runtime.LockOSThread()
-	orig, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		runtime.UnlockOSThread()
-		t.Fatalf("open own netns: %v", err)
-	}
-	if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
-		unix.Close(orig)
-		runtime.UnlockOSThread()
-		t.Skipf("needs network namespaces: unshare(CLONE_NEWNET): %v", err)
-	}
-	t.Cleanup(func() {
-		defer unix.Close(orig)
-		if err := unix.Setns(orig, unix.CLONE_NEWNET); err != nil {
-			// Stay locked: the thread dies with the goroutine instead of
-			// serving others from the wrong namespace.
-			t.Errorf("setns back: %v", err)
-			return
-		}
-		runtime.UnlockOSThread()
-	})
-}
+// inNewNetns puts the test in a network namespace of its own (taptest.InNewNetns).
+func inNewNetns(t *testing.T) { taptest.InNewNetns(t) }
 
 func mustOpen(t *testing.T, c Config) *Device {
 	t.Helper()

@@ -28,6 +28,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"strings"
 )
 
 // Version is the format version this package writes and the only one it reads. Bump it for
@@ -132,7 +133,8 @@ type Counters struct {
 	Bad      uint64 `json:"bad"`
 }
 
-// Endpoint is one datagram client of a port (the libvdeplug protocol).
+// Endpoint is one datagram client of a port (the libvdeplug protocol), or a TAP device
+// the switch opened itself (vde_switch -t), which has TAP set.
 type Endpoint struct {
 	// ID is the endpoint ID port/print shows and port/epclose takes.
 	ID int `json:"id"`
@@ -144,9 +146,26 @@ type Endpoint struct {
 	// UID is the owner of the client's data socket.
 	UID int `json:"uid"`
 	// CtlFile and DataFile index State.Files: the control connection and the data socket.
+	// For a TAP, DataFile is the device's descriptor and CtlFile is -1 (it has none).
 	CtlFile  int `json:"ctl_file"`
 	DataFile int `json:"data_file"`
+	// TAP is set for a TAP device's endpoint, nil for a datagram client. A binary that
+	// does not know the field refuses the state (unknown field) rather than lose the TAP.
+	TAP *TAP `json:"tap,omitempty"`
 }
+
+// TAP is what a TAP endpoint's descriptor needs beside it to be used again.
+type TAP struct {
+	// Name is the interface name, which the restoring switch checks against the
+	// descriptor's (TUNGETIFF).
+	Name string `json:"name"`
+	// VnetHdr says every packet on the descriptor has a virtio_net_hdr in front
+	// (IFF_VNET_HDR, offloads on).
+	VnetHdr bool `json:"vnet_hdr"`
+}
+
+// maxIfName is the longest interface name the kernel takes (IFNAMSIZ - 1).
+const maxIfName = 15
 
 // MACTable are the MAC table's settings and counters.
 type MACTable struct {
@@ -330,6 +349,18 @@ func (st *State) Validate() error {
 		}
 		for _, e := range p.Endpoints {
 			what := fmt.Sprintf("port %d endpoint %d", p.Num, e.ID)
+			if e.TAP != nil {
+				if e.CtlFile != -1 {
+					return bad("%s: a TAP with a control connection (descriptor index %d)", what, e.CtlFile)
+				}
+				if e.TAP.Name == "" || len(e.TAP.Name) > maxIfName || strings.ContainsAny(e.TAP.Name, "/: \t\n\x00") {
+					return bad("%s: TAP name %q is not an interface name", what, e.TAP.Name)
+				}
+				if err := file(what+" TAP", e.DataFile); err != nil {
+					return err
+				}
+				continue
+			}
 			if err := file(what+" control connection", e.CtlFile); err != nil {
 				return err
 			}

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -37,8 +38,21 @@ func sample() *State {
 	return st
 }
 
-func TestRoundTrip(t *testing.T) {
+// sampleTAP is sample with a TAP device's endpoint on port 4 (vde_switch -t).
+func sampleTAP() *State {
 	st := sample()
+	st.Files = append(st.Files, "4.tap")
+	st.Ports = append(st.Ports, Port{Num: 4, Untagged: 0, Allocatable: true, User: -1, Group: -1, CurUser: -1,
+		Endpoints: []Endpoint{{ID: 5, Module: "tuntap", Descr: "tap0", UID: -1, CtlFile: -1, DataFile: 6, TAP: &TAP{Name: "tap0", VnetHdr: true}}}})
+	return st
+}
+
+func TestRoundTrip(t *testing.T) {
+	t.Run("datagram clients", func(t *testing.T) { testRoundTrip(t, sample()) })
+	t.Run("with a TAP", func(t *testing.T) { testRoundTrip(t, sampleTAP()) })
+}
+
+func testRoundTrip(t *testing.T, st *State) {
 	b, err := Encode(st)
 	if err != nil {
 		t.Fatal(err)
@@ -102,14 +116,68 @@ func TestDecodeRefuses(t *testing.T) {
 		}), want: ErrVersion, text: `"fstp"`},
 	} {
 		t.Run(tc.desc, func(t *testing.T) {
-			_, err := Decode(tc.blob)
-			if !errors.Is(err, tc.want) || !strings.Contains(fmt.Sprint(err), tc.text) {
-				t.Fatalf("Decode: %v, want %v containing %q", err, tc.want, tc.text)
-			}
-			if strings.Contains(err.Error(), "\n") {
-				t.Fatalf("error is not one line: %q", err)
-			}
+			checkRefused(t, tc.blob, tc.want, tc.text)
 		})
+	}
+}
+
+func checkRefused(t *testing.T, blob []byte, want error, text string) {
+	t.Helper()
+	_, err := Decode(blob)
+	if !errors.Is(err, want) || !strings.Contains(fmt.Sprint(err), text) {
+		t.Fatalf("Decode: %v, want %v containing %q", err, want, text)
+	}
+	if strings.Contains(err.Error(), "\n") {
+		t.Fatalf("error is not one line: %q", err)
+	}
+}
+
+func TestDecodeRefusesBadTAP(t *testing.T) {
+	good, err := Encode(sampleTAP())
+	if err != nil {
+		t.Fatal(err)
+	}
+	edit := func(old, new string) []byte {
+		p := strings.Replace(string(good[HeaderSize:]), old, new, 1)
+		if p == string(good[HeaderSize:]) {
+			t.Fatalf("%q not in the payload", old)
+		}
+		return reseal(append(good[:HeaderSize:HeaderSize], p...))
+	}
+	for _, tc := range []struct {
+		desc     string
+		old, new string
+		text     string
+	}{
+		{desc: "control connection", old: `"ctl_file":-1`, new: `"ctl_file":2`, text: "a TAP with a control connection"},
+		{desc: "no name", old: `"name":"tap0"`, new: `"name":""`, text: "not an interface name"},
+		{desc: "long name", old: `"name":"tap0"`, new: `"name":"tap0123456789abcd"`, text: "not an interface name"},
+		{desc: "slash", old: `"name":"tap0"`, new: `"name":"../x"`, text: "not an interface name"},
+		{desc: "descriptor out of range", old: `"data_file":6`, new: `"data_file":7`, text: "out of range"},
+		{desc: "descriptor twice", old: `"data_file":6`, new: `"data_file":5`, text: "used twice"},
+	} {
+		t.Run(tc.desc, func(t *testing.T) { checkRefused(t, edit(tc.old, tc.new), ErrInvalid, tc.text) })
+	}
+}
+
+// TestDecodesStateBeforeTAPs: the blob checked in as a fuzz seed was written before TAPs
+// could be handed over; it still decodes, with no TAP.
+func TestDecodesStateBeforeTAPs(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("testdata", "fuzz", "FuzzDecode", "sample"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lit := strings.TrimSpace(strings.SplitN(string(b), "\n", 2)[1])
+	q, err := strconv.Unquote(strings.TrimSuffix(strings.TrimPrefix(lit, "[]byte("), ")"))
+	if err != nil {
+		t.Fatalf("seed: %v", err)
+	}
+	st, err := Decode([]byte(q))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(st, sample()) {
+		t.Fatalf("decoded %+v, want %+v", st, sample())
 	}
 }
 
@@ -172,6 +240,9 @@ func FuzzDecode(f *testing.F) {
 	if b, err := Encode(sample()); err == nil {
 		f.Add(b)
 	}
+	if b, err := Encode(sampleTAP()); err == nil {
+		f.Add(b)
+	}
 	f.Add([]byte(Magic))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		st, err := Decode(b)
@@ -207,7 +278,11 @@ func TestWriteFuzzSeeds(t *testing.T) {
 	}
 	future := append([]byte(nil), good...)
 	binary.BigEndian.PutUint32(future[8:], Version+1)
-	for name, b := range map[string][]byte{"sample": good, "future": future, "truncated": good[:HeaderSize+10], "magic": []byte(Magic)} {
+	withTAP, err := Encode(sampleTAP())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, b := range map[string][]byte{"sample": good, "tap": withTAP, "future": future, "truncated": good[:HeaderSize+10], "magic": []byte(Magic)} {
 		if err := os.WriteFile(filepath.Join(dir, name), fmt.Appendf(nil, "go test fuzz v1\n[]byte(%q)\n", b), 0644); err != nil {
 			t.Fatal(err)
 		}
