@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -155,4 +156,45 @@ func TestUpgradeInPlace(t *testing.T) {
 		t.Fatalf("showinfo after the failed upgrade:\n%s", info)
 	}
 	t.Logf("the switch's log:\n%s", sw.Proc.Stderr.String())
+}
+
+// TestUpgradeInPlaceTAP: a switch started with -t is upgraded on SIGUSR2 (issue 22): the
+// TAP's descriptor passes to the new image, which reads and writes the same interface, so
+// that a host on the switch pings the TAP's address before and after, through the same
+// port, with the same pid.
+func TestUpgradeInPlaceTAP(t *testing.T) {
+	oursOnly(t, "Debian's switch ignores SIGUSR2")
+	requireTools(t, "ping")
+	sw, swHost := switchTapHost(t, implOurs, "10.0.22.1/24")
+	h := plug2tapHost(t, implOurs, sw, "10.0.22.2/24")
+	waitPing(t, h.NS, swHost.Addr)
+	pid := sw.Proc.PID()
+	before := sw.Cmd(t, "port/print")
+	if err := syscall.Kill(pid, syscall.SIGUSR2); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, startTimeout, "the upgraded switch", func() (bool, string) {
+		if sw.Proc.Exited() {
+			sw.Proc.log(t)
+			t.Fatalf("the switch exited: %v", sw.Proc.waitErr)
+		}
+		log := sw.Proc.Stderr.String()
+		return strings.Contains(log, "serves the handed-over switch"), log
+	})
+	// The exec closed the shared mgmt session.
+	sw.mu.Lock()
+	if sw.session != nil {
+		sw.session.Close()
+		sw.session = nil
+	}
+	sw.mu.Unlock()
+	waitPing(t, h.NS, swHost.Addr)
+	waitPing(t, swHost.NS, h.Addr)
+	if sw.Proc.PID() != pid {
+		t.Fatalf("pid %d, was %d", sw.Proc.PID(), pid)
+	}
+	tuntap := regexp.MustCompile(`(?m)^  -- endpoint ID \d+ module tuntap +: .*$`)
+	if got, want := tuntap.FindString(sw.Cmd(t, "port/print")), tuntap.FindString(before); got == "" || got != want {
+		t.Fatalf("the TAP's endpoint after the upgrade: %q, before %q", got, want)
+	}
 }
