@@ -145,7 +145,8 @@ func init() {
 						"__PATH__ (by default the binary it runs from) answers **--version**, hands its state and every descriptor over and executes it in the " +
 						"same process (the pid stays), with its original options; clients of its data sockets stay connected and frames wait in the sockets " +
 						"meanwhile. If anything fails before the exec, the old switch goes on serving and logs why; if the new binary cannot take the state, " +
-						"the old binary is executed again with it. TAP, vhost-user and plugin state cannot be handed over yet: with them the upgrade is refused."),
+						"the old binary is executed again with it. Open management sessions get **9999 END OF SESSION**. TAP ports are handed over; " +
+						"vhost-user ports and loaded plugins cannot be yet: with them the upgrade is refused."),
 				}},
 				{"Exit status", []block{para("0 after **shutdown** or a signal; 1 for a bad option (after the usage) or a failed start.")}},
 			},
