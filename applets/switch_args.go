@@ -204,7 +204,7 @@ func parseSwitchArgs(args []string, env switchEnv) (*switchOptions, error) {
 		case "help":
 			return nil, usage("")
 		case "version":
-			return nil, &parseExit{Code: 0, Stdout: switchVersionText()}
+			return nil, &parseExit{Code: 0, Stdout: switchVersionText() + handoverProbeText()}
 		case "hub":
 			hub = true
 		case "fstp":

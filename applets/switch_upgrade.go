@@ -29,6 +29,7 @@ import (
 	"time"
 
 	"github.com/vde-go/vde/switchcore"
+	"github.com/vde-go/vde/switchcore/handover"
 	"golang.org/x/sys/unix"
 )
 
@@ -251,16 +252,44 @@ func checkBinary(path string) error {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, path, "--version")
 	cmd.Args[0] = "vde_switch"
+	cmd.Env = append(os.Environ(), handoverProbeEnv+"=1")
 	out, err := cmd.Output()
 	if err != nil {
 		return fmt.Errorf("%s --version: %w", path, err)
 	}
+	vde := false
 	for _, l := range strings.Split(string(out), "\n") {
-		if strings.HasPrefix(l, "VDE ") {
-			return nil
+		vde = vde || strings.HasPrefix(l, "VDE ")
+		if v, ok := strings.CutPrefix(l, handoverProbeLine); ok {
+			if v != strconv.Itoa(handover.Version) {
+				return fmt.Errorf("%s reads switch state version %s, this switch writes version %d", path, v, handover.Version)
+			}
+			if vde {
+				return nil
+			}
 		}
 	}
-	return fmt.Errorf("%s --version printed no \"VDE \" line: %q", path, out)
+	if !vde {
+		return fmt.Errorf("%s --version printed no \"VDE \" line: %q", path, out)
+	}
+	// A vde_switch from before upgrades in place would start afresh, find its sockets
+	// taken, and exit: the switch would be lost.
+	return fmt.Errorf("%s cannot take a running switch over (no %q in its --version)", path, strings.TrimSpace(handoverProbeLine))
+}
+
+// handoverProbeEnv asks `vde_switch --version` to say which state version it reads
+// (handoverProbeLine N): checkBinary upgrades only to a binary that can take the state.
+const (
+	handoverProbeEnv  = "VDE_HANDOVER_PROBE"
+	handoverProbeLine = "switch state version "
+)
+
+// handoverProbeText is what --version adds under handoverProbeEnv.
+func handoverProbeText() string {
+	if os.Getenv(handoverProbeEnv) != "1" {
+		return ""
+	}
+	return handoverProbeLine + strconv.Itoa(handover.Version) + "\n"
 }
 
 // stateMemfd is a memfd holding state, positioned at its start, not close-on-exec.
