@@ -142,7 +142,7 @@ func init() {
 				{"Signals", []block{
 					para("**SIGINT**, **SIGTERM**: clean up and exit. **SIGHUP**: reopen the iplog file (after logrotate), as Debian's switch does."),
 					para("**SIGUSR2**, or the console's **upgrade** [__PATH__] (root and the switch's own user only): upgrade in place. The switch checks that " +
-						"__PATH__ (by default the binary it runs from) answers **--version**, hands its state and every descriptor over and executes it in the " +
+						"__PATH__ (by default the binary it runs from) says in its **--version** that it reads this switch's state, hands its state and every descriptor over and executes it in the " +
 						"same process (the pid stays), with its original options; clients of its data sockets stay connected and frames wait in the sockets " +
 						"meanwhile. If anything fails before the exec, the old switch goes on serving and logs why; if the new binary cannot take the state, " +
 						"the old binary is executed again with it. Open management sessions get **9999 END OF SESSION**. TAP ports are handed over; " +
