@@ -378,13 +378,9 @@ func (p *vdeqPlan) connect(backends map[string]bool) ([]string, error) {
 				}
 				o.Group, o.HasGroup = gid, true
 			}
-			sock := n.sock
-			if sock == "" {
-				def, err := wire.DefaultSwitch()
-				if err != nil {
-					return nil, fmt.Errorf("-net vde with no sock=: %w", err)
-				}
-				sock = def
+			sock, err := n.switchDir()
+			if err != nil {
+				return nil, err
 			}
 			c, err := wire.Dial(sock, o)
 			if err != nil {
@@ -419,6 +415,18 @@ func (p *vdeqPlan) connect(backends map[string]bool) ([]string, error) {
 		argv = append(argv, "-device", n.device+",netdev="+id)
 	}
 	return append(argv, p.args...), nil
+}
+
+// switchDir is the control directory of the card's switch: its sock=, else the default.
+func (n *vdeqNIC) switchDir() (string, error) {
+	if n.sock != "" {
+		return n.sock, nil
+	}
+	def, err := wire.DefaultSwitch()
+	if err != nil {
+		return "", fmt.Errorf("-net vde with no sock=: %w", err)
+	}
+	return def, nil
 }
 
 // ctlFD is the descriptor of a connection's control stream.

@@ -7,8 +7,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-
-	"github.com/vde-go/vde/switchcore/wire"
 )
 
 // vhostLinkName is the link a switch started with --vhost-user leaves in its control
@@ -24,13 +22,9 @@ func (p *vdeqPlan) vhostArgs() ([]string, error) {
 	var argv []string
 	kvm := usesKVM(p.args)
 	for i, n := range p.nics {
-		sock := n.sock
-		if sock == "" {
-			def, err := wire.DefaultSwitch()
-			if err != nil {
-				return nil, fmt.Errorf("-net vde with no sock=: %w", err)
-			}
-			sock = def
+		sock, err := n.switchDir()
+		if err != nil {
+			return nil, err
 		}
 		path := filepath.Join(sock, vhostLinkName)
 		if _, err := os.Stat(path); err != nil {

@@ -115,22 +115,33 @@ func tapRound(ctx context.Context, p tapPair, round int, dur time.Duration) (res
 	}
 	defer plug.stop()
 
-	for _, h := range []struct{ ns, tap, cidr string }{{nsA, tapA, "10.77.0.1/24"}, {nsB, tapB, "10.77.0.2/24"}} {
-		if err := waitLink(ctx, h.ns, h.tap, 10*time.Second); err != nil {
-			return res, fmt.Errorf("%w; switch output:\n%s", err, sw.out.String())
-		}
-		if err := ipCmd(ctx, "-n", h.ns, "addr", "add", h.cidr, "dev", h.tap); err != nil {
-			return res, err
-		}
-		if err := ipCmd(ctx, "-n", h.ns, "link", "set", h.tap, "up"); err != nil {
-			return res, err
-		}
+	if err := upHosts(ctx, nsDev{nsA, tapA, "10.77.0.1/24"}, nsDev{nsB, tapB, "10.77.0.2/24"}); err != nil {
+		return res, fmt.Errorf("%w; switch output:\n%s", err, sw.out.String())
 	}
 	if err := waitPing(ctx, nsB, "10.77.0.1", 20*time.Second); err != nil {
 		return res, err
 	}
 
 	return iperfTCP(ctx, nsA, nsB, "10.77.0.1", dur)
+}
+
+// nsDev is a network device in a namespace, and the address it gets.
+type nsDev struct{ ns, dev, cidr string }
+
+// upHosts waits for each host's device to appear, gives it its address and brings it up.
+func upHosts(ctx context.Context, hosts ...nsDev) error {
+	for _, h := range hosts {
+		if err := waitLink(ctx, h.ns, h.dev, 10*time.Second); err != nil {
+			return err
+		}
+		if err := ipCmd(ctx, "-n", h.ns, "addr", "add", h.cidr, "dev", h.dev); err != nil {
+			return err
+		}
+		if err := ipCmd(ctx, "-n", h.ns, "link", "set", h.dev, "up"); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // iperfTCP runs an iperf3 server on addr in namespace srvNS and a client in cliNS that

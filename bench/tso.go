@@ -83,16 +83,8 @@ func tsoRound(ctx context.Context, ours, kind string, round int, dur time.Durati
 			return res, err
 		}
 	}
-	for _, h := range []struct{ ns, dev, cidr string }{{nsA, ifA, "10.76.0.1/24"}, {nsB, ifB, "10.76.0.2/24"}} {
-		if err := waitLink(ctx, h.ns, h.dev, 10*time.Second); err != nil {
-			return res, err
-		}
-		if err := ipCmd(ctx, "-n", h.ns, "addr", "add", h.cidr, "dev", h.dev); err != nil {
-			return res, err
-		}
-		if err := ipCmd(ctx, "-n", h.ns, "link", "set", h.dev, "up"); err != nil {
-			return res, err
-		}
+	if err := upHosts(ctx, nsDev{nsA, ifA, "10.76.0.1/24"}, nsDev{nsB, ifB, "10.76.0.2/24"}); err != nil {
+		return res, err
 	}
 	if err := waitPing(ctx, nsB, "10.76.0.1", 20*time.Second); err != nil {
 		return res, err

@@ -1,8 +1,6 @@
 package itest
 
 import (
-	"fmt"
-	"os"
 	"regexp"
 	"slices"
 	"strconv"
@@ -44,22 +42,8 @@ func TestUpgradeUnderGuests(t *testing.T) {
 	waitPing(t, pinger.NS, "10.0.6.101")
 	waitPing(t, src.NS, dst.Addr)
 
-	endpoints := func() string {
-		var keep []string
-		for _, l := range sw.MustCmd(t, "port/print") {
-			if !strings.Contains(l, "pkts") {
-				keep = append(keep, l)
-			}
-		}
-		return strings.Join(keep, "\n")
-	}
-	fdCount := func() int {
-		ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
-		if err != nil {
-			t.Fatalf("descriptors of the switch (pid %d): %v", pid, err)
-		}
-		return len(ents)
-	}
+	endpoints := func() string { return portsWithoutCounters(t, sw) }
+	fdCount := func() int { return procFDs(t, pid) }
 	ports, fds := endpoints(), fdCount()
 	sw.mu.Lock() // an exec ends the shared mgmt session: the next command dials afresh
 	if sw.session != nil {

@@ -14,6 +14,18 @@ import (
 	"github.com/vde-go/vde/switchcore/wire"
 )
 
+// portsWithoutCounters is port/print without its counters, which frames change.
+func portsWithoutCounters(t testing.TB, sw *Switch) string {
+	t.Helper()
+	var keep []string
+	for _, l := range sw.MustCmd(t, "port/print") {
+		if !strings.Contains(l, "pkts") {
+			keep = append(keep, l)
+		}
+	}
+	return strings.Join(keep, "\n")
+}
+
 // TestUpgradeInPlace: our switch with three wire clients exchanging frames is upgraded
 // three times in a row (issue 22): on SIGUSR2 to the same binary, by the console's
 // `upgrade PATH` to a build with another version string, and to a binary that exits at
@@ -39,23 +51,8 @@ func TestUpgradeInPlace(t *testing.T) {
 		}
 	}
 	exchange("before")
-	fdCount := func() int {
-		ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
-		if err != nil {
-			t.Fatalf("descriptors of the switch (pid %d): %v", pid, err)
-		}
-		return len(ents)
-	}
-	// port/print without its counters, which the frames change.
-	endpoints := func() string {
-		var keep []string
-		for _, l := range sw.MustCmd(t, "port/print") {
-			if !strings.Contains(l, "pkts") {
-				keep = append(keep, l)
-			}
-		}
-		return strings.Join(keep, "\n")
-	}
+	fdCount := func() int { return procFDs(t, pid) }
+	endpoints := func() string { return portsWithoutCounters(t, sw) }
 	ports := endpoints()
 	fds := fdCount()
 

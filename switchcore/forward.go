@@ -506,6 +506,11 @@ func (r *reader) send(ep *endpoint, frames [][]byte, flood []bool, alone bool) {
 		sent, err = ep.data.WriteBatch(frames)
 		dropped = len(frames) - sent
 	}
+	r.sent(ep, dropped, err)
+}
+
+// sent counts what a send to ep dropped and logs its first error.
+func (r *reader) sent(ep *endpoint, dropped int, err error) {
 	if dropped > 0 {
 		ep.port.counters.drops.Add(uint64(dropped))
 	}

@@ -54,7 +54,7 @@ func (r *reader) queueOffload(slot int) {
 }
 
 // sendOffload sends a slot's batch with its offloads: whole to an endpoint that takes
-// them, cut into frames for any other. It reports whether it sent the batch itself.
+// them, cut into frames for any other.
 func (r *reader) sendOffload(ep *endpoint, frames [][]byte, offl []wire.Offload, flood []bool, alone bool) {
 	plain := true
 	for _, o := range offl {
@@ -69,18 +69,11 @@ func (r *reader) sendOffload(ep *endpoint, frames [][]byte, offl []wire.Offload,
 	}
 	if oe, ok := ep.data.(wire.OffloadEndpoint); ok && oe.TakesOffload() {
 		sent, err := oe.WriteOffload(frames, offl)
-		if dropped := len(frames) - sent; dropped > 0 {
-			ep.port.counters.drops.Add(uint64(dropped))
-		}
-		if err != nil && !ep.closed.Load() && !ep.errLog.Swap(true) {
-			r.s.logf("send_sockaddr port %d: %s", ep.port.num, errText(err))
-		}
+		r.sent(ep, len(frames)-sent, err)
 		return
 	}
 	frames, flood, dropped := r.segment(frames, offl, flood)
-	if dropped > 0 {
-		ep.port.counters.drops.Add(uint64(dropped))
-	}
+	r.sent(ep, dropped, nil)
 	if len(frames) > 0 {
 		r.send(ep, frames, flood, alone)
 	}
