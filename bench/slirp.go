@@ -18,6 +18,14 @@ package main
 //   - vp-ours-dsw: /usr/bin/vde_switch + our slirpvde
 //   - vp-debian:   /usr/bin/vde_switch + /usr/bin/slirpvde
 //
+// and two that keep that per-frame guest path but put the best router there is behind it,
+// the host's own kernel: the switch's `-t TAP` is in S with the address 10.0.2.2, and the
+// servers listen on it there, so TCP goes guest -> plug -> switch -> kernel with no
+// user-mode router at all. What they move bounds what any router can reach on that path:
+//
+//   - vp-kernel:     our vde_switch
+//   - vp-kernel-dsw: /usr/bin/vde_switch
+//
 // Each round sets every router up afresh, one after the other (ours, debian, slirp4netns,
 // pasta), in two namespaces created for it: S, where the router runs and whose loopback
 // holds the servers (so nothing leaves the machine and no server is seen by anyone else),
@@ -79,15 +87,20 @@ const (
 	slirpVPOurs    = "vp-ours"
 	slirpVPOursDSw = "vp-ours-dsw"
 	slirpVPDebian  = "vp-debian"
+	// The same per-frame guest with the host's kernel as its router (the switch's -t TAP in
+	// S): the bound of the per-frame rows, on our switch and on Debian's.
+	slirpVPKernel    = "vp-kernel"
+	slirpVPKernelDSw = "vp-kernel-dsw"
 )
 
-var slirpRouters = []string{slirpOurs, slirpDebian, slirpSlirp4netns, slirpPasta, slirpOursPlug, slirpVPOurs, slirpVPOursDSw, slirpVPDebian}
+var slirpRouters = []string{slirpOurs, slirpDebian, slirpSlirp4netns, slirpPasta, slirpOursPlug, slirpVPOurs, slirpVPOursDSw, slirpVPDebian, slirpVPKernel, slirpVPKernelDSw}
 
 // slirpRatios are the ratio columns: ours against each reference, and each per-frame
 // guest's router against the reference on the same footing.
 var slirpRatios = [][2]string{
 	{slirpOurs, slirpDebian}, {slirpOurs, slirpSlirp4netns}, {slirpOurs, slirpPasta}, {slirpOurs, slirpOursPlug},
 	{slirpVPOurs, slirpSlirp4netns}, {slirpVPOursDSw, slirpVPDebian},
+	{slirpVPKernel, slirpSlirp4netns}, {slirpVPKernelDSw, slirpVPDebian},
 }
 
 // debianSlirp reports whether router is Debian's slirpvde, through which iperf3 stalls.
@@ -290,6 +303,7 @@ func slirpRound(ctx context.Context, bins slirpBins, router string, round int, d
 // slirpEnv is a router set up between two namespaces.
 type slirpEnv struct {
 	hostNS, guestNS string
+	hostAddr        string         // where the servers listen in S: 127.0.0.1, or 10.0.2.2 for the kernel rows
 	procs           []*bgProc      // router processes (slirp, slirp4netns, pasta)
 	sw              *switchProc    // ours/debian: the switch in G
 	output          func() string  // the router's recent output, for error messages
@@ -312,7 +326,7 @@ func (env *slirpEnv) cpuSeconds() map[string]float64 {
 // everything it started and deletes the namespaces, whatever happened.
 func slirpSetup(ctx context.Context, bins slirpBins, router string, round int) (env *slirpEnv, cleanup func(), err error) {
 	id := fmt.Sprintf("%d-%d-%s", os.Getpid(), round, router)
-	env = &slirpEnv{hostNS: "vdebench-s-" + id, guestNS: "vdebench-g-" + id, output: func() string { return "" }, cpuOf: map[string]int{}}
+	env = &slirpEnv{hostNS: "vdebench-s-" + id, guestNS: "vdebench-g-" + id, hostAddr: "127.0.0.1", output: func() string { return "" }, cpuOf: map[string]int{}}
 	var undo []func()
 	cleanup = func() {
 		for i := len(undo) - 1; i >= 0; i-- {
@@ -352,18 +366,11 @@ func slirpSetup(ctx context.Context, bins slirpBins, router string, round int) (
 		env.cpuOf["switch"] = sw.cmd.Process.Pid
 		undo = append(undo, func() { sw.stop() })
 		if perFrame {
-			if err := checkExec(bins.debianPlug); err != nil {
-				return env, cleanup, err
-			}
-			// libvdeplug's tap module reads one frame per read() and sends it as one
-			// datagram: what a guest on QEMU's -netdev vde sends.
-			vp, err := bins.startRouter(ctx, "ip", "netns", "exec", env.guestNS, bins.debianPlug, "vde://"+sw.ctlDir, "tap://"+tap)
+			stop, err := env.startGuestPlug(ctx, bins, sw, tap)
 			if err != nil {
 				return env, cleanup, err
 			}
-			env.procs = append(env.procs, vp)
-			env.cpuOf["plug"] = vp.cmd.Process.Pid
-			undo = append(undo, vp.stop)
+			undo = append(undo, stop)
 		}
 		slArgs := []string{"netns", "exec", env.hostNS, slBin, "-s", sw.ctlDir, "-dhcp"}
 		if bins.daemons && !debianSlirp(router) && os.Getenv("GOMAXPROCS") == "" {
@@ -389,6 +396,44 @@ func slirpSetup(ctx context.Context, bins slirpBins, router string, round int) (
 			{"route", "add", "default", "via", "10.0.2.2"},
 		} {
 			if err := ipCmd(ctx, append([]string{"-n", env.guestNS}, args...)...); err != nil {
+				return env, cleanup, err
+			}
+		}
+	case slirpVPKernel, slirpVPKernelDSw:
+		swBin := bins.oursSwitch
+		if router == slirpVPKernelDSw {
+			swBin = bins.debianSwitch
+		}
+		// The switch runs in S with its TAP there: the host's kernel answers at 10.0.2.2.
+		hostTap := fmt.Sprintf("vbk%x", os.Getpid()&0xfffff)
+		tap = fmt.Sprintf("vbs%x", os.Getpid()&0xfffff)
+		sw, err := startSwitchCmd(ctx, swBin, []string{"ip", "netns", "exec", env.hostNS}, bins.daemons, "-t", hostTap)
+		if err != nil {
+			return env, cleanup, err
+		}
+		env.sw = sw
+		env.cpuOf["switch"] = sw.cmd.Process.Pid
+		undo = append(undo, func() { sw.stop() })
+		env.output = func() string { return sw.out.String() }
+		stop, err := env.startGuestPlug(ctx, bins, sw, tap)
+		if err != nil {
+			return env, cleanup, err
+		}
+		undo = append(undo, stop)
+		for _, l := range []struct{ ns, tap string }{{env.hostNS, hostTap}, {env.guestNS, tap}} {
+			if err := waitLink(ctx, l.ns, l.tap, 10*time.Second); err != nil {
+				return env, cleanup, fmt.Errorf("%w; switch output:\n%s", err, sw.out.String())
+			}
+		}
+		env.hostAddr = "10.0.2.2"
+		for _, args := range [][]string{
+			{"-n", env.hostNS, "addr", "add", "10.0.2.2/24", "dev", hostTap},
+			{"-n", env.hostNS, "link", "set", hostTap, "mtu", "1500", "up"},
+			{"-n", env.guestNS, "addr", "add", "10.0.2.15/24", "dev", tap},
+			{"-n", env.guestNS, "link", "set", tap, "mtu", "1500", "up"},
+			{"-n", env.guestNS, "route", "add", "default", "via", "10.0.2.2"},
+		} {
+			if err := ipCmd(ctx, args...); err != nil {
 				return env, cleanup, err
 			}
 		}
@@ -481,10 +526,27 @@ func slirpSetup(ctx context.Context, bins slirpBins, router string, round int) (
 	return env, cleanup, nil
 }
 
+// startGuestPlug starts the per-frame guest's TAP in G: Debian's `vde_plug vde://SW
+// tap://TAP`. libvdeplug's tap module reads one frame per read() and sends it as one
+// datagram: what a guest on QEMU's -netdev vde sends. stop ends it.
+func (env *slirpEnv) startGuestPlug(ctx context.Context, bins slirpBins, sw *switchProc, tap string) (stop func(), err error) {
+	if err := checkExec(bins.debianPlug); err != nil {
+		return nil, err
+	}
+	vp, err := bins.startRouter(ctx, "ip", "netns", "exec", env.guestNS, bins.debianPlug, "vde://"+sw.ctlDir, "tap://"+tap)
+	if err != nil {
+		return nil, err
+	}
+	env.procs = append(env.procs, vp)
+	env.cpuOf["plug"] = vp.cmd.Process.Pid
+	return vp.stop, nil
+}
+
 // waitTCPThrough waits until a TCP connection from G to 10.0.2.2 reaches a listener on
-// 127.0.0.1 in S: the router is up, the guest configured and the loopback mapping works.
+// 127.0.0.1 in S (env.hostAddr): the router is up, the guest configured and the loopback
+// mapping works.
 func waitTCPThrough(ctx context.Context, env *slirpEnv, timeout time.Duration) error {
-	ln, err := listenIn(env.hostNS, "127.0.0.1:0")
+	ln, err := listenIn(env.hostNS, net.JoinHostPort(env.hostAddr, "0"))
 	if err != nil {
 		return err
 	}
@@ -523,12 +585,12 @@ func waitTCPThrough(ctx context.Context, env *slirpEnv, timeout time.Duration) e
 	}
 }
 
-// streamMeasure opens one TCP connection from G to 10.0.2.2, accepted on 127.0.0.1 in S;
+// streamMeasure opens one TCP connection from G to 10.0.2.2, accepted on env.hostAddr in S;
 // the guest writes (or, reverse, the host writes) for warmup+dur and the receiver's
 // byte count over dur gives the rate.
 func streamMeasure(ctx context.Context, env *slirpEnv, reverse bool, warmup, dur time.Duration) slirpSample {
 	smp := slirpSample{retransmits: -1}
-	ln, err := listenIn(env.hostNS, "127.0.0.1:0")
+	ln, err := listenIn(env.hostNS, net.JoinHostPort(env.hostAddr, "0"))
 	if err != nil {
 		smp.err = err
 		return smp
@@ -651,7 +713,7 @@ func streamMeasure(ctx context.Context, env *slirpEnv, reverse bool, warmup, dur
 	return smp
 }
 
-// iperfMeasure runs iperf3 from G to a one-shot server on 127.0.0.1 in S, omitting the
+// iperfMeasure runs iperf3 from G to a one-shot server on env.hostAddr in S, omitting the
 // first second (slow start) and bounding the whole run so a stall cannot hang the bench.
 func iperfMeasure(ctx context.Context, env *slirpEnv, reverse bool, dur time.Duration) slirpSample {
 	var smp slirpSample
@@ -660,7 +722,7 @@ func iperfMeasure(ctx context.Context, env *slirpEnv, reverse bool, dur time.Dur
 		return smp
 	}
 	port := strconv.Itoa(20000 + rand.IntN(20000))
-	srv, err := startBg(ctx, "ip", "netns", "exec", env.hostNS, "iperf3", "-s", "-1", "-B", "127.0.0.1", "-p", port)
+	srv, err := startBg(ctx, "ip", "netns", "exec", env.hostNS, "iperf3", "-s", "-1", "-B", env.hostAddr, "-p", port)
 	if err != nil {
 		smp.err = err
 		return smp
@@ -1065,7 +1127,9 @@ func (s *slirpSummary) markdown() string {
 		"`slirp4netns --configure --mtu=1500`; `pasta --config-net -m 1500`; ours-plug: our router with no switch, "+
 		"`vde_plug slirp:// tap://TAP`, one process like slirp4netns; vp-ours, vp-ours-dsw and vp-debian: a guest that "+
 		"sends one frame per datagram, as QEMU's -netdev vde does, its TAP Debian's `vde_plug vde://SW tap://TAP`, on our switch with our "+
-		"slirpvde, on Debian's switch with our slirpvde, and on Debian's switch with Debian's slirpvde), in this order in odd rounds and in the reverse order in even ones.%s *stream* is one TCP "+
+		"slirpvde, on Debian's switch with our slirpvde, and on Debian's switch with Debian's slirpvde; vp-kernel and vp-kernel-dsw: "+
+		"the same per-frame guest on our switch and on Debian's switch with no user-mode router, the switch's `-t TAP` in the host's namespace "+
+		"at 10.0.2.2 and the servers listening there, so that the host's kernel routes: the bound of any router on that path), in this order in odd rounds and in the reverse order in even ones.%s *stream* is one TCP "+
 		"connection written for %v after %v of warm-up and counted by the receiver; *iperf3* is `iperf3 -O 1 -t %d` "+
 		"(`-R` for host→guest). %d rounds; ratios are the median of the per-round ratios.\n\n",
 		slirpHead, daemonsNote(s.daemons), s.dur, slirpWarmup, max(1, int(s.dur/time.Second)), s.rounds)

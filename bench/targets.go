@@ -97,7 +97,8 @@ func (s *suite) targets(slirp *slirpSummary) []target {
 // targets are the slirp rows' targets that this run measured: host→guest of our switch's
 // TAP against Debian's and slirp4netns, and, with a per-frame guest (Debian's vde_plug
 // tap://), on our switch against slirp4netns and on Debian's switch against Debian's
-// slirpvde. Each names the other routers' figures of the same run as what bounds it.
+// slirpvde. Each names the other routers' figures of the same run as what bounds it, first
+// the per-frame path with the host's kernel as the router (vp-kernel, vp-kernel-dsw).
 func (s *slirpSummary) targets() []target {
 	stream := func(rev bool) slirpCase { return slirpCase{reverse: rev, method: "stream"} }
 	var ts []target
@@ -117,6 +118,16 @@ func (s *slirpSummary) targets() []target {
 		}
 		return fmt.Sprintf("%.0f", st.median/1e6)
 	}
+	// kernel names the per-frame path's bound: the same guest, plug and switch with the
+	// host's kernel as the router, its Mbit/s, its ratio to the target's reference, and its
+	// processes' CPU per MB.
+	kernel := func(k, other string, c slirpCase) string {
+		if s.samples[k] == nil {
+			return k + " not run"
+		}
+		return fmt.Sprintf("bound, the kernel as router (%s): %s Mbit/s = %s %s, CPU per MB %s", k, mbit(k, c),
+			ratio(perRoundRatio(s.samples[k][c], s.samples[other][c])), other, s.cpu(k, c))
+	}
 	add("slirp TCP host→guest (stream) over Debian's slirpvde", slirpOurs, slirpDebian, stream(true), 3, "")
 	add("slirp TCP host→guest (stream) over slirp4netns", slirpOurs, slirpSlirp4netns, stream(true), 1, "")
 	for _, rev := range []bool{false, true} {
@@ -129,14 +140,15 @@ func (s *slirpSummary) targets() []target {
 		// Debian's vde_plug and the switch: the plug alone with our router (ours-plug, no
 		// switch, GSO TAP) and our switch's own TAP (ours) tell the hops' costs apart.
 		add(fmt.Sprintf("slirp per-frame guest on our switch, TCP %s (stream) over slirp4netns", c.path()), slirpVPOurs, slirpSlirp4netns, c, want,
-			fmt.Sprintf("median Mbit/s: vp-ours %s, slirp4netns %s, ours (switch -t TAP) %s, ours-plug %s; CPU per MB: vp-ours %s, slirp4netns %s",
+			fmt.Sprintf("%s; median Mbit/s: vp-ours %s, slirp4netns %s, ours (switch -t TAP) %s, ours-plug %s; CPU per MB: vp-ours %s, slirp4netns %s",
+				kernel(slirpVPKernel, slirpSlirp4netns, c),
 				mbit(slirpVPOurs, c), mbit(slirpSlirp4netns, c), mbit(slirpOurs, c), mbit(slirpOursPlug, c), s.cpu(slirpVPOurs, c), s.cpu(slirpSlirp4netns, c)))
 	}
 	for _, rev := range []bool{false, true} {
 		c := stream(rev)
 		add(fmt.Sprintf("slirp per-frame guest on Debian's switch, TCP %s (stream) over Debian's slirpvde", c.path()), slirpVPOursDSw, slirpVPDebian, c, 3,
-			fmt.Sprintf("median Mbit/s: vp-ours-dsw %s, vp-debian %s, vp-ours (our switch) %s; CPU per MB: vp-ours-dsw %s, vp-debian %s",
-				mbit(slirpVPOursDSw, c), mbit(slirpVPDebian, c), mbit(slirpVPOurs, c), s.cpu(slirpVPOursDSw, c), s.cpu(slirpVPDebian, c)))
+			fmt.Sprintf("%s; median Mbit/s: vp-ours-dsw %s, vp-debian %s, vp-ours (our switch) %s; CPU per MB: vp-ours-dsw %s, vp-debian %s",
+				kernel(slirpVPKernelDSw, slirpVPDebian, c), mbit(slirpVPOursDSw, c), mbit(slirpVPDebian, c), mbit(slirpVPOurs, c), s.cpu(slirpVPOursDSw, c), s.cpu(slirpVPDebian, c)))
 	}
 	return ts
 }
