@@ -150,9 +150,10 @@ func runSwitch(ctx context.Context, o *switchOptions, stdio Stdio, ready *os.Fil
 	cfg.Version = Version
 	cfg.Stdout = stdio.Out
 	var sw switchCore
+	var vhost *vhostServers // restored with the switch, or started below
 	var err error
 	if restored {
-		sw, err = restoreOrFallBack(cfg, o, logf)
+		sw, vhost, err = restoreOrFallBack(cfg, o, logf)
 	} else {
 		sw, err = newSwitch(cfg)
 	}
@@ -182,19 +183,17 @@ func runSwitch(ctx context.Context, o *switchOptions, stdio Stdio, ready *os.Fil
 			logf("%v", err) // C is silent here; a missing -f file deserves a word
 		}
 	}
-	stopVhost := func() {}
-	if len(o.VhostUser) > 0 {
-		stop, err := serveVhostUser(sw, o, logf)
-		if err != nil {
+	if len(o.VhostUser) > 0 && vhost == nil {
+		if vhost, err = serveVhostUser(sw, o, logf); err != nil {
 			report("%v", err)
 			closeSwitch(sw, logf)
 			return exit(1)
 		}
-		// The vhost-user link in the control directory goes before the switch removes
-		// the directory; stop is idempotent, so the deferred call covers early returns.
-		stopVhost = stop
-		defer stop()
 	}
+	// The vhost-user link in the control directory goes before the switch removes the
+	// directory; stop is idempotent (and nil-safe), so the deferred call covers early
+	// returns.
+	defer vhost.stop()
 	if o.Metrics != "" {
 		srv, err := serveMetrics(sw, o.Metrics, logf)
 		if err != nil {
@@ -211,14 +210,15 @@ func runSwitch(ctx context.Context, o *switchOptions, stdio Stdio, ready *os.Fil
 	if daemon {
 		os.Chdir("/") // like daemon(3): do not keep the start directory busy
 	}
-	// Upgrades in place: SIGUSR2 and the console's upgrade. A switch with vhost-user
-	// endpoints cannot hand them over (nor its listener), and a test's fake core cannot:
-	// SIGUSR2 stays ignored then and upgrade answers 1038 Function not implemented.
+	// Upgrades in place: SIGUSR2 and the console's upgrade. A test's fake core cannot
+	// hand over: SIGUSR2 stays ignored then and upgrade answers 1038 Function not
+	// implemented.
 	var up *upgrader
-	if real, ok := sw.(*switchcore.Switch); ok && len(o.VhostUser) == 0 {
-		if up = newUpgrader(real, o.args, startDir, logf); up != nil {
+	if real, ok := sw.(*switchcore.Switch); ok {
+		if up = newUpgrader(real, vhost, o.args, startDir, logf); up != nil {
 			real.SetUpgrade(up.upgrade)
-			signal.Notify(sigs, syscall.SIGUSR2)
+			up.rearm = func() { signal.Notify(sigs, syscall.SIGUSR2) }
+			up.rearm()
 		}
 	}
 
@@ -266,7 +266,7 @@ loop:
 			break loop
 		}
 	}
-	stopVhost()
+	vhost.stop()
 	closeSwitch(sw, logf)
 	if code != 0 {
 		return exit(code)

@@ -19,17 +19,23 @@ func TestUpgradeCheckBinary(t *testing.T) {
 		return p
 	}
 	cases := []struct {
-		desc, body, wantErr string
+		desc, body string
+		vhost      bool
+		wantErr    string
 	}{
-		{"reads our version", `echo "VDE 9.9"; [ "$VDE_HANDOVER_PROBE" = 1 ] && echo "switch state version 1"; exit 0`, ""},
-		{"from before upgrades", `echo "VDE 2.3.2-go"`, "cannot take a running switch over"},
-		{"another state version", `echo "VDE 9.9"; echo "switch state version 2"`, "reads switch state version 2"},
-		{"not a VDE binary", `echo hello`, `no "VDE " line`},
-		{"fails", `exit 1`, "exit status 1"},
+		{"reads our version", `echo "VDE 9.9"; [ "$VDE_HANDOVER_PROBE" = 1 ] && echo "switch state version 1"; exit 0`, false, ""},
+		{"from before upgrades", `echo "VDE 2.3.2-go"`, false, "cannot take a running switch over"},
+		{"another state version", `echo "VDE 9.9"; echo "switch state version 2"`, false, "reads switch state version 2"},
+		{"not a VDE binary", `echo hello`, false, `no "VDE " line`},
+		{"fails", `exit 1`, false, "exit status 1"},
+		{"vhost-user: reads ours", `echo "VDE 9.9"; echo "switch state version 1"; echo "vhost-user state version 1"`, true, ""},
+		{"vhost-user: from before", `echo "VDE 9.9"; echo "switch state version 1"`, true, "cannot take vhost-user ports over"},
+		{"vhost-user: another version", `echo "VDE 9.9"; echo "switch state version 1"; echo "vhost-user state version 7"`, true, "reads vhost-user state version 7"},
+		{"vhost-user: not needed", `echo "VDE 9.9"; echo "switch state version 1"; echo "vhost-user state version 7"`, false, ""},
 	}
 	for i, c := range cases {
 		t.Run(c.desc, func(t *testing.T) {
-			err := checkBinary(script(string(rune('a'+i)), c.body+"\n"))
+			err := checkBinary(script(string(rune('a'+i)), c.body+"\n"), c.vhost)
 			switch {
 			case c.wantErr == "" && err != nil:
 				t.Fatalf("refused: %v", err)
@@ -38,7 +44,7 @@ func TestUpgradeCheckBinary(t *testing.T) {
 			}
 		})
 	}
-	if err := checkBinary(filepath.Join(dir, "missing")); err == nil {
+	if err := checkBinary(filepath.Join(dir, "missing"), false); err == nil {
 		t.Fatal("a missing binary passed")
 	}
 }
@@ -52,7 +58,7 @@ func TestVersionHandoverProbe(t *testing.T) {
 	}
 	t.Setenv(handoverProbeEnv, "1")
 	_, err = parseSwitchArgs([]string{"-v"}, switchEnv{Cwd: "/"})
-	if pe, ok := err.(*parseExit); !ok || !strings.Contains(pe.Stdout, handoverProbeLine+"1\n") {
+	if pe, ok := err.(*parseExit); !ok || !strings.Contains(pe.Stdout, handoverProbeLine+"1\n"+vhostProbeLine+"1\n") {
 		t.Fatalf("--version under %s=1: %v", handoverProbeEnv, err)
 	}
 }

@@ -1,6 +1,7 @@
 package applets
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -17,10 +18,17 @@ type vhostSwitch interface {
 	DetachEndpoint(e wire.Endpoint)
 }
 
+// vhostServers are the switch's --vhost-user sockets.
+type vhostServers struct {
+	servers []*vhostuser.Server
+	link    string // the vhost-user link in the control directory ("" if none was made)
+	once    sync.Once
+}
+
 // serveVhostUser listens on each --vhost-user path; every frontend that connects (QEMU's
 // -netdev vhost-user, DPDK's virtio_user) gets a port of its own until it disconnects.
 // The sockets take the data sockets' mode (-m, else 0600) and group (-g).
-func serveVhostUser(sw switchCore, o *switchOptions, logf func(string, ...any)) (stop func(), err error) {
+func serveVhostUser(sw switchCore, o *switchOptions, logf func(string, ...any)) (*vhostServers, error) {
 	vs, ok := sw.(vhostSwitch)
 	if !ok {
 		return nil, fmt.Errorf("vhost-user: this switch cannot host in-process ports")
@@ -29,28 +37,17 @@ func serveVhostUser(sw switchCore, o *switchOptions, logf func(string, ...any)) 
 	if o.Config.ModeSet {
 		mode = os.FileMode(o.Config.Mode & 0o777)
 	}
-	var servers []*vhostuser.Server
-	link := filepath.Join(o.Config.CtlDir, vhostLinkName)
-	var once sync.Once
-	stop = func() {
-		once.Do(func() {
-			if len(servers) > 0 {
-				os.Remove(link)
-			}
-			for _, s := range servers {
-				s.Close()
-			}
-		})
-	}
+	v := &vhostServers{}
 	for _, path := range o.VhostUser {
 		s, err := vhostuser.Listen(path, mode, o.Config.Group, vhostuser.Options{Poll: o.Poll, Logf: logf})
 		if err != nil {
-			stop()
+			v.stop()
 			return nil, err
 		}
-		if len(servers) == 0 {
+		if len(v.servers) == 0 {
 			// vdeq --vhost-user finds a switch's socket through this link in its control
 			// directory (-net vde names switches by control directory).
+			link := filepath.Join(o.Config.CtlDir, vhostLinkName)
 			abs, err := filepath.Abs(path)
 			if err == nil {
 				os.Remove(link)
@@ -60,12 +57,136 @@ func serveVhostUser(sw switchCore, o *switchOptions, logf func(string, ...any)) 
 				s.Close()
 				return nil, fmt.Errorf("vhost-user: link %s: %w", link, err)
 			}
+			v.link = link
 		}
-		servers = append(servers, s)
-		go s.Serve(func(d *vhostuser.Device, p vhostuser.Peer) error {
-			_, err := vs.AttachEndpointAs(d, p.FD, p.UID, "vhost-user", fmt.Sprintf("vhost-user sock=%s pid=%d", path, p.PID))
-			return err
-		}, func(d *vhostuser.Device) { vs.DetachEndpoint(d) })
+		v.servers = append(v.servers, s)
+		v.start(s, vs)
 	}
-	return stop, nil
+	return v, nil
+}
+
+// start serves s's frontends as ports of sw.
+func (v *vhostServers) start(s *vhostuser.Server, sw vhostSwitch) {
+	path := s.Path()
+	s.Start(func(d *vhostuser.Device, p vhostuser.Peer) error {
+		_, err := sw.AttachEndpointAs(d, p.FD, p.UID, "vhost-user", fmt.Sprintf("vhost-user sock=%s pid=%d", path, p.PID))
+		return err
+	}, func(d *vhostuser.Device) { sw.DetachEndpoint(d) })
+}
+
+// stop closes the sockets, disconnecting every frontend, and removes the link; it is
+// idempotent.
+func (v *vhostServers) stop() {
+	if v == nil {
+		return
+	}
+	v.once.Do(func() {
+		if v.link != "" {
+			os.Remove(v.link)
+		}
+		for _, s := range v.servers {
+			s.Close()
+		}
+	})
+}
+
+// The hand-over of the vhost-user servers (switch_upgrade.go): pause before the switch's
+// Handover, snapshot after it; resume if the upgrade fails.
+
+func (v *vhostServers) pause() error {
+	for i, s := range v.servers {
+		if err := s.Pause(); err != nil {
+			for _, p := range v.servers[:i] {
+				p.Resume()
+			}
+			return err
+		}
+	}
+	return nil
+}
+
+func (v *vhostServers) resume() error {
+	var errs []error
+	for _, s := range v.servers {
+		errs = append(errs, s.Resume())
+	}
+	return errors.Join(errs...)
+}
+
+// snapshot returns the servers' encoded state and the descriptors it names (close-on-exec
+// duplicates: the caller passes them on and closes them).
+func (v *vhostServers) snapshot() ([]byte, []*os.File, error) {
+	st := &vhostuser.State{}
+	var files []*os.File
+	fail := func(err error) ([]byte, []*os.File, error) {
+		for _, f := range files {
+			f.Close()
+		}
+		return nil, nil, err
+	}
+	for _, s := range v.servers {
+		if err := s.Snapshot(st, &files); err != nil {
+			return fail(err)
+		}
+	}
+	b, err := vhostuser.Encode(st)
+	if err != nil {
+		return fail(err)
+	}
+	return b, files, nil
+}
+
+// restoreVhostUser builds the servers a hand-over passed (in), before the switch: the
+// switch finds their devices through find. Once the switch is restored, serve starts them
+// with it; if it is not, drop lets them go without a word to any frontend.
+func restoreVhostUser(in *passedState, o *switchOptions, logf func(string, ...any)) (v *vhostServers, find func(key string) (wire.Endpoint, error), err error) {
+	st, err := vhostuser.Decode(in.state)
+	if err != nil {
+		return nil, nil, err
+	}
+	v = &vhostServers{}
+	if len(st.Servers) > 0 {
+		v.link = filepath.Join(o.Config.CtlDir, vhostLinkName) // the old switch made it
+	}
+	devices := map[string]*vhostuser.Device{}
+	for _, ss := range st.Servers {
+		s, err := vhostuser.Restore(st, ss, in.files, vhostuser.Options{Poll: o.Poll, Logf: logf})
+		if err != nil {
+			v.drop()
+			return nil, nil, err
+		}
+		v.servers = append(v.servers, s)
+		for _, d := range s.Devices() {
+			devices[d.HandoverKey()] = d
+		}
+	}
+	find = func(key string) (wire.Endpoint, error) {
+		d, ok := devices[key]
+		if !ok {
+			return nil, fmt.Errorf("no vhost-user device %q in the hand-over", key)
+		}
+		return d, nil
+	}
+	return v, find, nil
+}
+
+// serve starts restored servers with the restored switch.
+func (v *vhostServers) serve(sw switchCore) error {
+	vs, ok := sw.(vhostSwitch)
+	if !ok {
+		return fmt.Errorf("vhost-user: this switch cannot host in-process ports")
+	}
+	for _, s := range v.servers {
+		v.start(s, vs)
+	}
+	return nil
+}
+
+// drop releases restored servers that will not serve (the restore failed): the sockets
+// stay with the binary the process goes back to.
+func (v *vhostServers) drop() {
+	for _, s := range v.servers {
+		s.Release()
+	}
+	v.servers = nil
 }

@@ -3,6 +3,8 @@ package switchcore
 import (
 	"io"
 	"strconv"
+
+	"github.com/vde-go/vde/switchcore/wire"
 )
 
 // Config is everything a switch needs to start; the switch applet builds it from the
@@ -28,6 +30,9 @@ type Config struct {
 	// and off). The guard blocks a port through which the same addresses come back at
 	// storm rates, for loops of switches that run no FSTP; it stands aside while FSTP runs.
 	NoLoopGuard bool
+	// InProcess finds, for Restore, the in-process endpoint a hand-over's state names by
+	// its HandoverKey (a vhost-user device its owner restored first); nil: none can be.
+	InProcess func(key string) (wire.Endpoint, error)
 	// HashSize is the MAC table's bucket count as hash/showinfo reports it (power of two).
 	HashSize int
 	// Expire is how many seconds a learned MAC address stays without traffic from it

@@ -7,9 +7,11 @@ package switchcore
 // builds that switch. The old one then either Releases its descriptors (the new one
 // serves) or Resumes (the new one failed) and serves on as before.
 //
-// Datagram clients (the libvdeplug protocol) and the switch's own TAPs (-t: the device's
-// descriptor passes, tap.FromFD takes it up) are handed over; a switch with another
-// in-process endpoint (vhost-user), or with a plugin loaded, refuses. FSTP's port roles are
+// Datagram clients (the libvdeplug protocol), the switch's own TAPs (-t: the device's
+// descriptor passes, tap.FromFD takes it up) and in-process endpoints that can cross
+// (HandoverEndpoint: vhost-user devices, whose owner hands their state over beside the
+// switch's) are handed over; a switch with another in-process endpoint, or with a plugin
+// loaded, refuses. FSTP's port roles are
 // not carried (the tree converges again). Mgmt sessions are not carried either: once the
 // state is taken, each is told "9999 END OF SESSION" and ends (the one whose upgrade
 // command started the hand-over gets its answer first); the stdin console stays.
@@ -75,6 +77,16 @@ func cmdUpgrade(c *cmdCtx) error {
 
 var errHandingOver = errors.New("switch is handing over to a new binary")
 
+// HandoverEndpoint is an in-process endpoint that can cross a hand-over: its owner hands
+// its state over (vhost-user servers: applets/switch_vhost.go) and finds it again by its
+// key for the new switch (Config.InProcess); the switch carries its port, and stops its
+// reader with a read deadline in the past (the zero time lets it read again).
+type HandoverEndpoint interface {
+	wire.Endpoint
+	HandoverKey() string
+	SetReadDeadline(t time.Time) error
+}
+
 // queueDrainWait bounds how long Handover lets the output queues send what they hold:
 // frames still queued after it are lost to the receivers (counted nowhere).
 const queueDrainWait = 50 * time.Millisecond
@@ -128,7 +140,7 @@ func (s *Switch) Handover() (state []byte, files []*os.File, err error) {
 	for _, ep := range eps {
 		if !handedOver(ep) {
 			s.mu.Unlock()
-			return nil, nil, fmt.Errorf("handover: port %d: endpoint %d (%s) is neither a datagram client nor a TAP: this version cannot hand it over", ep.port.num, ep.id, ep.module)
+			return nil, nil, fmt.Errorf("handover: port %d: endpoint %d (%s) is neither a datagram client, a TAP nor a vhost-user device: this version cannot hand it over", ep.port.num, ep.id, ep.module)
 		}
 	}
 	s.plugins.mu.Lock()
@@ -177,13 +189,17 @@ func (s *Switch) Handover() (state []byte, files []*os.File, err error) {
 	return state, files, nil
 }
 
-// handedOver says whether a hand-over can carry ep: a datagram client, or a TAP.
+// handedOver says whether a hand-over can carry ep: a datagram client, a TAP, or an
+// in-process HandoverEndpoint.
 func handedOver(ep *endpoint) bool {
 	if ep.ctl != nil && ep.dgram != nil {
 		return true
 	}
-	_, ok := ep.data.(*tap.Device)
-	return ok && ep.ctl == nil
+	switch ep.data.(type) {
+	case *tap.Device, HandoverEndpoint:
+		return ep.ctl == nil
+	}
+	return false
 }
 
 // setReadDeadline sets the read deadline of ep's sockets or device (handedOver's kinds).
@@ -191,9 +207,12 @@ func setReadDeadline(ep *endpoint, t time.Time) {
 	if ep.ctl != nil {
 		ep.ctl.SetReadDeadline(t)
 	}
-	if ep.dgram != nil {
-		ep.dgram.SetReadDeadline(t)
-	} else if d, ok := ep.data.(*tap.Device); ok {
+	switch d := ep.data.(type) {
+	case *wire.Datagram:
+		d.SetReadDeadline(t)
+	case *tap.Device:
+		d.SetReadDeadline(t)
+	case HandoverEndpoint:
 		d.SetReadDeadline(t)
 	}
 }
@@ -314,6 +333,11 @@ func (s *Switch) snapshotLocked() (*handover.State, []*os.File, error) {
 		for i := len(p.eps) - 1; i >= 0; i-- {
 			ep := p.eps[i]
 			he := handover.Endpoint{ID: ep.id, Module: ep.module, Descr: ep.descr, DataPath: ep.dataPath, UID: p.curUser}
+			if h, ok := ep.data.(HandoverEndpoint); ok {
+				he.InProcess, he.CtlFile, he.DataFile = h.HandoverKey(), -1, -1
+				hp.Endpoints = append(hp.Endpoints, he)
+				continue
+			}
 			if d, ok := ep.data.(*tap.Device); ok {
 				he.TAP, he.CtlFile = &handover.TAP{Name: d.Name(), VnetHdr: d.VnetHdr()}, -1
 				rc, _ := d.SyscallConn()
@@ -538,9 +562,12 @@ func Restore(cfg Config, state []byte, files []*os.File) (sw *Switch, err error)
 		s.ports[p.num] = p
 		for _, he := range hp.Endpoints {
 			var ep *endpoint
-			if he.TAP != nil {
+			switch {
+			case he.InProcess != "":
+				ep, err = s.restoreInProcess(p, he)
+			case he.TAP != nil:
 				ep, err = s.restoreTAP(p, he, files[he.DataFile])
-			} else {
+			default:
 				ep, err = s.restoreEndpoint(p, he, files[he.CtlFile], files[he.DataFile])
 			}
 			if err != nil {
@@ -568,6 +595,19 @@ func Restore(cfg Config, state []byte, files []*os.File) (sw *Switch, err error)
 		}
 	}
 	return s, nil
+}
+
+// restoreInProcess makes an endpoint of p from an in-process endpoint its owner restored
+// (Config.InProcess).
+func (s *Switch) restoreInProcess(p *Port, he handover.Endpoint) (*endpoint, error) {
+	if s.cfg.InProcess == nil {
+		return nil, fmt.Errorf("in-process endpoint %q: nothing here restores it", he.InProcess)
+	}
+	e, err := s.cfg.InProcess(he.InProcess)
+	if err != nil {
+		return nil, fmt.Errorf("in-process endpoint %q: %w", he.InProcess, err)
+	}
+	return &endpoint{id: he.ID, port: p, module: he.Module, descr: he.Descr, data: e, slot: s.allocSlotLocked()}, nil
 }
 
 // restoreTAP makes an endpoint of p from a handed-over TAP descriptor (keeping a

@@ -179,8 +179,8 @@ func TestHandoverResume(t *testing.T) {
 	}
 }
 
-// TestHandoverRefusesInProcessEndpoints: this version hands over datagram clients and
-// TAPs only, not another in-process endpoint (vhost-user's).
+// TestHandoverRefusesInProcessEndpoints: an in-process endpoint that cannot cross (not a
+// HandoverEndpoint) makes a hand-over refuse, and the switch serves on.
 func TestHandoverRefusesInProcessEndpoints(t *testing.T) {
 	s := newTestSwitch(t, Config{})
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
@@ -192,14 +192,139 @@ func TestHandoverRefusesInProcessEndpoints(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.AttachEndpoint(x, 99, "vhost-user", "vhost-user sock=x"); err != nil {
+	if _, err := s.AttachEndpoint(x, 99, "other", "in-process datagram"); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := s.Handover(); err == nil || !strings.Contains(err.Error(), "endpoint 99 (vhost-user) is neither a datagram client nor a TAP") {
+	if _, _, err := s.Handover(); err == nil || !strings.Contains(err.Error(), "endpoint 99 (other) is neither a datagram client, a TAP nor a vhost-user device") {
 		t.Fatalf("Handover with an in-process endpoint: %v", err)
 	}
 	c := dial(t, s, 0) // the switch still serves
 	c.Close()
+}
+
+// inProcessEndpoint is a HandoverEndpoint, as a vhost-user device is one: frames the test
+// puts in come out of ReadBatch; what the switch writes is counted.
+type inProcessEndpoint struct {
+	key     string
+	in      chan []byte
+	stop    chan struct{} // closed by a past read deadline, remade by the zero time
+	written chan []byte
+	mu      chan struct{} // a one-slot lock for stop
+}
+
+func newInProcessEndpoint(key string) *inProcessEndpoint {
+	e := &inProcessEndpoint{key: key, in: make(chan []byte, 16), stop: make(chan struct{}), written: make(chan []byte, 16), mu: make(chan struct{}, 1)}
+	return e
+}
+
+func (e *inProcessEndpoint) stopCh() chan struct{} {
+	e.mu <- struct{}{}
+	defer func() { <-e.mu }()
+	return e.stop
+}
+
+func (e *inProcessEndpoint) ReadBatch(frames [][]byte, sizes []int) (int, error) {
+	select {
+	case f := <-e.in:
+		sizes[0] = copy(frames[0], f)
+		return 1, nil
+	case <-e.stopCh():
+		return 0, os.ErrDeadlineExceeded
+	}
+}
+
+func (e *inProcessEndpoint) WriteBatch(frames [][]byte) (int, error) {
+	for _, f := range frames {
+		e.written <- append([]byte(nil), f...)
+	}
+	return len(frames), nil
+}
+
+func (e *inProcessEndpoint) Close() error        { return nil }
+func (e *inProcessEndpoint) HandoverKey() string { return e.key }
+
+func (e *inProcessEndpoint) SetReadDeadline(t time.Time) error {
+	e.mu <- struct{}{}
+	defer func() { <-e.mu }()
+	select {
+	case <-e.stop:
+		if t.IsZero() {
+			e.stop = make(chan struct{})
+		}
+	default:
+		if !t.IsZero() {
+			close(e.stop)
+		}
+	}
+	return nil
+}
+
+// TestHandoverInProcessEndpoint: a HandoverEndpoint crosses under its key: the restored
+// switch asks Config.InProcess for it, and it keeps its port, id and description; a
+// switch with nothing to ask refuses the state.
+func TestHandoverInProcessEndpoint(t *testing.T) {
+	s, a, _, _ := handoverSetup(t)
+	e := newInProcessEndpoint("/run/vhost.sock#0")
+	port, err := s.AttachEndpointAs(e, 42, 0, "vhost-user", "vhost-user sock=/run/vhost.sock pid=7")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.in <- frame(1, 9, "from the guest")
+	if got := recvFrame(t, a, 5*time.Second); !bytes.Equal(got, frame(1, 9, "from the guest")) {
+		t.Fatalf("a: got %x", got)
+	}
+	portsBefore := runCmd(t, s, "port/allprint")
+	state, files, err := s.Handover()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Restore(Config{}, state, files); err == nil || !strings.Contains(err.Error(), `in-process endpoint "/run/vhost.sock#0": nothing here restores it`) {
+		t.Fatalf("Restore without Config.InProcess: %v", err)
+	}
+	state, files, err = func() ([]byte, []*os.File, error) { // Restore closed the files
+		if err := s.Resume(); err != nil {
+			t.Fatal(err)
+		}
+		return s.Handover()
+	}()
+	if err != nil {
+		t.Fatal(err)
+	}
+	asked := ""
+	b2, err := Restore(Config{InProcess: func(key string) (wire.Endpoint, error) {
+		asked = key
+		e.SetReadDeadline(time.Time{}) // its owner restores it reading, as a new device is
+		return e, nil
+	}}, state, files)
+	if err != nil {
+		s.Resume()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b2.Close() })
+	if err := s.Release(); err != nil {
+		t.Fatal(err)
+	}
+	if asked != e.key {
+		t.Fatalf("Restore asked for %q, want %q", asked, e.key)
+	}
+	if got := runCmd(t, b2, "port/allprint"); got != portsBefore {
+		t.Fatalf("port/allprint after:\n%s\nbefore:\n%s", got, portsBefore)
+	}
+	e.in <- frame(1, 9, "after")
+	if got := recvFrame(t, a, 5*time.Second); !bytes.Equal(got, frame(1, 9, "after")) {
+		t.Fatalf("a after the hand-over: got %x", got)
+	}
+	if _, err := a.WriteBatch([][]byte{frame(9, 1, "to the guest")}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case got := <-e.written:
+		if !bytes.Equal(got, frame(9, 1, "to the guest")) {
+			t.Fatalf("the endpoint got %x", got)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatalf("port %d's endpoint got nothing after the hand-over", port)
+	}
 }
 
 // TestRestoreRefusesWrongFiles: a state whose descriptors were not all passed.

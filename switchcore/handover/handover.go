@@ -152,6 +152,10 @@ type Endpoint struct {
 	// TAP is set for a TAP device's endpoint, nil for a datagram client. A binary that
 	// does not know the field refuses the state (unknown field) rather than lose the TAP.
 	TAP *TAP `json:"tap,omitempty"`
+	// InProcess names an in-process endpoint (a vhost-user device) by its owner's key: the
+	// owner hands its state over beside this one, and the restoring switch asks it for the
+	// endpoint. Such an endpoint has no descriptor here (CtlFile and DataFile are -1).
+	InProcess string `json:"in_process,omitempty"`
 }
 
 // TAP is what a TAP endpoint's descriptor needs beside it to be used again.
@@ -349,6 +353,12 @@ func (st *State) Validate() error {
 		}
 		for _, e := range p.Endpoints {
 			what := fmt.Sprintf("port %d endpoint %d", p.Num, e.ID)
+			if e.InProcess != "" {
+				if e.TAP != nil || e.CtlFile != -1 || e.DataFile != -1 {
+					return bad("%s: in-process endpoint %q with a descriptor or a TAP", what, e.InProcess)
+				}
+				continue
+			}
 			if e.TAP != nil {
 				if e.CtlFile != -1 {
 					return bad("%s: a TAP with a control connection (descriptor index %d)", what, e.CtlFile)

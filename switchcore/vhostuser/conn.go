@@ -1,9 +1,12 @@
 package vhostuser
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"net"
+	"os"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -24,6 +27,10 @@ func newMsgReader(c *net.UnixConn) *msgReader {
 // read returns the next message. Descriptors come with the header's first byte (the
 // frontend sends each message with one sendmsg); any that arrive with a message that
 // fails to decode are closed here, the others are the caller's.
+//
+// A read deadline (a hand-over pausing the device: Device.pause) ends only a wait for the
+// next message, with os.ErrDeadlineExceeded; once a message has begun, read clears the
+// deadline and reads the rest, which the frontend sent with it.
 func (r *msgReader) read() (*message, error) {
 	m := &message{}
 	got := 0
@@ -36,6 +43,10 @@ func (r *msgReader) read() (*message, error) {
 				closeFDs(m.fds)
 				return nil, perr
 			}
+		}
+		if err != nil && got+n > 0 && r.resumable(err) {
+			got += n
+			continue
 		}
 		if err != nil {
 			closeFDs(m.fds)
@@ -60,9 +71,16 @@ func (r *msgReader) read() (*message, error) {
 	}
 	m.Header = h
 	p := r.buf[:h.Size]
-	if _, err := io.ReadFull(r.c, p); err != nil {
-		closeFDs(m.fds)
-		return nil, fmt.Errorf("%v: payload: %w", h.Request, err)
+	for k := 0; k < len(p); {
+		n, err := r.c.Read(p[k:])
+		k += n
+		if err != nil && !r.resumable(err) {
+			closeFDs(m.fds)
+			if errors.Is(err, io.EOF) {
+				err = io.ErrUnexpectedEOF
+			}
+			return nil, fmt.Errorf("%v: payload: %w", h.Request, err)
+		}
 	}
 	if len(m.fds) > maxFDs {
 		closeFDs(m.fds)
@@ -73,6 +91,16 @@ func (r *msgReader) read() (*message, error) {
 		return nil, err
 	}
 	return m, nil
+}
+
+// resumable says err is a pause's deadline met inside a message, and clears it so that
+// the rest of the message is read.
+func (r *msgReader) resumable(err error) bool {
+	if !errors.Is(err, os.ErrDeadlineExceeded) {
+		return false
+	}
+	r.c.SetReadDeadline(time.Time{})
+	return true
 }
 
 func parseFDs(oob []byte) ([]int, error) {

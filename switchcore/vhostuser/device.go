@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -75,6 +77,13 @@ type Device struct {
 	spinTo   int // ReadBatch's spin rounds left before it sleeps (adaptive polling)
 	nextRing int // the transmit ring ReadBatch starts with (round robin)
 
+	// A hand-over (handover.go) stops the device without ending it: readStop makes
+	// ReadBatch return os.ErrDeadlineExceeded (SetReadDeadline), pausing makes Serve return
+	// errPaused between two messages. key names the device in the switch's state.
+	readStop atomic.Bool
+	pausing  atomic.Bool
+	key      string
+
 	// Counters of what the frontend did wrong or could not take.
 	Faults     atomic.Uint64 // bad descriptors, chains, addresses: frames dropped
 	RxNoBuffer atomic.Uint64 // frames for the guest dropped: no receive buffer posted
@@ -124,20 +133,37 @@ func (d *Device) logf(format string, args ...any) {
 	}
 }
 
+// errPaused is what Serve returns when a hand-over paused it: the device is as it was,
+// connected, for the next binary or for Serve again.
+var errPaused = errors.New("paused for a hand-over")
+
 // Serve reads and answers the frontend's messages until it disconnects or breaks the
 // protocol; the error says which (nil for a clean disconnect). The device is closed then.
+// Paused by a hand-over, it returns errPaused and closes nothing.
 func (d *Device) Serve() error {
-	defer d.leave()
-	defer d.Close()
-	defer func() {
-		if d.gone != nil {
-			d.gone() // before Close: the switch unplugs the port, then reads EOF quietly
-		}
-	}()
+	err := d.serve()
+	if err == errPaused {
+		return err
+	}
+	if d.gone != nil {
+		d.gone() // before Close: the switch unplugs the port, then reads EOF quietly
+	}
+	d.Close()
+	d.leave()
+	return err
+}
+
+func (d *Device) serve() error {
 	r := newMsgReader(d.conn)
 	for {
+		if d.pausing.Load() {
+			return errPaused
+		}
 		m, err := r.read()
 		if err != nil {
+			if d.pausing.Load() && errors.Is(err, os.ErrDeadlineExceeded) {
+				return errPaused
+			}
 			if errors.Is(err, io.EOF) || d.closed.Load() {
 				return nil
 			}
@@ -190,16 +216,7 @@ func (d *Device) handle(m *message) ([]byte, error) {
 			return nil, fmt.Errorf("features %#x were not offered", extra)
 		}
 		d.mu.Lock()
-		d.features = m.u64
-		d.negotiated.Store(m.u64)
-		d.mrg = m.u64&FeatNetMrgRxbuf != 0
-		d.hdrLen = 10
-		if m.u64&(FeatVersion1|FeatNetMrgRxbuf) != 0 {
-			d.hdrLen = 12
-		}
-		for _, v := range d.rings {
-			v.eventIdx = m.u64&FeatEventIdx != 0
-		}
+		d.setFeatures(m.u64)
 		d.mu.Unlock()
 	case ReqSetProtocolFeatures:
 		if extra := m.u64 &^ offeredProtocol; extra != 0 {
@@ -371,6 +388,20 @@ func (d *Device) stopRing(i int) {
 		v.kickFD = -1
 	}
 }
+
+// SetReadDeadline is what a hand-over needs of a read deadline (the switch stops every
+// reader with one in the past): a time not after now makes ReadBatch return
+// os.ErrDeadlineExceeded, at once if it waits; the zero time lets it read again. A time
+// in the future is taken as none.
+func (d *Device) SetReadDeadline(t time.Time) error {
+	d.readStop.Store(!t.IsZero() && !t.After(time.Now()))
+	d.wakeReader()
+	return nil
+}
+
+// HandoverKey names the device in the switch's hand-over state; the server that restores
+// it (Restore) finds it by this name.
+func (d *Device) HandoverKey() string { return d.key }
 
 func (d *Device) wakeReader() {
 	var one = [8]byte{1}

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"os"
 	"runtime"
 	"runtime/debug"
 
@@ -49,6 +50,9 @@ func (d *Device) ReadOffload(frames [][]byte, sizes []int, offl []wire.Offload) 
 	for {
 		if d.closed.Load() {
 			return 0, io.EOF
+		}
+		if d.readStop.Load() {
+			return 0, os.ErrDeadlineExceeded
 		}
 		n, more, err := d.tryTx(frames, sizes, offl)
 		if n > 0 || err != nil {

@@ -15,6 +15,9 @@ type memRegion struct {
 	Region
 	mapping []byte // what mmap returned, for munmap
 	host    []byte // the region's bytes: mapping from the region's offset on, Size long
+	// fd is a duplicate of the region's file, kept for a hand-over (the next binary maps
+	// it again: a mapping does not survive exec); closed with the mapping.
+	fd int
 }
 
 // memTable is a frontend's guest memory as SET_MEM_TABLE gave it. It is replaced whole,
@@ -25,7 +28,7 @@ type memTable struct {
 }
 
 // mapRegions maps each region's descriptor shared and read/write. The descriptors are the
-// caller's to close. A region whose file is shorter than it claims is refused: touching
+// caller's to close; the table keeps duplicates (see memRegion.fd). A region whose file is shorter than it claims is refused: touching
 // such a page would be a SIGBUS (the frame path also survives one: see guard).
 func mapRegions(rs []Region, fds []int) (*memTable, error) {
 	t := &memTable{}
@@ -56,7 +59,13 @@ func mapRegions(rs []Region, fds []int) (*memTable, error) {
 			t.unmap()
 			return nil, fmt.Errorf("region %d: mmap %#x bytes at offset %#x: %w", i, length, off, err)
 		}
-		t.regions = append(t.regions, memRegion{Region: r, mapping: m, host: m[delta : delta+r.Size : delta+r.Size]})
+		fd, err := unix.FcntlInt(uintptr(fds[i]), unix.F_DUPFD_CLOEXEC, 0)
+		if err != nil {
+			unix.Munmap(m)
+			t.unmap()
+			return nil, fmt.Errorf("region %d: dup: %w", i, err)
+		}
+		t.regions = append(t.regions, memRegion{Region: r, mapping: m, host: m[delta : delta+r.Size : delta+r.Size], fd: fd})
 	}
 	return t, nil
 }
@@ -67,6 +76,7 @@ func (t *memTable) unmap() {
 	}
 	for _, r := range t.regions {
 		unix.Munmap(r.mapping)
+		unix.Close(r.fd)
 	}
 	t.regions = nil
 }

@@ -23,10 +23,15 @@ type Server struct {
 	ln   *net.UnixListener
 	opt  Options
 
-	mu      sync.Mutex
-	devices map[*Device]struct{}
-	closed  bool
-	wg      sync.WaitGroup
+	mu         sync.Mutex
+	devices    map[*Device]struct{}
+	closed     bool
+	paused     bool // a hand-over paused it (handover.go)
+	nextSerial int  // numbers the devices' HandoverKeys
+	attach     func(*Device, Peer) error
+	detach     func(*Device)
+	// wg counts the accept loop and each device's Serve: Close and Pause wait for them.
+	wg sync.WaitGroup
 }
 
 // Listen makes the socket at path (a stale socket there is replaced), with permission mode
@@ -60,17 +65,59 @@ func Listen(path string, mode os.FileMode, gid int, opt Options) (*Server, error
 // Path is the socket's path.
 func (s *Server) Path() string { return s.path }
 
-// Serve accepts frontends until Close. attach is called with each new device before its
-// protocol starts (its error refuses the frontend); detach when the frontend is gone.
-func (s *Server) Serve(attach func(*Device, Peer) error, detach func(*Device)) error {
+// Start serves until Close: it accepts frontends, and serves the devices a Restore
+// brought. attach is called with each new device before its protocol starts (its error
+// refuses the frontend); detach when a frontend is gone.
+func (s *Server) Start(attach func(*Device, Peer) error, detach func(*Device)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.attach, s.detach = attach, detach
+	if s.closed {
+		return
+	}
+	s.paused = false
+	s.startLocked()
+}
+
+// startLocked starts the accept loop and every device's Serve. Call with mu held.
+func (s *Server) startLocked() {
+	s.wg.Add(1)
+	go func() { defer s.wg.Done(); s.accept() }()
+	for d := range s.devices {
+		s.serveLocked(d)
+	}
+}
+
+// serveLocked runs d's protocol until the frontend goes (or a pause). Call with mu held.
+func (s *Server) serveLocked(d *Device) {
+	detach := s.detach
+	d.gone = func() { detach(d) }
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		err := d.Serve()
+		if err == errPaused {
+			return
+		}
+		if err != nil && s.opt.Logf != nil {
+			s.opt.Logf("vhost-user %s: %v", d.name, err)
+		}
+		s.mu.Lock()
+		delete(s.devices, d)
+		s.mu.Unlock()
+	}()
+}
+
+// accept takes frontends until Close or a pause.
+func (s *Server) accept() {
 	for {
 		c, err := s.ln.AcceptUnix()
 		if err != nil {
 			s.mu.Lock()
-			closed := s.closed
+			stop := s.closed || s.paused
 			s.mu.Unlock()
-			if closed || errors.Is(err, net.ErrClosed) {
-				return nil
+			if stop || errors.Is(err, net.ErrClosed) {
+				return
 			}
 			if ne, ok := err.(net.Error); ok && ne.Timeout() {
 				continue
@@ -90,7 +137,11 @@ func (s *Server) Serve(attach func(*Device, Peer) error, detach func(*Device)) e
 			}
 			continue
 		}
-		if err := attach(d, peer); err != nil {
+		s.mu.Lock()
+		d.key = fmt.Sprintf("%s#%d", s.path, s.nextSerial)
+		s.nextSerial++
+		s.mu.Unlock()
+		if err := s.attach(d, peer); err != nil {
 			if s.opt.Logf != nil {
 				s.opt.Logf("vhost-user %s: frontend pid %d refused: %v", s.path, peer.PID, err)
 			}
@@ -101,24 +152,17 @@ func (s *Server) Serve(attach func(*Device, Peer) error, detach func(*Device)) e
 		s.mu.Lock()
 		if s.closed {
 			s.mu.Unlock()
-			detach(d)
+			s.detach(d)
 			d.Close()
 			d.leave()
 			continue
 		}
 		s.devices[d] = struct{}{}
-		s.wg.Add(1)
+		if s.paused { // paused while attaching: it starts paused, and Resume serves it
+			d.pausing.Store(true)
+		}
+		s.serveLocked(d)
 		s.mu.Unlock()
-		d.gone = func() { detach(d) }
-		go func() {
-			defer s.wg.Done()
-			if err := d.Serve(); err != nil && s.opt.Logf != nil {
-				s.opt.Logf("vhost-user %s: %v", d.name, err)
-			}
-			s.mu.Lock()
-			delete(s.devices, d)
-			s.mu.Unlock()
-		}()
 	}
 }
 
@@ -126,14 +170,15 @@ func (s *Server) Serve(attach func(*Device, Peer) error, detach func(*Device)) e
 func (s *Server) Close() error {
 	s.mu.Lock()
 	s.closed = true
-	ds := make([]*Device, 0, len(s.devices))
-	for d := range s.devices {
-		ds = append(ds, d)
-	}
+	paused := s.paused
+	ds := s.deviceList()
 	s.mu.Unlock()
 	err := s.ln.Close()
 	for _, d := range ds {
 		d.Close()
+		if paused { // their Serve returned without ending them
+			d.leave()
+		}
 	}
 	s.wg.Wait()
 	return err
