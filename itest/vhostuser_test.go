@@ -184,7 +184,8 @@ func TestVhostUserHostileFrontend(t *testing.T) {
 	t.Parallel()
 	oursOnly(t, "vhost-user ports are ours")
 	sock := filepath.Join(testDir(t), "vhost.sock")
-	sw := startSwitch(t, impl, "--vhost-user", sock)
+	msock := filepath.Join(testDir(t), "metrics.sock")
+	sw := startSwitch(t, impl, "--vhost-user", sock, "--metrics", msock)
 	a := dialPeer(t, sw, 1, wire.DialOptions{})
 	b := dialPeer(t, sw, 2, wire.DialOptions{})
 	alive := func(step string) {
@@ -221,6 +222,17 @@ func TestVhostUserHostileFrontend(t *testing.T) {
 		fe.Transmit(10+k, ethFrame(broadcastMAC, mac, "after-"+c.step))
 		a.recv(t, "after-"+c.step)
 		alive(c.step)
+	}
+	// The metrics count the bad descriptors on the frontend's port.
+	var hostilePort int
+	for n, block := range switchPorts(t, sw) {
+		if strings.Contains(block, "module vhost-user") {
+			hostilePort = n
+		}
+	}
+	sample := fmt.Sprintf(`vde_switch_port_endpoint_faults_total{port="%d",reason="bad_descriptor"}`, hostilePort)
+	if v := metricValue(t, scrapeUnix(t, msock), sample); v < float64(len(bad)) {
+		t.Errorf("%s = %v after %d bad descriptors", sample, v, len(bad))
 	}
 
 	// A head index out of range breaks the ring: the port's frames stop, nothing else.

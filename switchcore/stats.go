@@ -1,6 +1,10 @@
 package switchcore
 
-import "time"
+import (
+	"time"
+
+	"github.com/vde-go/vde/switchcore/wire"
+)
 
 // PortStats are one port's counters, the figures port/print and port/drops show.
 type PortStats struct {
@@ -25,6 +29,9 @@ type PortStats struct {
 	Queued int
 	// LoopBlocked says that the loop guard blocks the port now (loopguard/print).
 	LoopBlocked bool
+	// Faults are the counts of the port's endpoints that report faults
+	// (wire.FaultReporter), by reason; nil when none does.
+	Faults map[string]uint64
 }
 
 // Stats is a snapshot of the switch's counters.
@@ -76,6 +83,12 @@ func (s *Switch) Stats() Stats {
 		for _, ep := range p.eps {
 			if ep.queue != nil {
 				ps.Queued += int(ep.queue.pending.Load())
+			}
+			if fr, ok := ep.data.(wire.FaultReporter); ok {
+				if ps.Faults == nil {
+					ps.Faults = map[string]uint64{}
+				}
+				fr.ReportFaults(func(reason string, n uint64) { ps.Faults[reason] += n })
 			}
 		}
 		st.Ports = append(st.Ports, ps)

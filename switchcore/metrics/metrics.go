@@ -54,6 +54,7 @@ var (
 	descNotLearned = desc("mac_not_learned_frames_total", "Frames whose new source address the full MAC table did not learn.")
 	descLoopBlocks = desc("loopguard_blocks_total", "Ports the loop guard blocked because addresses flapped between ports at storm rates.")
 	descLoopBlock  = desc("port_loopguard_blocked", "1 while the loop guard blocks the port, else 0.", "port")
+	descFaults     = desc("port_endpoint_faults_total", "Frames dropped because of what the port's endpoint got wrong or could not take, by reason (vhost-user frontends: bad_descriptor, rx_no_buffer, rx_too_long, tx_too_long, tx_offload_dropped).", "port", "reason")
 	descUptime     = desc("uptime_seconds", "Seconds since the switch started.")
 	descStart      = desc("start_time_seconds", "When the switch started, in seconds since the Unix epoch.")
 )
@@ -61,7 +62,7 @@ var (
 // Describe implements prometheus.Collector.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descInFrames, descInBytes, descOutFrames, descOutBytes, descDrops, descBad,
-		descQueued, descEndpoints, descLoopBlock, descMACs, descMACLimit, descNotLearned, descLoopBlocks, descUptime, descStart} {
+		descQueued, descEndpoints, descLoopBlock, descFaults, descMACs, descMACLimit, descNotLearned, descLoopBlocks, descUptime, descStart} {
 		ch <- d
 	}
 }
@@ -87,6 +88,9 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 			blocked = 1
 		}
 		ch <- prometheus.MustNewConstMetric(descLoopBlock, prometheus.GaugeValue, blocked, port)
+		for reason, n := range p.Faults {
+			ch <- prometheus.MustNewConstMetric(descFaults, prometheus.CounterValue, float64(n), port, reason)
+		}
 	}
 	ch <- prometheus.MustNewConstMetric(descMACs, prometheus.GaugeValue, float64(st.MACs))
 	ch <- prometheus.MustNewConstMetric(descMACLimit, prometheus.GaugeValue, float64(st.MACLimit))

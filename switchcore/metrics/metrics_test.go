@@ -25,7 +25,7 @@ func TestCollector(t *testing.T) {
 	src := &fakeSource{st: switchcore.Stats{
 		Ports: []switchcore.PortStats{
 			{Port: 1, Active: true, Endpoints: 1, InFrames: 10, InBytes: 600, OutFrames: 7, OutBytes: 420, Drops: 2, Bad: 1, Queued: 3},
-			{Port: 4, LoopBlocked: true},
+			{Port: 4, LoopBlocked: true, Faults: map[string]uint64{"bad_descriptor": 3, "rx_no_buffer": 0}},
 		},
 		MACs: 5, MACLimit: 65536, NotLearned: 9, LoopBlocks: 2, Start: start,
 	}}
@@ -57,6 +57,10 @@ vde_switch_loopguard_blocks_total 2
 # TYPE vde_switch_port_loopguard_blocked gauge
 vde_switch_port_loopguard_blocked{port="1"} 0
 vde_switch_port_loopguard_blocked{port="4"} 1
+# HELP vde_switch_port_endpoint_faults_total Frames dropped because of what the port's endpoint got wrong or could not take, by reason (vhost-user frontends: bad_descriptor, rx_no_buffer, rx_too_long, tx_too_long, tx_offload_dropped).
+# TYPE vde_switch_port_endpoint_faults_total counter
+vde_switch_port_endpoint_faults_total{port="4",reason="bad_descriptor"} 3
+vde_switch_port_endpoint_faults_total{port="4",reason="rx_no_buffer"} 0
 # HELP vde_switch_uptime_seconds Seconds since the switch started.
 # TYPE vde_switch_uptime_seconds gauge
 vde_switch_uptime_seconds 90
@@ -67,7 +71,7 @@ vde_switch_start_time_seconds 1.7e+09
 	if err := testutil.CollectAndCompare(c, strings.NewReader(want),
 		"vde_switch_port_in_frames_total", "vde_switch_port_dropped_frames_total", "vde_switch_port_queued_frames",
 		"vde_switch_mac_table_entries", "vde_switch_mac_not_learned_frames_total", "vde_switch_uptime_seconds",
-		"vde_switch_loopguard_blocks_total", "vde_switch_port_loopguard_blocked",
+		"vde_switch_loopguard_blocks_total", "vde_switch_port_loopguard_blocked", "vde_switch_port_endpoint_faults_total",
 		"vde_switch_start_time_seconds"); err != nil {
 		t.Error(err)
 	}

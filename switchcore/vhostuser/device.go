@@ -399,6 +399,15 @@ func (d *Device) SetReadDeadline(t time.Time) error {
 	return nil
 }
 
+// ReportFaults implements wire.FaultReporter: the device's fault counters by reason.
+func (d *Device) ReportFaults(fn func(reason string, n uint64)) {
+	fn("bad_descriptor", d.Faults.Load())
+	fn("rx_no_buffer", d.RxNoBuffer.Load())
+	fn("rx_too_long", d.RxTooLong.Load())
+	fn("tx_too_long", d.TxTooLong.Load())
+	fn("tx_offload_dropped", d.TxOffloadDropped.Load())
+}
+
 // HandoverKey names the device in the switch's hand-over state; the server that restores
 // it (Restore) finds it by this name.
 func (d *Device) HandoverKey() string { return d.key }

@@ -11,6 +11,13 @@ type Endpoint interface {
 	Close() error
 }
 
+// FaultReporter is an endpoint that counts, by reason, the frames its peer got wrong or
+// could not take (a vhost-user frontend's bad descriptors, receive buffers missing or
+// too short): the switch's metrics show them per port.
+type FaultReporter interface {
+	ReportFaults(fn func(reason string, n uint64))
+}
+
 // Frame sizes on the data path.
 const (
 	// MinFrame is the shortest frame a switch forwards (an Ethernet header).
