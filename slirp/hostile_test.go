@@ -14,8 +14,6 @@ import (
 	"time"
 
 	"gvisor.dev/gvisor/pkg/tcpip/header"
-
-	"github.com/vde-go/vde/switchcore/wire"
 )
 
 // These tests drive a router in process (frames straight into Router.input, frames out
@@ -85,8 +83,7 @@ func newHostileRouter(t *testing.T, edit func(*Config)) *hostileRouter {
 		t.Fatal(err)
 	}
 	h.Router = r
-	var ep wire.Endpoint = h.lan
-	r.out.Store(&ep)
+	r.out.Store(newPort(h.lan))
 	t.Cleanup(func() { r.Close(); h.lan.Close() })
 	return h
 }

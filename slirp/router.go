@@ -41,7 +41,7 @@ type Router struct {
 	router6, dns6     netip.Addr
 	linkLocal6        netip.Addr
 
-	out       atomic.Pointer[wire.Endpoint]
+	out       atomic.Pointer[port]
 	flows     atomic.Int64 // NATed TCP and UDP flows and -L connections open (nat.go)
 	dnsFlows  atomic.Int64 // UDP flows to the DNS proxy open
 	flowLimit int64        // flowBudget()
@@ -197,7 +197,8 @@ func (r *Router) buildStack() error {
 // Run attaches the router to the LAN through ep and serves it until ep fails or the far
 // side hangs up (a switch closing the port: nil, as slirpvde exits 0), or Close.
 func (r *Router) Run(ep wire.Endpoint) error {
-	r.out.Store(&ep)
+	lan := newPort(ep)
+	r.out.Store(lan)
 	if cn, ok := ep.(wire.ClosedNotifier); ok {
 		go func() {
 			select {
@@ -224,7 +225,9 @@ func (r *Router) Run(ep wire.Endpoint) error {
 		for b := range full {
 			for {
 				for i := 0; i < b.n; i++ {
-					r.take(b.bufs[i][:b.sizes[i]])
+					if size := b.sizes[i]; size > 0 && size <= len(b.bufs[i]) { // see port.read
+						r.take(b.bufs[i][:size])
+					}
 				}
 				free <- b
 				// Segments that came in one run of batches are joined (link.gro): flush
@@ -244,7 +247,7 @@ func (r *Router) Run(ep wire.Endpoint) error {
 	defer close(full)
 	for {
 		b := <-free
-		n, err := ep.ReadBatch(b.bufs, b.sizes)
+		n, err := lan.read(b.bufs, b.sizes)
 		if err != nil {
 			select {
 			case <-r.closed:
@@ -300,8 +303,8 @@ func (r *Router) Close() error {
 
 // emit sends frames to the LAN; before Run (or with the LAN gone) they are dropped.
 func (r *Router) emit(frames [][]byte) {
-	if ep := r.out.Load(); ep != nil {
-		(*ep).WriteBatch(frames)
+	if l := r.out.Load(); l != nil {
+		l.write(frames)
 	}
 }
 

@@ -319,8 +319,7 @@ func FuzzInput(f *testing.F) {
 		f.Fatal(err)
 	}
 	defer r.Close()
-	var sink wire.Endpoint = discard{}
-	r.out.Store(&sink)
+	r.out.Store(newPort(discard{}))
 	f.Fuzz(func(t *testing.T, frame []byte) {
 		r.input(frame)
 	})

@@ -6,6 +6,7 @@ import (
 	"net"
 	"sync"
 	"syscall"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 	"gvisor.dev/gvisor/pkg/tcpip"
@@ -73,6 +74,7 @@ func guestToHost(g guestStream, host net.Conn) {
 		io.CopyBuffer(struct{ io.Writer }{host}, struct{ io.Reader }{g.conn}, *bp)
 		return
 	}
+	raw := rawConn(host)
 	const events = waiter.ReadableEvents | waiter.EventHUp | waiter.EventErr
 	entry, notify := waiter.NewChannelEntry(events)
 	g.wq.EventRegister(&entry)
@@ -85,7 +87,13 @@ func guestToHost(g guestStream, host net.Conn) {
 		bp := streamBufs.Get().(*[]byte)
 		n, err := g.conn.Read(*bp)
 		if n > 0 {
-			if _, werr := host.Write((*bp)[:n]); werr != nil {
+			var werr error
+			if raw != nil {
+				werr = writeRaw(raw, (*bp)[:n])
+			} else {
+				_, werr = host.Write((*bp)[:n])
+			}
+			if werr != nil {
 				err = werr
 			}
 		}
@@ -100,11 +108,7 @@ func guestToHost(g guestStream, host net.Conn) {
 // write fails. It reads the socket itself (not io.Copy) to take a buffer only once data
 // is there.
 func hostToGuest(host net.Conn, guest net.Conn) {
-	sc, ok := host.(syscall.Conn)
-	var raw syscall.RawConn
-	if ok {
-		raw, _ = sc.SyscallConn()
-	}
+	raw := rawConn(host)
 	if raw == nil {
 		bp := streamBufs.Get().(*[]byte)
 		defer streamBufs.Put(bp)
@@ -118,7 +122,7 @@ func hostToGuest(host net.Conn, guest net.Conn) {
 		err := raw.Read(func(fd uintptr) bool {
 			bp = streamBufs.Get().(*[]byte)
 			for {
-				n, rerr = unix.Read(int(fd), *bp)
+				n, rerr = readRaw(fd, *bp)
 				if rerr != unix.EINTR {
 					break
 				}
@@ -142,4 +146,55 @@ func hostToGuest(host net.Conn, guest net.Conn) {
 			return
 		}
 	}
+}
+
+// rawConn is the host socket's raw access, nil if it has none.
+func rawConn(c net.Conn) syscall.RawConn {
+	if sc, ok := c.(syscall.Conn); ok {
+		if raw, err := sc.SyscallConn(); err == nil {
+			return raw
+		}
+	}
+	return nil
+}
+
+// The host sockets are non-blocking, so their reads and writes are raw system calls that
+// never block, made without telling the Go scheduler (see port): a write to the host's
+// loopback runs the receiver's whole TCP path inside it, long enough that, with both
+// processors busy, the runtime's sysmon handed the processor to another thread during
+// each one.
+
+// readRaw is read(2) on fd without the scheduler; n is 0 on an error.
+func readRaw(fd uintptr, b []byte) (int, error) {
+	n, _, e := unix.RawSyscall(unix.SYS_READ, fd, uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)))
+	if e != 0 {
+		return 0, e
+	}
+	return int(n), nil
+}
+
+// writeRaw writes all of b to raw's socket, waiting through the runtime poller while its
+// send buffer is full.
+func writeRaw(raw syscall.RawConn, b []byte) error {
+	var werr error
+	err := raw.Write(func(fd uintptr) bool {
+		for len(b) > 0 {
+			n, _, e := unix.RawSyscall(unix.SYS_WRITE, fd, uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)))
+			switch e {
+			case 0:
+				b = b[n:]
+			case unix.EINTR:
+			case unix.EAGAIN:
+				return false
+			default:
+				werr = e
+				return true
+			}
+		}
+		return true
+	})
+	if err != nil {
+		return err
+	}
+	return werr
 }
