@@ -126,6 +126,19 @@ func connFD(c *net.UnixConn) int {
 	return id
 }
 
+// newDataChannel wraps a client's connected data socket: a plain datagram channel (dg is
+// it too: the switch's batched path with its queue for slow receivers), or one with
+// offloads, which a client of ours asked for (wire.VersionOffload): an OffloadEndpoint
+// that takes GSO packets whole and drops what the socket cannot take now, as a TAP does.
+func newDataChannel(fd int, path string, offload bool, poll *wire.RuntimePoll) (data wire.Endpoint, dg *wire.Datagram, err error) {
+	if offload {
+		od, err := wire.NewOffloadDatagram(fd, path, poll)
+		return od, nil, err
+	}
+	d, err := wire.NewDatagramPoll(fd, path, poll)
+	return d, d, err
+}
+
 // attach performs the switch side of the handshake (shared/spec/wire-protocol.md §5.2).
 func (s *Switch) attach(c *net.UnixConn, id int, req wire.Request) (*endpoint, error) {
 	if req.Path == "" {
@@ -178,7 +191,7 @@ func (s *Switch) attach(c *net.UnixConn, id int, req wire.Request) (*endpoint, e
 		undo()
 		return nil, err
 	}
-	d, err := wire.NewDatagramPoll(fd, path, &s.poll)
+	data, dg, err := newDataChannel(fd, path, req.Offload, &s.poll)
 	if err != nil {
 		os.Remove(path)
 		undo()
@@ -186,8 +199,10 @@ func (s *Switch) attach(c *net.UnixConn, id int, req wire.Request) (*endpoint, e
 	}
 	// The endpoint forwards before the client hears the reply: clients send at once, and a
 	// frame to a port not yet in the view would be lost.
-	ep := &endpoint{id: id, port: p, module: "unix prog", descr: req.Description, ctl: c, data: d, dgram: d, dataPath: path, slot: s.allocSlotLocked()}
-	ep.queue = newOutQueue(ep, &s.queueBytes)
+	ep := &endpoint{id: id, port: p, module: "unix prog", descr: req.Description, ctl: c, data: data, dgram: dg, dataPath: path, slot: s.allocSlotLocked()}
+	if dg != nil {
+		ep.queue = newOutQueue(ep, &s.queueBytes)
+	}
 	wasActive := p.active()
 	p.eps = append([]*endpoint{ep}, p.eps...)
 	p.curUser = uid

@@ -192,8 +192,9 @@ func (s *Switch) Handover() (state []byte, files []*os.File, err error) {
 // handedOver says whether a hand-over can carry ep: a datagram client, a TAP, or an
 // in-process HandoverEndpoint.
 func handedOver(ep *endpoint) bool {
-	if ep.ctl != nil && ep.dgram != nil {
-		return true
+	if ep.ctl != nil {
+		_, offload := ep.data.(*wire.OffloadDatagram)
+		return ep.dgram != nil || offload
 	}
 	switch ep.data.(type) {
 	case *tap.Device, HandoverEndpoint:
@@ -209,6 +210,8 @@ func setReadDeadline(ep *endpoint, t time.Time) {
 	}
 	switch d := ep.data.(type) {
 	case *wire.Datagram:
+		d.SetReadDeadline(t)
+	case *wire.OffloadDatagram:
 		d.SetReadDeadline(t)
 	case *tap.Device:
 		d.SetReadDeadline(t)
@@ -350,7 +353,11 @@ func (s *Switch) snapshotLocked() (*handover.State, []*os.File, error) {
 			if he.CtlFile, err = add(fmt.Sprintf("port %d endpoint %d control", p.num, ep.id), mustRaw(ep.ctl)); err != nil {
 				return fail(err)
 			}
-			if he.DataFile, err = add(fmt.Sprintf("port %d endpoint %d data", p.num, ep.id), ep.dgram.RawConn()); err != nil {
+			data := ep.dgram
+			if od, ok := ep.data.(*wire.OffloadDatagram); ok {
+				data, he.Offload = od.Datagram, true
+			}
+			if he.DataFile, err = add(fmt.Sprintf("port %d endpoint %d data", p.num, ep.id), data.RawConn()); err != nil {
 				return fail(err)
 			}
 			hp.Endpoints = append(hp.Endpoints, he)
@@ -663,13 +670,15 @@ func (s *Switch) restoreEndpoint(p *Port, he handover.Endpoint, ctlF, dataF *os.
 		ctl.Close()
 		return nil, fmt.Errorf("data socket: %w", derr)
 	}
-	d, err := wire.NewDatagramPoll(nfd, he.DataPath, &s.poll)
+	data, dg, err := newDataChannel(nfd, he.DataPath, he.Offload, &s.poll)
 	if err != nil {
 		ctl.Close()
 		return nil, err
 	}
-	ep := &endpoint{id: he.ID, port: p, module: he.Module, descr: he.Descr, ctl: ctl, data: d, dgram: d, dataPath: he.DataPath, slot: s.allocSlotLocked()}
-	ep.queue = newOutQueue(ep, &s.queueBytes)
+	ep := &endpoint{id: he.ID, port: p, module: he.Module, descr: he.Descr, ctl: ctl, data: data, dgram: dg, dataPath: he.DataPath, slot: s.allocSlotLocked()}
+	if dg != nil {
+		ep.queue = newOutQueue(ep, &s.queueBytes)
+	}
 	return ep, nil
 }
 

@@ -156,6 +156,10 @@ type Endpoint struct {
 	// owner hands its state over beside this one, and the restoring switch asks it for the
 	// endpoint. Such an endpoint has no descriptor here (CtlFile and DataFile are -1).
 	InProcess string `json:"in_process,omitempty"`
+	// Offload says a datagram client's data channel carries offloads (a virtio_net_hdr
+	// before each packet: wire.VersionOffload). A binary that does not know the field
+	// refuses the state rather than misread every packet.
+	Offload bool `json:"offload,omitempty"`
 }
 
 // TAP is what a TAP endpoint's descriptor needs beside it to be used again.
@@ -353,6 +357,9 @@ func (st *State) Validate() error {
 		}
 		for _, e := range p.Endpoints {
 			what := fmt.Sprintf("port %d endpoint %d", p.Num, e.ID)
+			if e.Offload && (e.TAP != nil || e.InProcess != "") {
+				return bad("%s: an offload channel that is not a datagram client's", what)
+			}
 			if e.InProcess != "" {
 				if e.TAP != nil || e.CtlFile != -1 || e.DataFile != -1 {
 					return bad("%s: in-process endpoint %q with a descriptor or a TAP", what, e.InProcess)

@@ -360,7 +360,7 @@ func TestOffloads(t *testing.T) {
 	}
 	want := wire.Offload{Flags: wire.OffloadNeedsCsum, GSOType: wire.GSOTCPv4, HdrLen: 54, GSOSize: 1448, CsumStart: 34, CsumOffset: 16}
 	var hdr [12]byte
-	putHdr(hdr[:], want)
+	wire.PutOffloadHdr(hdr[:], want)
 	pkt := frame(1900, 1) // longer than the MTU: one descriptor of the test's 2 KiB buffers
 	f.TransmitHdr(0, hdr[:], pkt)
 	bufs, sizes := newBufs(4)
@@ -380,8 +380,8 @@ func TestOffloads(t *testing.T) {
 	}
 	r := f.Rings[0]
 	ids, lens := r.Used()
-	if len(ids) != 1 || lens[0] != 12+len(pkt) || parseHdr(r.Buf(ids[0])) != want {
-		t.Fatalf("guest got %v %v, header %+v", ids, lens, parseHdr(r.Buf(ids[0])))
+	if len(ids) != 1 || lens[0] != 12+len(pkt) || wire.ParseOffloadHdr(r.Buf(ids[0])) != want {
+		t.Fatalf("guest got %v %v, header %+v", ids, lens, wire.ParseOffloadHdr(r.Buf(ids[0])))
 	}
 	g := newFrontend(t, modern, Options{})
 	if g.dev.TakesOffload() {

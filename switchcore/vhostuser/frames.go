@@ -127,7 +127,7 @@ func (d *Device) takeTx(v *vring, frames [][]byte, sizes []int, offl []wire.Offl
 		var hdr [12]byte
 		size, err := v.readChain(d.mem, head, frames[n], d.hdrLen, hdr[:])
 		v.putUsed(head, 0)
-		o := parseHdr(hdr[:])
+		o := wire.ParseOffloadHdr(hdr[:])
 		switch {
 		case err != nil:
 			d.Faults.Add(1)
@@ -290,23 +290,6 @@ func flowHash(f []byte) uint32 {
 	return h
 }
 
-// parseHdr reads the offloads of a virtio-net header (little-endian: VERSION_1, or a
-// legacy guest on a little-endian host).
-func parseHdr(b []byte) wire.Offload {
-	le := binary.LittleEndian
-	return wire.Offload{Flags: b[0], GSOType: b[1], HdrLen: le.Uint16(b[2:]), GSOSize: le.Uint16(b[4:]),
-		CsumStart: le.Uint16(b[6:]), CsumOffset: le.Uint16(b[8:])}
-}
-
-func putHdr(b []byte, o wire.Offload) {
-	le := binary.LittleEndian
-	b[0], b[1] = o.Flags, o.GSOType
-	le.PutUint16(b[2:], o.HdrLen)
-	le.PutUint16(b[4:], o.GSOSize)
-	le.PutUint16(b[6:], o.CsumStart)
-	le.PutUint16(b[8:], o.CsumOffset)
-}
-
 // putRx writes one frame, behind a virtio-net header, into as many receive chains as it
 // takes (one without MRG_RXBUF).
 func (d *Device) putRx(v *vring, f []byte, o wire.Offload) bool {
@@ -354,7 +337,7 @@ func (d *Device) putRx(v *vring, f []byte, o wire.Offload) bool {
 		have += size
 	}
 	var hdr [12]byte
-	putHdr(hdr[:], o)
+	wire.PutOffloadHdr(hdr[:], o)
 	binary.LittleEndian.PutUint16(hdr[10:], uint16(len(chains))) // num_buffers
 	h := hdr[:d.hdrLen]
 	si, off := scatter(segs, 0, 0, h)

@@ -32,12 +32,18 @@ type DialOptions struct {
 	HasGroup bool
 	// Timeout bounds the handshake (a Debian switch never answers some refusals); 0 means 5s.
 	Timeout time.Duration
+	// Offload asks for a data channel with offloads (VersionOffload), and if the switch
+	// refuses that (not ours), for a plain one: Conn.Offload says which it got.
+	Offload bool
 }
 
 // Conn is a client's attachment to a switch port: the control stream, whose EOF means the
 // switch let go of us, and the data socket.
 type Conn struct {
 	*Datagram
+	// off is the data channel with offloads, on the same socket, if the switch took the
+	// request for one (DialOptions.Offload); ReadBatch and WriteBatch go through it.
+	off *OffloadDatagram
 	ctl *net.UnixConn
 	// Remote is the switch-side data socket path from the reply.
 	Remote string
@@ -55,12 +61,58 @@ type Conn struct {
 // retransmissions in 5 s of iperf3. Closing the connection ends a wait.
 // A send that fails because the switch's data socket is gone is a *SwitchGoneError.
 func (c *Conn) WriteBatch(frames [][]byte) (int, error) {
+	if c.off != nil {
+		return c.WriteOffload(frames, nil)
+	}
 	n, err := c.WriteBatchWait(frames)
+	return n, c.sendErr(err)
+}
+
+// sendErr makes a send error that means the switch is gone a *SwitchGoneError.
+func (c *Conn) sendErr(err error) error {
 	if err != nil && !errors.Is(err, os.ErrClosed) && switchGone(err) {
 		err = &SwitchGoneError{Switch: c.Switch, Err: err}
 	}
+	return err
+}
+
+// Offload is the data channel with offloads when the switch took the request for one
+// (DialOptions.Offload: our switch), else nil (Debian's switch: plain frames).
+func (c *Conn) Offload() *OffloadDatagram { return c.off }
+
+// ReadBatch implements Endpoint: plain frames (on a channel with offloads, those without).
+func (c *Conn) ReadBatch(frames [][]byte, sizes []int) (int, error) {
+	if c.off != nil {
+		return c.off.ReadBatch(frames, sizes)
+	}
+	return c.Datagram.ReadBatch(frames, sizes)
+}
+
+// ReadOffload implements OffloadEndpoint (buffers of MaxPacket bytes); on a plain channel
+// every packet is a plain frame.
+func (c *Conn) ReadOffload(frames [][]byte, sizes []int, offl []Offload) (int, error) {
+	if c.off != nil {
+		return c.off.ReadOffload(frames, sizes, offl)
+	}
+	n, err := c.Datagram.ReadBatch(frames, sizes)
+	for i := 0; i < n && offl != nil; i++ {
+		offl[i] = Offload{}
+	}
 	return n, err
 }
+
+// WriteOffload implements OffloadEndpoint, waiting as WriteBatch does; on a plain
+// channel only plain frames may be given (TakesOffload).
+func (c *Conn) WriteOffload(frames [][]byte, offl []Offload) (int, error) {
+	if c.off == nil {
+		return c.WriteBatch(frames)
+	}
+	n, err := c.off.WriteOffloadWait(frames, offl)
+	return n, c.sendErr(err)
+}
+
+// TakesOffload implements OffloadEndpoint: the switch took a channel with offloads.
+func (c *Conn) TakesOffload() bool { return c.off != nil }
 
 // switchGone tells the send errors that mean the switch's side of the data socket is
 // gone from the others (a frame too big, a kernel short of memory).
@@ -121,18 +173,28 @@ func Dial(dir string, o DialOptions) (*Conn, error) {
 	}
 	real, _ = filepath.Abs(real)
 	ctlPath := filepath.Join(real, "ctl")
-	ctl, err := net.DialUnix("unix", nil, &net.UnixAddr{Name: ctlPath, Net: "unix"})
-	if err != nil {
-		return nil, fmt.Errorf("vde switch %s: %w", dir, unwrapOp(err))
+	for {
+		ctl, err := net.DialUnix("unix", nil, &net.UnixAddr{Name: ctlPath, Net: "unix"})
+		if err != nil {
+			return nil, fmt.Errorf("vde switch %s: %w", dir, unwrapOp(err))
+		}
+		c, err := handshake(ctl, real, ctlPath, o)
+		if err != nil {
+			ctl.Close()
+			if o.Offload && errors.Is(err, errNoReply) {
+				// Not our switch: it refused version 4 (and logged it). Ask for plain frames.
+				o.Offload = false
+				continue
+			}
+			return nil, fmt.Errorf("vde switch %s: %w", dir, err)
+		}
+		c.Switch = dir
+		return c, nil
 	}
-	c, err := handshake(ctl, real, ctlPath, o)
-	if err != nil {
-		ctl.Close()
-		return nil, fmt.Errorf("vde switch %s: %w", dir, err)
-	}
-	c.Switch = dir
-	return c, nil
 }
+
+// errNoReply is a switch that closed the control connection instead of answering.
+var errNoReply = errors.New("switch refused the connection (closed without reply)")
 
 func handshake(ctl *net.UnixConn, dir, ctlPath string, o DialOptions) (*Conn, error) {
 	fd, err := SocketDatagram()
@@ -149,7 +211,7 @@ func handshake(ctl *net.UnixConn, dir, ctlPath string, o DialOptions) (*Conn, er
 		unix.Close(fd)
 		return nil, err
 	}
-	req := Request{Type: ReqNewControl, Port: o.Port, Path: local, Description: describe(o)}
+	req := Request{Type: ReqNewControl, Port: o.Port, Path: local, Description: describe(o), Offload: o.Offload}
 	if o.Port0 {
 		req.Type, req.Port = ReqNewPort0, 0
 	}
@@ -171,7 +233,7 @@ func handshake(ctl *net.UnixConn, dir, ctlPath string, o DialOptions) (*Conn, er
 	if _, err := io.ReadFull(ctl, reply); err != nil {
 		unix.Close(fd)
 		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-			return nil, errors.New("switch refused the connection (closed without reply)")
+			return nil, errNoReply
 		}
 		if errors.Is(err, os.ErrDeadlineExceeded) {
 			return nil, fmt.Errorf("switch did not answer within %v (port refused?)", timeout)
@@ -187,6 +249,13 @@ func handshake(ctl *net.UnixConn, dir, ctlPath string, o DialOptions) (*Conn, er
 	if err := unix.Connect(fd, &unix.SockaddrUnix{Name: remote}); err != nil {
 		unix.Close(fd)
 		return nil, fmt.Errorf("connect data socket %s: %w", remote, err)
+	}
+	if o.Offload {
+		od, err := NewOffloadDatagram(fd, local, nil)
+		if err != nil {
+			return nil, err
+		}
+		return &Conn{Datagram: od.Datagram, off: od, ctl: ctl, Remote: remote}, nil
 	}
 	d, err := NewDatagram(fd, local)
 	if err != nil {

@@ -16,6 +16,13 @@ const (
 	Magic = 0xfeedface
 	// Version3 is the request version every current client sends.
 	Version3 = 3
+	// VersionOffload is request_v3's layout with version 4: ours only. The client asks for
+	// a data channel with offloads: every datagram, both ways, is a 12-byte virtio_net_hdr
+	// (OffloadHdrLen) and a packet of up to MaxPacket bytes, which may be a GSO packet or
+	// have its checksum left to do. A switch that does not know it (Debian's) logs
+	// "Request for a version 4 port" and closes the connection: the client asks again
+	// with version 3 (Dial).
+	VersionOffload = 4
 	// ReqNewControl asks for a normal endpoint on any or a given port.
 	ReqNewControl = 0
 	// ReqNewPort0 asks for an endpoint on the reserved port 0.
@@ -52,8 +59,10 @@ func (e *VersionError) Error() string {
 
 // Request is a decoded control request.
 type Request struct {
-	// Version is 3 for request_v3 or 1 for the legacy request_v1.
+	// Version is 3 for request_v3 (4 for VersionOffload) or 1 for the legacy request_v1.
 	Version int
+	// Offload says the client asked for a data channel with offloads (VersionOffload).
+	Offload bool
 	// Type is ReqNewControl or ReqNewPort0.
 	Type int
 	// Port is the port asked for (bits 8..31 of type); 0 means any port. Always 0 for v1.
@@ -80,12 +89,12 @@ func ParseRequest(b []byte) (Request, error) {
 	var sun []byte
 	var rest []byte
 	switch {
-	case word == Version3:
+	case word == Version3 || word == VersionOffload:
 		if len(b) < V3FixedSize {
 			return r, ErrShortRequest
 		}
 		typ := int32(hostOrder.Uint32(b[8:12]))
-		r.Version = 3
+		r.Version, r.Offload = int(word), word == VersionOffload
 		r.Type = int(typ & 0xff)
 		r.Port = int(typ >> 8)
 		sun = b[12:V3FixedSize]
@@ -116,14 +125,19 @@ func ParseRequest(b []byte) (Request, error) {
 	return r, nil
 }
 
-// AppendRequest appends the v3 encoding of r (its Version is ignored) to dst: the fixed
-// 122 bytes and the description without a NUL, as vdeplug4 sends it.
+// AppendRequest appends the v3 encoding of r (its Version is ignored; version 4,
+// VersionOffload, if r.Offload) to dst: the fixed 122 bytes and the description without a
+// NUL, as vdeplug4 sends it.
 func AppendRequest(dst []byte, r Request) ([]byte, error) {
 	if len(r.Path) >= SunPathSize {
 		return dst, fmt.Errorf("%w: %s", ErrPathTooLong, r.Path)
 	}
 	dst = hostOrder.AppendUint32(dst, Magic)
-	dst = hostOrder.AppendUint32(dst, Version3)
+	version := uint32(Version3)
+	if r.Offload {
+		version = VersionOffload
+	}
+	dst = hostOrder.AppendUint32(dst, version)
 	dst = hostOrder.AppendUint32(dst, uint32(int32(r.Port)<<8|int32(r.Type&0xff)))
 	dst = appendSockaddr(dst, r.Path)
 	d := r.Description

@@ -93,7 +93,7 @@ func TestParseRequestErrors(t *testing.T) {
 		{"short fixed part", good[:100], ErrShortRequest},
 		{"wrong magic", mod(0, 0xde, 0xad, 0xbe, 0xef), ErrBadMagic},
 		{"version 2", mod(4, 2), &VersionError{}},
-		{"version 4", mod(4, 4), &VersionError{}},
+		{"version 5", mod(4, 5), &VersionError{}},
 		{"request type 5", mod(8, 5), ErrBadType},
 		{"family not AF_UNIX", mod(12, 2), ErrBadFamily},
 	}
@@ -109,6 +109,24 @@ func TestParseRequestErrors(t *testing.T) {
 		if !errors.Is(err, tt.want) {
 			t.Errorf("%s: got %v, want %v", tt.desc, err, tt.want)
 		}
+	}
+}
+
+// Version 4 is request_v3 asking for offloads (ours); AppendRequest writes it for Offload.
+func TestRequestOffload(t *testing.T) {
+	b, err := AppendRequest(nil, Request{Type: ReqNewControl, Port: 3, Path: "/tmp/x", Description: "slirp", Offload: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := hostOrder.Uint32(b[4:8]); v != VersionOffload {
+		t.Fatalf("version word %d, want %d", v, VersionOffload)
+	}
+	r, err := ParseRequest(b)
+	if err != nil || !r.Offload || r.Version != VersionOffload || r.Port != 3 || r.Path != "/tmp/x" || r.Description != "slirp" {
+		t.Fatalf("ParseRequest: %+v, %v", r, err)
+	}
+	if r, _ := ParseRequest(capturedRequest()); r.Offload {
+		t.Fatal("a v3 request asks for offloads")
 	}
 }
 

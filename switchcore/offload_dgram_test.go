@@ -1,0 +1,102 @@
+package switchcore
+
+import (
+	"bytes"
+	"testing"
+	"time"
+
+	"github.com/vde-go/vde/switchcore/wire"
+)
+
+// dialOffload attaches a client that asks for a data channel with offloads.
+func dialOffload(t *testing.T, s *Switch, port int) *wire.Conn {
+	t.Helper()
+	c, err := wire.Dial(s.CtlDir(), wire.DialOptions{Port: port, Description: "offload", Offload: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	if c.Offload() == nil {
+		t.Fatal("our switch refused a data channel with offloads")
+	}
+	return c
+}
+
+// recvOffload reads one packet with its offloads.
+func recvOffload(t *testing.T, c *wire.Conn) ([]byte, wire.Offload) {
+	t.Helper()
+	bufs, sizes, offl := [][]byte{make([]byte, wire.MaxPacket)}, []int{0}, []wire.Offload{{}}
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	defer c.SetReadDeadline(time.Time{})
+	n, err := c.ReadOffload(bufs, sizes, offl)
+	if err != nil || n != 1 {
+		t.Fatalf("read: %d, %v", n, err)
+	}
+	return bufs[0][:sizes[0]], offl[0]
+}
+
+// TestOffloadDatagramClients: two clients of ours with offload channels exchange a TSO
+// packet as one datagram, with its offloads; a plain client gets it cut into frames with
+// their checksums done; plain frames go both ways between the kinds; a hand-over carries
+// the offload channels.
+func TestOffloadDatagramClients(t *testing.T) {
+	s := newTestSwitch(t, Config{NumPorts: 8})
+	a, b := dialOffload(t, s, 1), dialOffload(t, s, 2)
+	plain := dial(t, s, 3)
+	// b's broadcast teaches the switch where b is.
+	if _, err := b.WriteBatch([][]byte{frame(0xff, 2, "b here")}); err != nil {
+		t.Fatal(err)
+	}
+	if got, o := recvOffload(t, a); !bytes.Equal(got, frame(0xff, 2, "b here")) || !o.Plain() {
+		t.Fatalf("a got %x %+v", got, o)
+	}
+	if got := recvFrame(t, plain, 5*time.Second); !bytes.Equal(got, frame(0xff, 2, "b here")) {
+		t.Fatalf("the plain client got %x", got)
+	}
+
+	pkt, o := gsoPacket(1, 2, 20000, 1448, false)
+	if _, err := a.WriteOffload([][]byte{pkt}, []wire.Offload{o}); err != nil {
+		t.Fatal(err)
+	}
+	got, gotO := recvOffload(t, b)
+	if !bytes.Equal(got, pkt) || gotO != o {
+		t.Fatalf("b got %d bytes %+v, want the %d-byte packet whole with %+v", len(got), gotO, len(pkt), o)
+	}
+
+	// Broadcast a TSO packet: whole to b, cut for the plain client.
+	bpkt, bo := gsoPacket(1, 0xff, 5000, 1000, false)
+	copy(bpkt[0:6], []byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff})
+	if _, err := a.WriteOffload([][]byte{bpkt}, []wire.Offload{bo}); err != nil {
+		t.Fatal(err)
+	}
+	if got, gotO := recvOffload(t, b); len(got) != len(bpkt) || gotO != bo {
+		t.Fatalf("b got %d bytes %+v of the broadcast, want it whole", len(got), gotO)
+	}
+	total := 0
+	for total < 5000 {
+		f := recvFrame(t, plain, 5*time.Second)
+		if f == nil || !tcpChecksumOK(f) || len(f) > 14+20+20+1000 {
+			t.Fatalf("the plain client got a bad segment (%d bytes so far): %x", total, f)
+		}
+		total += len(f) - 14 - 20 - 20
+	}
+
+	// A hand-over keeps the channels' kind.
+	state, files, err := s.Handover()
+	if err != nil {
+		t.Fatal(err)
+	}
+	restore(t, s, "B", state, files)
+	if _, err := a.WriteOffload([][]byte{pkt}, []wire.Offload{o}); err != nil {
+		t.Fatal(err)
+	}
+	if got, gotO := recvOffload(t, b); !bytes.Equal(got, pkt) || gotO != o {
+		t.Fatalf("after the hand-over b got %d bytes %+v", len(got), gotO)
+	}
+	if _, err := plain.WriteBatch([][]byte{frame(2, 3, "plain to b")}); err != nil {
+		t.Fatal(err)
+	}
+	if got, gotO := recvOffload(t, b); !bytes.Equal(got, frame(2, 3, "plain to b")) || !gotO.Plain() {
+		t.Fatalf("after the hand-over b got %x %+v", got, gotO)
+	}
+}
