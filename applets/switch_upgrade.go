@@ -8,7 +8,9 @@ package applets
 // sees the variable and restores the switch instead of starting a new one.
 //
 // Failure paths: anything that fails before the exec (the check, Handover, the memfd, the
-// exec call itself) resumes the old switch, which goes on serving and logs why. If the exec
+// exec call itself) resumes the old switch, which goes on serving and logs why; its mgmt
+// sessions are ended (EndSessions) only right before the exec call, so only a failing
+// exec call costs them. If the exec
 // succeeds but the new image cannot restore the state (it refuses the state's version, say),
 // it re-executes the old binary through a descriptor of it opened at start-up
 // (VDE_HANDOVER_PREV; /proc/self/exe then, so a replaced file does not matter), with the
@@ -314,6 +316,9 @@ func (u *upgrader) exec(path string, state []byte, files []*os.File, vstate []by
 	// that came before the new image set its own disposition would kill the switch. An
 	// ignored one stays ignored across the exec, until the new image asks for it.
 	signal.Ignore(syscall.SIGUSR2)
+	// The exec is all that is left: only now are the mgmt sessions told goodbye (the
+	// exec would cut them), so that any failure above left them working.
+	u.sw.EndSessions()
 	err = syscall.Exec(path, append([]string{"vde_switch"}, u.args...), env)
 	if u.rearm != nil {
 		u.rearm()

@@ -12,9 +12,11 @@ package switchcore
 // (HandoverEndpoint: vhost-user devices, whose owner hands their state over beside the
 // switch's) are handed over; a switch with another in-process endpoint, or with a plugin
 // loaded, refuses. FSTP's port roles are
-// not carried (the tree converges again). Mgmt sessions are not carried either: once the
-// state is taken, each is told "9999 END OF SESSION" and ends (the one whose upgrade
-// command started the hand-over gets its answer first); the stdin console stays.
+// not carried (the tree converges again). Mgmt sessions are not carried either: the
+// upgrader ends them (EndSessions, "9999 END OF SESSION"; the one whose upgrade command
+// started the hand-over gets its answer first) only when nothing is left to fail before
+// the exec, so that a hand-over that fails earlier leaves them working; the stdin console
+// stays.
 
 import (
 	"errors"
@@ -61,7 +63,7 @@ func cmdUpgrade(c *cmdCtx) error {
 		c.s.logf("mgmt: upgrade from uid %d refused (only uid 0 or %d)", c.ss.peer, os.Geteuid())
 		return unix.EPERM
 	}
-	// Handover answers this session before it ends the others (sayGoodbye).
+	// EndSessions answers this session before it ends the others.
 	c.ss.upgrading.Store(true)
 	defer c.ss.upgrading.Store(false)
 	if err := (*fn)(strings.TrimSpace(c.arg)); err != nil {
@@ -185,7 +187,6 @@ func (s *Switch) Handover() (state []byte, files []*os.File, err error) {
 		s.Resume()
 		return nil, nil, fmt.Errorf("handover: %w", err)
 	}
-	s.sayGoodbye()
 	return state, files, nil
 }
 
@@ -220,15 +221,17 @@ func setReadDeadline(ep *endpoint, t time.Time) {
 	}
 }
 
-// goodbyeWait bounds how long Handover waits for the mgmt sessions' goodbyes to be
+// goodbyeWait bounds how long EndSessions waits for the mgmt sessions' goodbyes to be
 // written: a client that reads nothing gets a bare EOF instead.
 const goodbyeWait = 50 * time.Millisecond
 
-// sayGoodbye ends every mgmt session as the C switch ends one, with "9999 END OF SESSION",
-// before the exec cuts it; the session whose upgrade command runs gets "1000 Success"
-// first, and nothing after. The stdin console and rc files are left alone. Should the
-// hand-over fail after this (the exec itself), the sessions are over all the same.
-func (s *Switch) sayGoodbye() {
+// EndSessions ends every mgmt session as the C switch ends one, with "9999 END OF
+// SESSION", before an exec cuts it; the session whose upgrade command runs gets "1000
+// Success" first, and nothing after. The stdin console and rc files are left alone. Call
+// it at the last moment before the point of no return (right before the exec), not
+// earlier: should anything fail after it, the sessions are over all the same, while a
+// hand-over that fails before it (the check, Handover, the memfd) leaves them working.
+func (s *Switch) EndSessions() {
 	s.sessMu.Lock()
 	var ended []*session
 	for ss := range s.sessions {
