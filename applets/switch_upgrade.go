@@ -197,9 +197,18 @@ func fallBack(h *handoverIn, args []string) error {
 		_, filesPart, _ := strings.Cut(p.st.fds, ":")
 		env = append(env, fmt.Sprintf("%s=%d:%s", p.env, mfd, filesPart))
 	}
-	// No handoverPrevEnv: if the old binary fails too, there is nowhere else to go.
+	if !h.t0.IsZero() { // the old binary logs the whole pause, the way there and back
+		env = append(env, fmt.Sprintf("%s=%d", handoverT0Env, h.t0.UnixNano()))
+	}
+	// No handoverPrevEnv: if the old binary fails too, there is nowhere else to go. Its
+	// descriptor is close-on-exec, so that the old image, which would not know of it, does
+	// not keep it: the kernel opens the binary before it closes those (a script would
+	// need it open, but the previous binary is a vde_switch, an ELF file).
 	prevFD := -1
-	rawControl(h.prev, func(fd int) { prevFD = fd })
+	rawControl(h.prev, func(fd int) {
+		prevFD = fd
+		unix.FcntlInt(uintptr(fd), unix.F_SETFD, unix.FD_CLOEXEC)
+	})
 	err := syscall.Exec(fmt.Sprintf("/proc/self/fd/%d", prevFD), append([]string{"vde_switch"}, args...), env)
 	return fmt.Errorf("exec the previous binary: %w", err)
 }
