@@ -9,8 +9,6 @@ import (
 	"strings"
 	"syscall"
 	"testing"
-
-	"github.com/vde-go/vde/switchcore/wire"
 )
 
 // buildSwitchVariant builds our binary with version string version and the extra
@@ -63,15 +61,15 @@ func forgetSession(sw *Switch) {
 // would): the exec has happened, so the new image goes back to the previous binary
 // (VDE_HANDOVER_PREV) with the same state and descriptors. Afterwards the pid is the
 // same, showinfo shows the old version, port/print the same endpoints, two clients that
-// never reconnect exchange frames both ways, the log says why it went back, and the
-// process holds no descriptor more than before. A plain SIGUSR2 upgrade then still works:
+// never reconnect exchange frames both ways, the log says why it went back, the plugins
+// (pdump, iplog, dump) answer as before and go on with the same files, and the process
+// holds no descriptor more than before. A plain SIGUSR2 upgrade then still works:
 // the switch that came back can be upgraded again.
 func TestUpgradeFallBack(t *testing.T) {
 	oursOnly(t, "Debian's switch has no upgrade command")
-	sw := startSwitch(t, implOurs)
+	r := startPluginRig(t)
+	sw, a, b := r.sw, r.a, r.b
 	pid := sw.Proc.PID()
-	a := dialPeer(t, sw, 1, wire.DialOptions{Port: 1})
-	b := dialPeer(t, sw, 2, wire.DialOptions{Port: 2})
 	both := func(tag string) {
 		t.Helper()
 		for _, p := range [][2]*peer{{a, b}, {b, a}} {
@@ -80,9 +78,10 @@ func TestUpgradeFallBack(t *testing.T) {
 			p[1].recv(t, tg)
 		}
 	}
-	both("before")
+	both("first")
+	r.send(t, "10.0.22.1", "before")
 	oldVersion := switchVersion(t, sw)
-	ports, fds := portsWithoutCounters(t, sw), procFDs(t, pid)
+	ports, fds, views := portsWithoutCounters(t, sw), procFDs(t, pid), r.views(t)
 	const reason = "TestUpgradeFallBack wants the way back"
 	refusing := buildSwitchVariant(t, "9.9.9-refuses", "-X 'github.com/vde-go/vde/switchcore.refuseRestore="+reason+"'")
 
@@ -119,6 +118,7 @@ func TestUpgradeFallBack(t *testing.T) {
 		t.Fatalf("port/print after going back:\n%s\nbefore:\n%s", got, ports)
 	}
 	both("back")
+	r.check(t, "after going back", views, "10.0.22.2", "back from 9.9.9")
 	waitFor(t, startTimeout, fmt.Sprintf("at most %d descriptors", fds), func() (bool, string) {
 		n := procFDs(t, pid)
 		return n <= fds, fmt.Sprintf("%d open: %s", n, fdList(pid))

@@ -8,10 +8,10 @@ package switchcore
 // serves) or Resumes (the new one failed) and serves on as before.
 //
 // Datagram clients (the libvdeplug protocol), the switch's own TAPs (-t: the device's
-// descriptor passes, tap.FromFD takes it up) and in-process endpoints that can cross
+// descriptor passes, tap.FromFD takes it up), in-process endpoints that can cross
 // (HandoverEndpoint: vhost-user devices, whose owner hands their state over beside the
-// switch's) are handed over; a switch with another in-process endpoint, or with a plugin
-// loaded, refuses. FSTP's port roles are
+// switch's) and the loaded plugins (handover_plugins.go) are handed over; a switch with
+// another in-process endpoint refuses. FSTP's port roles are
 // not carried (the tree converges again). Mgmt sessions are not carried either: the
 // upgrader ends them (EndSessions, "9999 END OF SESSION"; the one whose upgrade command
 // started the hand-over gets its answer first) only when nothing is left to fail before
@@ -145,13 +145,6 @@ func (s *Switch) Handover() (state []byte, files []*os.File, err error) {
 			return nil, nil, fmt.Errorf("handover: port %d: endpoint %d (%s) is neither a datagram client, a TAP nor a vhost-user device: this version cannot hand it over", ep.port.num, ep.id, ep.module)
 		}
 	}
-	s.plugins.mu.Lock()
-	nplug := len(s.plugins.loaded)
-	s.plugins.mu.Unlock()
-	if nplug > 0 {
-		s.mu.Unlock()
-		return nil, nil, fmt.Errorf("handover: %d plugin(s) loaded: this version cannot hand their state over (plugin/del them first)", nplug)
-	}
 	s.ho.paused.Store(true)
 	s.mu.Unlock()
 
@@ -177,6 +170,9 @@ func (s *Switch) Handover() (state []byte, files []*os.File, err error) {
 	s.mu.Lock()
 	st, files, err := s.snapshotLocked()
 	s.mu.Unlock()
+	if err == nil {
+		files, err = s.snapshotPlugins(st, files) // handover_plugins.go
+	}
 	if err == nil {
 		state, err = handover.Encode(st)
 	}
@@ -470,6 +466,7 @@ func (s *Switch) Release() error {
 		ss.closeConn()
 	}
 	s.sessMu.Unlock()
+	s.closePlugins() // their files are the successor's now: nothing is left to write
 	return nil
 }
 
@@ -515,6 +512,7 @@ func Restore(cfg Config, state []byte, files []*os.File) (sw *Switch, err error)
 			return
 		}
 		s.closing.Store(true)
+		s.closePlugins()
 		if s.ctlLn != nil {
 			s.ctlLn.Close()
 		}
@@ -586,6 +584,9 @@ func Restore(cfg Config, state []byte, files []*os.File) (sw *Switch, err error)
 			eps = append(eps, ep)
 			p.eps = append([]*endpoint{ep}, p.eps...)
 		}
+	}
+	if err = s.restorePlugins(st, files); err != nil { // handover_plugins.go
+		return nil, err
 	}
 	if err = restoreRefusedByBuild(); err != nil { // the itests' way back (handover_seam.go)
 		return nil, err
