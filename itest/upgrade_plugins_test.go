@@ -6,8 +6,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"strings"
-	"syscall"
 	"testing"
 
 	"github.com/vde-go/vde/switchcore/wire"
@@ -109,18 +107,7 @@ func TestUpgradePlugins(t *testing.T) {
 	r.send(t, "10.0.22.1", "before")
 	before, fds := r.views(t), procFDs(t, pid)
 
-	if err := syscall.Kill(pid, syscall.SIGUSR2); err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, startTimeout, "the upgraded switch", func() (bool, string) {
-		if sw.Proc.Exited() {
-			sw.Proc.log(t)
-			t.Fatalf("the switch exited: %v", sw.Proc.waitErr)
-		}
-		log := sw.Proc.Stderr.String()
-		return strings.Contains(log, "serves the handed-over switch"), log
-	})
-	forgetSession(sw)
+	upgradeBySignal(t, sw, 1)
 	if sw.Proc.PID() != pid {
 		t.Fatalf("pid %d, was %d", sw.Proc.PID(), pid)
 	}

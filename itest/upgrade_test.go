@@ -56,7 +56,7 @@ func TestUpgradeInPlace(t *testing.T) {
 	fds := fdCount()
 
 	// A build with another version string, and a binary that exits at once.
-	newBin := buildSwitchVariant(t, "9.9.9-test")
+	newBin := buildSwitchVariant(t, "..", "9.9.9-test")
 	failing := filepath.Join(testDir(t), "fails")
 	if err := os.WriteFile(failing, []byte("#!/bin/sh\nexit 1\n"), 0o755); err != nil {
 		t.Fatal(err)
@@ -147,18 +147,7 @@ func TestUpgradeInPlaceTAP(t *testing.T) {
 	waitPing(t, h.NS, swHost.Addr)
 	pid := sw.Proc.PID()
 	before := sw.Cmd(t, "port/print")
-	if err := syscall.Kill(pid, syscall.SIGUSR2); err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, startTimeout, "the upgraded switch", func() (bool, string) {
-		if sw.Proc.Exited() {
-			sw.Proc.log(t)
-			t.Fatalf("the switch exited: %v", sw.Proc.waitErr)
-		}
-		log := sw.Proc.Stderr.String()
-		return strings.Contains(log, "serves the handed-over switch"), log
-	})
-	forgetSession(sw) // the exec closed the shared mgmt session
+	upgradeBySignal(t, sw, 1)
 	waitPing(t, h.NS, swHost.Addr)
 	waitPing(t, swHost.NS, h.Addr)
 	if sw.Proc.PID() != pid {
