@@ -55,8 +55,9 @@ var pluginViews = []string{"plugin/list", "help", "debug/list", "pdump/filename"
 // TestHandoverPlugins: A with pdump, iplog and dump loaded and set up hands over to B: B
 // shows every plugin command's output byte for byte as A did, goes on writing the same
 // pcap (one header, the records before and after) and the same iplog file (the line A was
-// told before it stopped is in it before B starts, the next one after it), knows the
-// addresses A saw, and runs as many goroutines and descriptors as A did.
+// told before it stopped is in it before B starts, the next one after it), which SIGHUP
+// reopens by its path, knows the addresses A saw, and runs as many goroutines and
+// descriptors as A did.
 func TestHandoverPlugins(t *testing.T) {
 	s, a, b, _ := handoverSetup(t)
 	dir := t.TempDir()
@@ -105,6 +106,17 @@ func TestHandoverPlugins(t *testing.T) {
 	}
 	if got := runCmd(t, b2, "iplog/iplist"); !strings.Contains(got, "10.1.2.3") || !strings.Contains(got, "10.1.2.4") {
 		t.Fatalf("iplog/iplist on B after a new address: %q", got)
+	}
+	// SIGHUP (after logrotate) reopens the file by the path and rights A had it by.
+	if err := os.Rename(logFile, logFile+".1"); err != nil {
+		t.Fatal(err)
+	}
+	b2.Hangup()
+	if log, err := os.ReadFile(logFile); err != nil || !bytes.HasSuffix(log, []byte("SIGHUP: opening file\n")) {
+		t.Fatalf("the iplog file after SIGHUP on B: %q, %v", log, err)
+	}
+	if old, _ := os.ReadFile(logFile + ".1"); !bytes.HasSuffix(old, []byte("SIGHUP: closing file\n")) {
+		t.Fatalf("the rotated iplog file after SIGHUP on B: %q", old)
 	}
 	if n := settle(gor); n > gor {
 		buf := make([]byte, 1<<20)
