@@ -145,9 +145,11 @@ func init() {
 						"__PATH__ (by default the binary it runs from) says in its **--version** that it reads this switch's state, hands its state and every descriptor over and executes it in the " +
 						"same process (the pid stays), with its original options; clients of its data sockets stay connected and frames wait in the sockets " +
 						"meanwhile. If anything fails before the exec, the old switch goes on serving and logs why; if the new binary cannot take the state, " +
-						"the old binary is executed again with it. Open management sessions get **9999 END OF SESSION**. TAP ports and vhost-user ports " +
+						"the old binary is executed again with it. Open management sessions get **9999 END OF SESSION** once only the exec is left to do " +
+						"(an upgrade refused or failed before it leaves them working). TAP ports and vhost-user ports " +
 						"(the socket, each frontend's connection, guest memory and rings) are handed over, so QEMU and DPDK frontends do not reconnect; " +
-						"loaded plugins cannot be yet: with them the upgrade is refused. A **SIGUSR2** that comes while an upgrade is under way is ignored."),
+						"loaded plugins cross with their settings, and pdump's capture file and iplog's log file go on being written where they were " +
+						"(their descriptors pass). A **SIGUSR2** that comes while an upgrade is under way is ignored."),
 				}},
 				{"Exit status", []block{para("0 after **shutdown** or a signal; 1 for a bad option (after the usage) or a failed start.")}},
 			},

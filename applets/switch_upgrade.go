@@ -8,7 +8,9 @@ package applets
 // sees the variable and restores the switch instead of starting a new one.
 //
 // Failure paths: anything that fails before the exec (the check, Handover, the memfd, the
-// exec call itself) resumes the old switch, which goes on serving and logs why. If the exec
+// exec call itself) resumes the old switch, which goes on serving and logs why; its mgmt
+// sessions are ended (EndSessions) only right before the exec call, so only a failing
+// exec call costs them. If the exec
 // succeeds but the new image cannot restore the state (it refuses the state's version, say),
 // it re-executes the old binary through a descriptor of it opened at start-up
 // (VDE_HANDOVER_PREV; /proc/self/exe then, so a replaced file does not matter), with the
@@ -195,9 +197,18 @@ func fallBack(h *handoverIn, args []string) error {
 		_, filesPart, _ := strings.Cut(p.st.fds, ":")
 		env = append(env, fmt.Sprintf("%s=%d:%s", p.env, mfd, filesPart))
 	}
-	// No handoverPrevEnv: if the old binary fails too, there is nowhere else to go.
+	if !h.t0.IsZero() { // the old binary logs the whole pause, the way there and back
+		env = append(env, fmt.Sprintf("%s=%d", handoverT0Env, h.t0.UnixNano()))
+	}
+	// No handoverPrevEnv: if the old binary fails too, there is nowhere else to go. Its
+	// descriptor is close-on-exec, so that the old image, which would not know of it, does
+	// not keep it: the kernel opens the binary before it closes those (a script would
+	// need it open, but the previous binary is a vde_switch, an ELF file).
 	prevFD := -1
-	rawControl(h.prev, func(fd int) { prevFD = fd })
+	rawControl(h.prev, func(fd int) {
+		prevFD = fd
+		unix.FcntlInt(uintptr(fd), unix.F_SETFD, unix.FD_CLOEXEC)
+	})
 	err := syscall.Exec(fmt.Sprintf("/proc/self/fd/%d", prevFD), append([]string{"vde_switch"}, args...), env)
 	return fmt.Errorf("exec the previous binary: %w", err)
 }
@@ -314,6 +325,9 @@ func (u *upgrader) exec(path string, state []byte, files []*os.File, vstate []by
 	// that came before the new image set its own disposition would kill the switch. An
 	// ignored one stays ignored across the exec, until the new image asks for it.
 	signal.Ignore(syscall.SIGUSR2)
+	// The exec is all that is left: only now are the mgmt sessions told goodbye (the
+	// exec would cut them), so that any failure above left them working.
+	u.sw.EndSessions()
 	err = syscall.Exec(path, append([]string{"vde_switch"}, u.args...), env)
 	if u.rearm != nil {
 		u.rearm()

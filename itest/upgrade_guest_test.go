@@ -45,12 +45,7 @@ func TestUpgradeUnderGuests(t *testing.T) {
 	endpoints := func() string { return portsWithoutCounters(t, sw) }
 	fdCount := func() int { return procFDs(t, pid) }
 	ports, fds := endpoints(), fdCount()
-	sw.mu.Lock() // an exec ends the shared mgmt session: the next command dials afresh
-	if sw.session != nil {
-		sw.session.Close()
-		sw.session = nil
-	}
-	sw.mu.Unlock()
+	forgetSession(sw) // an exec ends the shared mgmt session
 
 	server := startProc(t, "ip", "netns", "exec", dst.NS, "iperf3", "-s", "-1", "-B", dst.Addr, "-p", "5301")
 	server.Name = "iperf3-server"

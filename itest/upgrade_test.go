@@ -3,7 +3,6 @@ package itest
 import (
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -57,31 +56,12 @@ func TestUpgradeInPlace(t *testing.T) {
 	fds := fdCount()
 
 	// A build with another version string, and a binary that exits at once.
-	dir := testDir(t)
-	newBin := filepath.Join(dir, "vde")
-	build := exec.Command("go", "build", "-trimpath", "-ldflags", "-X github.com/vde-go/vde/applets.Version=9.9.9-test", "-o", newBin, ".")
-	build.Dir = ".."
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("building the 9.9.9-test binary: %v\n%s", err, out)
-	}
-	if err := os.Symlink("vde", filepath.Join(dir, "vde_switch")); err != nil {
-		t.Fatal(err)
-	}
-	failing := filepath.Join(dir, "fails")
+	newBin := buildSwitchVariant(t, "..", "9.9.9-test")
+	failing := filepath.Join(testDir(t), "fails")
 	if err := os.WriteFile(failing, []byte("#!/bin/sh\nexit 1\n"), 0o755); err != nil {
 		t.Fatal(err)
 	}
 
-	// dropSession forgets the shared mgmt session: an exec closes it.
-	dropSession := func() {
-		sw.mu.Lock()
-		if sw.session != nil {
-			sw.session.Close()
-			sw.session = nil
-		}
-		sw.mu.Unlock()
-	}
 	upgrade := func(name string, trigger func() string, wantRefused bool) {
 		t.Helper()
 		start := time.Now()
@@ -110,7 +90,7 @@ func TestUpgradeInPlace(t *testing.T) {
 			t.Fatalf("%s: pid %d, was %d", name, sw.Proc.PID(), pid)
 		}
 		if !wantRefused {
-			dropSession()
+			forgetSession(sw) // an exec closed it
 		}
 		if got := endpoints(); got != ports {
 			t.Fatalf("%s: port/print:\n%s\nbefore:\n%s", name, got, ports)
@@ -138,7 +118,7 @@ func TestUpgradeInPlace(t *testing.T) {
 			return raw
 		}
 	}
-	upgrade("upgrade to 9.9.9-test", command(filepath.Join(dir, "vde_switch")), false)
+	upgrade("upgrade to 9.9.9-test", command(newBin), false)
 	if info := sw.Cmd(t, "showinfo"); !strings.Contains(info, "V.9.9.9-test") {
 		t.Fatalf("showinfo after the upgrade to 9.9.9-test:\n%s", info)
 	}
@@ -167,24 +147,7 @@ func TestUpgradeInPlaceTAP(t *testing.T) {
 	waitPing(t, h.NS, swHost.Addr)
 	pid := sw.Proc.PID()
 	before := sw.Cmd(t, "port/print")
-	if err := syscall.Kill(pid, syscall.SIGUSR2); err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, startTimeout, "the upgraded switch", func() (bool, string) {
-		if sw.Proc.Exited() {
-			sw.Proc.log(t)
-			t.Fatalf("the switch exited: %v", sw.Proc.waitErr)
-		}
-		log := sw.Proc.Stderr.String()
-		return strings.Contains(log, "serves the handed-over switch"), log
-	})
-	// The exec closed the shared mgmt session.
-	sw.mu.Lock()
-	if sw.session != nil {
-		sw.session.Close()
-		sw.session = nil
-	}
-	sw.mu.Unlock()
+	upgradeBySignal(t, sw, 1)
 	waitPing(t, h.NS, swHost.Addr)
 	waitPing(t, swHost.NS, h.Addr)
 	if sw.Proc.PID() != pid {

@@ -8,13 +8,15 @@ package switchcore
 // serves) or Resumes (the new one failed) and serves on as before.
 //
 // Datagram clients (the libvdeplug protocol), the switch's own TAPs (-t: the device's
-// descriptor passes, tap.FromFD takes it up) and in-process endpoints that can cross
+// descriptor passes, tap.FromFD takes it up), in-process endpoints that can cross
 // (HandoverEndpoint: vhost-user devices, whose owner hands their state over beside the
-// switch's) are handed over; a switch with another in-process endpoint, or with a plugin
-// loaded, refuses. FSTP's port roles are
-// not carried (the tree converges again). Mgmt sessions are not carried either: once the
-// state is taken, each is told "9999 END OF SESSION" and ends (the one whose upgrade
-// command started the hand-over gets its answer first); the stdin console stays.
+// switch's) and the loaded plugins (handover_plugins.go) are handed over; a switch with
+// another in-process endpoint refuses. FSTP's port roles are
+// not carried (the tree converges again). Mgmt sessions are not carried either: the
+// upgrader ends them (EndSessions, "9999 END OF SESSION"; the one whose upgrade command
+// started the hand-over gets its answer first) only when nothing is left to fail before
+// the exec, so that a hand-over that fails earlier leaves them working; the stdin console
+// stays.
 
 import (
 	"errors"
@@ -61,7 +63,7 @@ func cmdUpgrade(c *cmdCtx) error {
 		c.s.logf("mgmt: upgrade from uid %d refused (only uid 0 or %d)", c.ss.peer, os.Geteuid())
 		return unix.EPERM
 	}
-	// Handover answers this session before it ends the others (sayGoodbye).
+	// EndSessions answers this session before it ends the others.
 	c.ss.upgrading.Store(true)
 	defer c.ss.upgrading.Store(false)
 	if err := (*fn)(strings.TrimSpace(c.arg)); err != nil {
@@ -143,13 +145,6 @@ func (s *Switch) Handover() (state []byte, files []*os.File, err error) {
 			return nil, nil, fmt.Errorf("handover: port %d: endpoint %d (%s) is neither a datagram client, a TAP nor a vhost-user device: this version cannot hand it over", ep.port.num, ep.id, ep.module)
 		}
 	}
-	s.plugins.mu.Lock()
-	nplug := len(s.plugins.loaded)
-	s.plugins.mu.Unlock()
-	if nplug > 0 {
-		s.mu.Unlock()
-		return nil, nil, fmt.Errorf("handover: %d plugin(s) loaded: this version cannot hand their state over (plugin/del them first)", nplug)
-	}
 	s.ho.paused.Store(true)
 	s.mu.Unlock()
 
@@ -176,6 +171,9 @@ func (s *Switch) Handover() (state []byte, files []*os.File, err error) {
 	st, files, err := s.snapshotLocked()
 	s.mu.Unlock()
 	if err == nil {
+		files, err = s.snapshotPlugins(st, files) // handover_plugins.go
+	}
+	if err == nil {
 		state, err = handover.Encode(st)
 	}
 	if err != nil {
@@ -185,7 +183,6 @@ func (s *Switch) Handover() (state []byte, files []*os.File, err error) {
 		s.Resume()
 		return nil, nil, fmt.Errorf("handover: %w", err)
 	}
-	s.sayGoodbye()
 	return state, files, nil
 }
 
@@ -220,15 +217,17 @@ func setReadDeadline(ep *endpoint, t time.Time) {
 	}
 }
 
-// goodbyeWait bounds how long Handover waits for the mgmt sessions' goodbyes to be
+// goodbyeWait bounds how long EndSessions waits for the mgmt sessions' goodbyes to be
 // written: a client that reads nothing gets a bare EOF instead.
 const goodbyeWait = 50 * time.Millisecond
 
-// sayGoodbye ends every mgmt session as the C switch ends one, with "9999 END OF SESSION",
-// before the exec cuts it; the session whose upgrade command runs gets "1000 Success"
-// first, and nothing after. The stdin console and rc files are left alone. Should the
-// hand-over fail after this (the exec itself), the sessions are over all the same.
-func (s *Switch) sayGoodbye() {
+// EndSessions ends every mgmt session as the C switch ends one, with "9999 END OF
+// SESSION", before an exec cuts it; the session whose upgrade command runs gets "1000
+// Success" first, and nothing after. The stdin console and rc files are left alone. Call
+// it at the last moment before the point of no return (right before the exec), not
+// earlier: should anything fail after it, the sessions are over all the same, while a
+// hand-over that fails before it (the check, Handover, the memfd) leaves them working.
+func (s *Switch) EndSessions() {
 	s.sessMu.Lock()
 	var ended []*session
 	for ss := range s.sessions {
@@ -467,6 +466,7 @@ func (s *Switch) Release() error {
 		ss.closeConn()
 	}
 	s.sessMu.Unlock()
+	s.closePlugins() // their files are the successor's now: nothing is left to write
 	return nil
 }
 
@@ -512,6 +512,7 @@ func Restore(cfg Config, state []byte, files []*os.File) (sw *Switch, err error)
 			return
 		}
 		s.closing.Store(true)
+		s.closePlugins()
 		if s.ctlLn != nil {
 			s.ctlLn.Close()
 		}
@@ -583,6 +584,12 @@ func Restore(cfg Config, state []byte, files []*os.File) (sw *Switch, err error)
 			eps = append(eps, ep)
 			p.eps = append([]*endpoint{ep}, p.eps...)
 		}
+	}
+	if err = s.restorePlugins(st, files); err != nil { // handover_plugins.go
+		return nil, err
+	}
+	if err = restoreRefusedByBuild(); err != nil { // the itests' way back (handover_seam.go)
+		return nil, err
 	}
 	// The spanning tree module sees the ports come up now, and a topology change flushes
 	// their VLANs' addresses: the handed-over ones go in after.

@@ -597,8 +597,8 @@ func readTo(t *testing.T, r *bufio.Reader, want string) string {
 	return string(got)
 }
 
-// TestHandoverSaysGoodbye: a hand-over ends every mgmt session with the C switch's
-// goodbye line; the one whose upgrade command handed over gets the command's answer
+// TestHandoverSaysGoodbye: a hand-over ends every mgmt session (EndSessions) with the C
+// switch's goodbye line; the one whose upgrade command handed over gets the command's answer
 // first. Neither gets anything after it.
 func TestHandoverSaysGoodbye(t *testing.T) {
 	path := t.TempDir() + "/mgmt"
@@ -614,6 +614,7 @@ func TestHandoverSaysGoodbye(t *testing.T) {
 			s.Resume()
 			return err
 		}
+		s.EndSessions() // where vde_switch's upgrader execs
 		restoredc <- b
 		return s.Release()
 	})
@@ -644,5 +645,43 @@ func TestHandoverSaysGoodbye(t *testing.T) {
 	io.WriteString(c, "showinfo\n")
 	if got := readTo(t, r, "1000 Success\n"); !strings.Contains(got, "VDE switch") && !strings.Contains(got, "Numports") {
 		t.Errorf("showinfo on the restored switch: %q", got)
+	}
+}
+
+// TestHandoverFailedKeepsSessions: a hand-over that fails before the exec (Handover then
+// Resume, as vde_switch's upgrader does when the memfd or the exec cannot be made) leaves
+// every mgmt session working: the one that asked gets the failure as its answer and a
+// prompt, another one answers a command as before.
+func TestHandoverFailedKeepsSessions(t *testing.T) {
+	path := t.TempDir() + "/mgmt"
+	s := newTestSwitch(t, Config{MgmtPath: path})
+	s.SetUpgrade(func(string) error {
+		_, files, err := s.Handover()
+		if err != nil {
+			return err
+		}
+		for _, f := range files {
+			f.Close()
+		}
+		if err := s.Resume(); err != nil {
+			return err
+		}
+		return unix.ENOEXEC // the exec failed
+	})
+	other, or := mgmtSession(t, path)
+	asker, ar := mgmtSession(t, path)
+	io.WriteString(asker, "upgrade\n")
+	if got, want := readTo(t, ar, "vde$ "), "1008 Exec format error\n\nvde$ "; got != want {
+		t.Fatalf("the asker after a failed upgrade: %q, want %q", got, want)
+	}
+	for _, tc := range []struct {
+		desc string
+		c    net.Conn
+		r    *bufio.Reader
+	}{{"asker", asker, ar}, {"other", other, or}} {
+		io.WriteString(tc.c, "port/showinfo\n")
+		if got := readTo(t, tc.r, "vde$ "); !strings.HasSuffix(got, "1000 Success\n\nvde$ ") || strings.Contains(got, "END OF SESSION") {
+			t.Errorf("%s: port/showinfo after the failed upgrade: %q", tc.desc, got)
+		}
 	}
 }

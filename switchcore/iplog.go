@@ -92,6 +92,7 @@ type iplogState struct {
 	dropped uint64 // notices the logger had no room for
 
 	notices    chan ipNotice
+	drainReq   chan chan struct{} // drain: the logger closes it once the queue is written
 	done       chan struct{}
 	wg         sync.WaitGroup
 	gcInterval atomic.Int64
@@ -108,11 +109,12 @@ type iplogState struct {
 
 func startIplog(s *Switch) pluginState {
 	ip := &iplogState{
-		s:       s,
-		table:   map[ipKey]*ipEntry{},
-		notices: make(chan ipNotice, iplogQueue),
-		done:    make(chan struct{}),
-		gcKick:  make(chan struct{}, 1),
+		s:        s,
+		table:    map[ipKey]*ipEntry{},
+		notices:  make(chan ipNotice, iplogQueue),
+		drainReq: make(chan chan struct{}),
+		done:     make(chan struct{}),
+		gcKick:   make(chan struct{}, 1),
 	}
 	ip.ranges.Store(&[]ipRange{})
 	ip.gcInterval.Store(iplogGCInterval)
@@ -207,15 +209,24 @@ func (ip *iplogState) logLoop() {
 		select {
 		case n := <-ip.notices:
 			ip.log(n)
+		case drained := <-ip.drainReq:
+			ip.logQueued()
+			close(drained)
 		case <-ip.done:
-			for {
-				select {
-				case n := <-ip.notices:
-					ip.log(n)
-				default:
-					return
-				}
-			}
+			ip.logQueued()
+			return
+		}
+	}
+}
+
+// logQueued writes the notices queued now.
+func (ip *iplogState) logQueued() {
+	for {
+		select {
+		case n := <-ip.notices:
+			ip.log(n)
+		default:
+			return
 		}
 	}
 }

@@ -71,7 +71,8 @@ type State struct {
 	UptimeNanos int64 `json:"uptime_ns"`
 	// Files names each descriptor passed beside the blob, in order: the ctl listener
 	// ("ctl"), the mgmt listener ("mgmt"), then each endpoint's control connection and
-	// data socket. Endpoint.CtlFile and DataFile are indexes into it.
+	// data socket, then the plugins' files. Endpoint.CtlFile and DataFile, and the
+	// plugins' file fields, are indexes into it.
 	Files []string `json:"files"`
 	// CtlFile is the index of the ctl socket's listener in Files.
 	CtlFile int `json:"ctl_file"`
@@ -87,8 +88,13 @@ type State struct {
 	MACs []byte `json:"macs"`
 	// MACTable are the MAC table's settings.
 	MACTable MACTable `json:"mac_table"`
-	// Sections carry the state of parts that later versions add (FSTP, plugins, loop
-	// guard) without a new format version.
+	// Plugins are the loaded plugins with their settings, in load order. Added after
+	// version 1 was out without a new version: a state without plugins encodes and
+	// decodes as before, and a reader from before refuses one with plugins (an unknown
+	// field) rather than drop them; a Section would let it skip them.
+	Plugins []Plugin `json:"plugins,omitempty"`
+	// Sections carry the state of parts that later versions add (FSTP, loop guard)
+	// without a new format version, which an older reader may skip.
 	Sections []Section `json:"sections,omitempty"`
 }
 
@@ -388,6 +394,9 @@ func (st *State) Validate() error {
 				return bad("%s: no data socket path", what)
 			}
 		}
+	}
+	if err := st.validatePlugins(file); err != nil {
+		return err
 	}
 	for i, u := range used {
 		if !u {

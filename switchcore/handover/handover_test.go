@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -47,9 +48,63 @@ func sampleTAP() *State {
 	return st
 }
 
+// samplePlugins is sample with pdump (writing a capture), iplog (logging to a file, with
+// two ranges and two addresses seen) and dump loaded.
+func samplePlugins() *State {
+	st := sample()
+	st.Files = append(st.Files, "plugin pdump file cap.pcap", "plugin iplog log file /var/log/ip.log")
+	st.Plugins = []Plugin{
+		{Name: "pdump", Pdump: &Pdump{Filename: "cap.pcap", Active: true, File: 6}},
+		{Name: "iplog", Iplog: &Iplog{LogTo: "file", LogPath: "/var/log/ip.log", LogFile: 7, LogUID: -1, LogGID: -1,
+			Ranges: []string{"10.0.0.0/8", "fd00::/64"}, GCInterval: 30, GCExpire: 600, Seq: 9,
+			Entries: []IPEntry{{Addr: netip.MustParseAddr("10.1.2.3"), Port: 1, MAC: "02:00:00:00:00:01", Age: 5, Seq: 8},
+				{Addr: netip.MustParseAddr("::ffff:10.1.2.4"), VLAN: 10, Port: 3, MAC: "02:00:00:00:00:03", Seq: 9}}}},
+		{Name: "dump", Dump: &Dump{Active: true}},
+	}
+	return st
+}
+
 func TestRoundTrip(t *testing.T) {
 	t.Run("datagram clients", func(t *testing.T) { testRoundTrip(t, sample()) })
 	t.Run("with a TAP", func(t *testing.T) { testRoundTrip(t, sampleTAP()) })
+	t.Run("with plugins", func(t *testing.T) { testRoundTrip(t, samplePlugins()) })
+}
+
+func TestDecodeRefusesBadPlugins(t *testing.T) {
+	good, err := Encode(samplePlugins())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		desc     string
+		old, new string
+		text     string
+	}{
+		{desc: "unknown plugin", old: `"name":"dump","dump"`, new: `"name":"fstp","dump"`, text: `plugin fstp: not a plugin this binary has`},
+		{desc: "another plugin's settings", old: `"name":"dump","dump"`, new: `"name":"pdump","dump"`, text: `plugin "pdump" loaded twice`},
+		{desc: "no settings", old: `,"dump":{"active":true}`, new: ``, text: "0 kinds of settings"},
+		{desc: "unknown settings", old: `"dump":{"active":true}`, new: `"dump":{"active":true,"color":1}`, text: "color"},
+		{desc: "pdump without a name", old: `"filename":"cap.pcap"`, new: `"filename":""`, text: "no file name"},
+		{desc: "pdump active without a file", old: `"file":6`, new: `"file":-1`, text: "active without a file"},
+		{desc: "pdump file twice", old: `"file":6`, new: `"file":7`, text: "used twice"},
+		{desc: "iplog file out of range", old: `"log_file":7`, new: `"log_file":8`, text: "out of range"},
+		{desc: "iplog to nowhere", old: `"log_to":"file"`, new: `"log_to":"printer"`, text: "not off, syslog or file"},
+		{desc: "iplog syslog with a file", old: `"log_to":"file"`, new: `"log_to":"syslog"`, text: "with a file"},
+		{desc: "iplog range not masked", old: `"10.0.0.0/8"`, new: `"10.0.0.1/8"`, text: "not a network prefix"},
+		{desc: "iplog range garbage", old: `"10.0.0.0/8"`, new: `"ten"`, text: "not a network prefix"},
+		{desc: "iplog entry without address", old: `"addr":"10.1.2.3"`, new: `"addr":""`, text: "not an IP address"},
+		{desc: "iplog entry MAC", old: `"mac":"02:00:00:00:00:01"`, new: `"mac":"02:00"`, text: "not an Ethernet address"},
+		{desc: "iplog entry port", old: `"port":1,"mac"`, new: `"port":32,"mac"`, text: "out of range"},
+		{desc: "iplog entry newer than the counter", old: `"seq":9,"entries"`, new: `"seq":7,"entries"`, text: "out of range"},
+	} {
+		t.Run(tc.desc, func(t *testing.T) { checkRefused(t, editBlob(t, good, tc.old, tc.new), ErrInvalid, tc.text) })
+	}
+	// Without the active flag, a pdump may have no file (none open yet).
+	st := samplePlugins()
+	st.Files = st.Files[:6]
+	st.Plugins[0].Pdump.Active, st.Plugins[0].Pdump.File = false, -1
+	st.Plugins[1].Iplog.LogTo, st.Plugins[1].Iplog.LogPath, st.Plugins[1].Iplog.LogFile = "off", "", -1
+	testRoundTrip(t, st)
 }
 
 func testRoundTrip(t *testing.T, st *State) {
@@ -132,18 +187,22 @@ func checkRefused(t *testing.T, blob []byte, want error, text string) {
 	}
 }
 
+// editBlob is good with the first old in its payload replaced by new, resealed.
+func editBlob(t *testing.T, good []byte, old, new string) []byte {
+	t.Helper()
+	p := strings.Replace(string(good[HeaderSize:]), old, new, 1)
+	if p == string(good[HeaderSize:]) {
+		t.Fatalf("%q not in the payload", old)
+	}
+	return reseal(append(good[:HeaderSize:HeaderSize], p...))
+}
+
 func TestDecodeRefusesBadTAP(t *testing.T) {
 	good, err := Encode(sampleTAP())
 	if err != nil {
 		t.Fatal(err)
 	}
-	edit := func(old, new string) []byte {
-		p := strings.Replace(string(good[HeaderSize:]), old, new, 1)
-		if p == string(good[HeaderSize:]) {
-			t.Fatalf("%q not in the payload", old)
-		}
-		return reseal(append(good[:HeaderSize:HeaderSize], p...))
-	}
+	edit := func(old, new string) []byte { return editBlob(t, good, old, new) }
 	for _, tc := range []struct {
 		desc     string
 		old, new string
@@ -243,6 +302,9 @@ func FuzzDecode(f *testing.F) {
 	if b, err := Encode(sampleTAP()); err == nil {
 		f.Add(b)
 	}
+	if b, err := Encode(samplePlugins()); err == nil {
+		f.Add(b)
+	}
 	f.Add([]byte(Magic))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		st, err := Decode(b)
@@ -282,7 +344,11 @@ func TestWriteFuzzSeeds(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for name, b := range map[string][]byte{"sample": good, "tap": withTAP, "future": future, "truncated": good[:HeaderSize+10], "magic": []byte(Magic)} {
+	withPlugins, err := Encode(samplePlugins())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, b := range map[string][]byte{"sample": good, "tap": withTAP, "plugins": withPlugins, "future": future, "truncated": good[:HeaderSize+10], "magic": []byte(Magic)} {
 		if err := os.WriteFile(filepath.Join(dir, name), fmt.Appendf(nil, "go test fuzz v1\n[]byte(%q)\n", b), 0644); err != nil {
 			t.Fatal(err)
 		}
