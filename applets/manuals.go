@@ -149,7 +149,7 @@ func init() {
 						"(an upgrade refused or failed before it leaves them working). TAP ports and vhost-user ports " +
 						"(the socket, each frontend's connection, guest memory and rings) are handed over, so QEMU and DPDK frontends do not reconnect; " +
 						"loaded plugins cross with their settings, and pdump's capture file and iplog's log file go on being written where they were " +
-						"(their descriptors pass). A **SIGUSR2** that comes while an upgrade is under way is ignored."),
+						"(their descriptors pass). A **SIGUSR2** that comes while an upgrade is under way is ignored, and console commands given during the hand-over get **1016 Device or resource busy**."),
 				}},
 				{"Exit status", []block{para("0 after **shutdown** or a signal; 1 for a bad option (after the usage) or a failed start.")}},
 			},

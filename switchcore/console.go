@@ -235,6 +235,13 @@ func (s *Switch) runLine(ss *session, line string, w *bytes.Buffer) (done bool, 
 	if cmdline == "" || cmdline[0] == '#' {
 		return false, nil
 	}
+	if s.ho.paused.Load() && !strings.HasPrefix(cmdline, "logout") {
+		// The state is being handed over: a change now would be lost with this image, and
+		// a shutdown would take the sockets from under the next one. The command may be
+		// given again once the new image serves (or this one resumed).
+		w.WriteString(statusLine(unix.EBUSY))
+		return false, nil
+	}
 	switch {
 	case strings.HasPrefix(cmdline, "logout"):
 		if ss.console {

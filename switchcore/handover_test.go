@@ -158,11 +158,21 @@ func TestHandoverResume(t *testing.T) {
 	if _, err := a.WriteBatch([][]byte{paused}); err != nil {
 		t.Fatal(err)
 	}
+	// Commands that would change what was handed over (or stop the switch) wait for the
+	// outcome: busy now, served again after the resume.
+	for _, cmd := range []string{"vlan/create 20", "shutdown"} {
+		if out := runCmd(t, s, cmd); out != "1016 Device or resource busy\n" {
+			t.Fatalf("%s during the hand-over: %q", cmd, out)
+		}
+	}
 	for _, f := range files {
 		f.Close()
 	}
 	if err := s.Resume(); err != nil {
 		t.Fatal(err)
+	}
+	if out := runCmd(t, s, "vlan/create 20"); out != "1000 Success\n" {
+		t.Fatalf("vlan/create after the resume: %q", out)
 	}
 	if got := recvFrame(t, b, 5*time.Second); !bytes.Equal(got, paused) {
 		t.Fatalf("the frame sent during the pause: got %x", got)
