@@ -127,9 +127,9 @@ func connFD(c *net.UnixConn) int {
 }
 
 // newDataChannel wraps a client's connected data socket: a plain datagram channel (dg is
-// it too: the switch's batched path with its queue for slow receivers), or one with
-// offloads, which a client of ours asked for (wire.VersionOffload): an OffloadEndpoint
-// that takes GSO packets whole and drops what the socket cannot take now, as a TAP does.
+// it too: the switch's batched path), or one with offloads, which a client of ours asked
+// for (wire.VersionOffload): an OffloadEndpoint that takes GSO packets whole. Either gets
+// a queue for what a slow receiver's socket cannot take now (outQueue).
 func newDataChannel(fd int, path string, offload bool, poll *wire.RuntimePoll) (data wire.Endpoint, dg *wire.Datagram, err error) {
 	if offload {
 		od, err := wire.NewOffloadDatagram(fd, path, poll)
@@ -200,9 +200,7 @@ func (s *Switch) attach(c *net.UnixConn, id int, req wire.Request) (*endpoint, e
 	// The endpoint forwards before the client hears the reply: clients send at once, and a
 	// frame to a port not yet in the view would be lost.
 	ep := &endpoint{id: id, port: p, module: "unix prog", descr: req.Description, ctl: c, data: data, dgram: dg, dataPath: path, slot: s.allocSlotLocked()}
-	if dg != nil {
-		ep.queue = newOutQueue(ep, &s.queueBytes)
-	}
+	ep.queue = newOutQueue(ep, &s.queueBytes) // plain or offload channel alike
 	wasActive := p.active()
 	p.eps = append([]*endpoint{ep}, p.eps...)
 	p.curUser = uid

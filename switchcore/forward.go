@@ -411,10 +411,12 @@ const maxWaitHops = 8
 // and returns how many it dropped because q was full, or its flood share used. Whether it
 // first waits for room, while the receiver keeps taking frames, is the FlowMode's call;
 // alone says the frames are all the reader's batch holds.
-func (r *reader) enqueue(q *outQueue, frames [][]byte, flood []bool, alone bool) (dropped int) {
+//
+// offl holds the frames' offloads, nil for plain frames (see outQueue.push).
+func (r *reader) enqueue(q *outQueue, frames [][]byte, offl []wire.Offload, flood []bool, alone bool) (dropped int) {
 	mode := r.s.cfg.FlowControl
 	wait := !r.noWait && (mode == FlowAlways || (mode == FlowAuto && alone))
-	k, dropped := q.push(frames, flood, !wait)
+	k, dropped := q.push(frames, offl, flood, !wait)
 	if k == len(frames) {
 		return dropped
 	}
@@ -443,7 +445,11 @@ func (r *reader) enqueue(q *outQueue, frames [][]byte, flood []bool, alone bool)
 	for k < len(frames) {
 		select {
 		case <-q.room:
-			n, _ := q.push(frames[k:], flood[k:], false)
+			var o []wire.Offload
+			if offl != nil {
+				o = offl[k:]
+			}
+			n, _ := q.push(frames[k:], o, flood[k:], false)
 			k += n
 		case <-r.stallTimer.C:
 			if p := q.sent.Load(); p != progress {
@@ -494,16 +500,40 @@ func (r *reader) send(ep *endpoint, frames [][]byte, flood []bool, alone bool) {
 	var err error
 	switch {
 	case ep.queue != nil && ep.queue.pending.Load() > 0:
-		dropped = r.enqueue(ep.queue, frames, flood, alone) // behind the frames already waiting
+		dropped = r.enqueue(ep.queue, frames, nil, flood, alone) // behind the frames already waiting
 	case ep.dgram != nil:
 		sent, err = r.wb.Send(ep.dgram.RawConn(), frames)
 		if err == nil && sent < len(frames) {
-			dropped = r.enqueue(ep.queue, frames[sent:], flood[sent:], alone)
+			dropped = r.enqueue(ep.queue, frames[sent:], nil, flood[sent:], alone)
 		} else {
 			dropped = len(frames) - sent
 		}
+	case ep.queue != nil && ep.queue.od != nil:
+		r.sendChannel(ep, frames, nil, flood, alone)
+		return
 	default:
 		sent, err = ep.data.WriteBatch(frames)
+		dropped = len(frames) - sent
+	}
+	r.sent(ep, dropped, err)
+}
+
+// sendChannel sends frames (with their offloads, nil: plain) to ep's offload channel,
+// queueing what its socket cannot take now, as send does for a plain channel.
+func (r *reader) sendChannel(ep *endpoint, frames [][]byte, offl []wire.Offload, flood []bool, alone bool) {
+	q := ep.queue
+	var sent, dropped int
+	var err error
+	if q.pending.Load() == 0 {
+		sent, err = q.od.WriteOffload(frames, offl)
+	}
+	if err == nil && sent < len(frames) {
+		var o []wire.Offload
+		if offl != nil {
+			o = offl[sent:]
+		}
+		dropped = r.enqueue(q, frames[sent:], o, flood[sent:], alone)
+	} else {
 		dropped = len(frames) - sent
 	}
 	r.sent(ep, dropped, err)

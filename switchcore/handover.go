@@ -683,9 +683,7 @@ func (s *Switch) restoreEndpoint(p *Port, he handover.Endpoint, ctlF, dataF *os.
 		return nil, err
 	}
 	ep := &endpoint{id: he.ID, port: p, module: he.Module, descr: he.Descr, ctl: ctl, data: data, dgram: dg, dataPath: he.DataPath, slot: s.allocSlotLocked()}
-	if dg != nil {
-		ep.queue = newOutQueue(ep, &s.queueBytes)
-	}
+	ep.queue = newOutQueue(ep, &s.queueBytes) // plain or offload channel alike
 	return ep, nil
 }
 

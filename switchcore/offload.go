@@ -67,6 +67,10 @@ func (r *reader) sendOffload(ep *endpoint, frames [][]byte, offl []wire.Offload,
 		r.send(ep, frames, flood, alone)
 		return
 	}
+	if ep.queue != nil && ep.queue.od != nil {
+		r.sendChannel(ep, frames, offl, flood, alone)
+		return
+	}
 	if oe, ok := ep.data.(wire.OffloadEndpoint); ok && oe.TakesOffload() {
 		sent, err := oe.WriteOffload(frames, offl)
 		r.sent(ep, len(frames)-sent, err)

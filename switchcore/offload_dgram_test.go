@@ -2,6 +2,7 @@ package switchcore
 
 import (
 	"bytes"
+	"fmt"
 	"testing"
 	"time"
 
@@ -98,5 +99,39 @@ func TestOffloadDatagramClients(t *testing.T) {
 	}
 	if got, gotO := recvOffload(t, b); !bytes.Equal(got, frame(2, 3, "plain to b")) || !gotO.Plain() {
 		t.Fatalf("after the hand-over b got %x %+v", got, gotO)
+	}
+}
+
+// TestOffloadChannelQueues: a receiver on an offload channel that reads late loses
+// nothing the switch's queue can hold: plain frames and TSO packets wait in it (the
+// kernel's own queue holds 10 datagrams) and come out in order, with their offloads.
+func TestOffloadChannelQueues(t *testing.T) {
+	s := newTestSwitch(t, Config{NumPorts: 8, FlowControl: FlowNever})
+	a, b := dialOffload(t, s, 1), dialOffload(t, s, 2)
+	if _, err := b.WriteBatch([][]byte{frame(0xff, 2, "b here")}); err != nil {
+		t.Fatal(err)
+	}
+	recvOffload(t, a)
+	const plain, tso = 100, 40
+	var frames [][]byte
+	var offl []wire.Offload
+	for i := 0; i < plain; i++ {
+		frames, offl = append(frames, frame(2, 1, fmt.Sprintf("plain %03d", i))), append(offl, wire.Offload{})
+	}
+	for i := 0; i < tso; i++ {
+		p, o := gsoPacket(1, 2, 8000+i, 1448, false)
+		frames, offl = append(frames, p), append(offl, o)
+	}
+	for i := 0; i < len(frames); i += 8 {
+		end := min(i+8, len(frames))
+		if n, err := a.WriteOffload(frames[i:end], offl[i:end]); n != end-i || err != nil {
+			t.Fatalf("send: %d, %v", n, err)
+		}
+	}
+	for i := range frames {
+		got, o := recvOffload(t, b)
+		if !bytes.Equal(got, frames[i]) || o != offl[i] {
+			t.Fatalf("packet %d: got %d bytes %+v, want %d bytes %+v (drops on port 2: %d)", i, len(got), o, len(frames[i]), offl[i], s.Stats().Ports[1].Drops)
+		}
 	}
 }

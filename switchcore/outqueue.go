@@ -3,6 +3,7 @@ package switchcore
 import (
 	"sync"
 	"sync/atomic"
+	"syscall"
 
 	"github.com/vde-go/vde/switchcore/wire"
 )
@@ -55,11 +56,17 @@ type outQueue struct {
 	stalled atomic.Bool   // the receiver took nothing for stallWait while the queue was full
 	room    chan struct{} // a token after each send that made room: wakes one waiting reader
 
+	// od is the endpoint's data channel when it carries offloads (a client of ours that
+	// asked for one): each slot then keeps its packet's offloads, and the writer sends
+	// them with it.
+	od *wire.OffloadDatagram
+
 	mu        sync.Mutex
 	bufs      [][]byte // ring storage, made at the first congestion, owned and reused
 	lens      []int
-	flooded   []bool // slot holds a flooded frame
-	allocated int64  // bytes of bufs charged to the budget
+	offl      []wire.Offload // with od: each slot's offloads
+	flooded   []bool         // slot holds a flooded frame
+	allocated int64          // bytes of bufs charged to the budget
 	stopped   bool
 	head      int
 	n         int
@@ -69,6 +76,7 @@ type outQueue struct {
 
 func newOutQueue(ep *endpoint, budget *atomic.Int64) *outQueue {
 	q := &outQueue{ep: ep, budget: budget, kick: make(chan struct{}, 1), done: make(chan struct{}), room: make(chan struct{}, 1)}
+	q.od, _ = ep.data.(*wire.OffloadDatagram)
 	go q.writer()
 	return q
 }
@@ -78,7 +86,10 @@ func newOutQueue(ep *endpoint, budget *atomic.Int64) *outQueue {
 // and returns how many it consumed. With dropFlood a flooded frame over the share is
 // dropped instead, and push goes on with the next frame: consumed counts it, dropped
 // says how many those were.
-func (q *outQueue) push(frames [][]byte, flood []bool, dropFlood bool) (consumed, dropped int) {
+//
+// offl holds the frames' offloads (nil: all plain); only a queue of an offload channel
+// keeps them, and only such a queue is given packets that have any.
+func (q *outQueue) push(frames [][]byte, offl []wire.Offload, flood []bool, dropFlood bool) (consumed, dropped int) {
 	q.mu.Lock()
 	if q.stopped {
 		q.mu.Unlock()
@@ -89,6 +100,9 @@ func (q *outQueue) push(frames [][]byte, flood []bool, dropFlood bool) (consumed
 	}
 	if q.flooded == nil {
 		q.flooded = make([]bool, outQueueLen)
+	}
+	if q.od != nil && q.offl == nil {
+		q.offl = make([]wire.Offload, outQueueLen)
 	}
 	taken, floods := 0, int(q.floods.Load())
 	for k, f := range frames {
@@ -115,6 +129,12 @@ func (q *outQueue) push(frames [][]byte, flood []bool, dropFlood bool) (consumed
 			q.bufs[i] = make([]byte, size)
 		}
 		q.lens[i] = copy(q.bufs[i][:cap(q.bufs[i])], f)
+		if q.offl != nil {
+			q.offl[i] = wire.Offload{}
+			if offl != nil {
+				q.offl[i] = offl[k]
+			}
+		}
 		q.flooded[i] = flood[k]
 		if flood[k] {
 			floods++
@@ -155,8 +175,15 @@ func (q *outQueue) signalRoom() {
 func (q *outQueue) writer() {
 	b := wire.NewRawBatch(wire.BatchSize)
 	batch := make([][]byte, 0, wire.BatchSize)
-	rc := q.ep.dgram.RawConn()
-	wi := q.ep.dgram.WriteInterest() // the writer is the socket's only waiting sender
+	var offl []wire.Offload
+	var rc syscall.RawConn
+	var wi *wire.WriteInterest // the writer is the socket's only waiting sender
+	if q.od != nil {
+		rc, wi = q.od.RawConn(), q.od.WriteInterest()
+		offl = make([]wire.Offload, 0, wire.BatchSize)
+	} else {
+		rc, wi = q.ep.dgram.RawConn(), q.ep.dgram.WriteInterest()
+	}
 	b.ArmOnWait(wi)
 	for {
 		select {
@@ -167,9 +194,13 @@ func (q *outQueue) writer() {
 		for {
 			q.mu.Lock()
 			batch = batch[:0]
+			offl = offl[:0]
 			for k := 0; k < q.n && k < wire.BatchSize; k++ {
 				i := (q.head + k) % outQueueLen
 				batch = append(batch, q.bufs[i][:q.lens[i]])
+				if q.od != nil {
+					offl = append(offl, q.offl[i])
+				}
 			}
 			q.mu.Unlock()
 			if len(batch) == 0 {
@@ -177,7 +208,13 @@ func (q *outQueue) writer() {
 				break
 			}
 			// Slots being sent stay counted in n, so push never overwrites them.
-			sent, err := b.SendWait(rc, batch)
+			var sent int
+			var err error
+			if q.od != nil {
+				sent, err = q.od.WriteOffloadWait(batch, offl)
+			} else {
+				sent, err = b.SendWait(rc, batch)
+			}
 			if err != nil {
 				if q.ep.closed.Load() {
 					return
@@ -216,7 +253,7 @@ func (q *outQueue) stop() {
 	q.mu.Lock()
 	q.stopped = true
 	q.budget.Add(-q.allocated)
-	q.allocated, q.bufs, q.lens, q.flooded, q.n = 0, nil, nil, nil, 0
+	q.allocated, q.bufs, q.lens, q.flooded, q.offl, q.n = 0, nil, nil, nil, nil, 0
 	q.pending.Store(0)
 	q.floods.Store(0)
 	q.mu.Unlock()

@@ -72,7 +72,9 @@ func NewOffloadDatagram(fd int, name string, poll *RuntimePoll) (*OffloadDatagra
 	}
 	wr.fn = func(fd uintptr) bool {
 		wr.n, wr.errno = sendmmsg(fd, wr.hdrs[:wr.cnt], unix.MSG_DONTWAIT|unix.MSG_NOSIGNAL, false)
-		return !(wr.waitFor && wr.errno == unix.EAGAIN)
+		// A waiting send on a switch's socket turns its write interest on first (as
+		// Batch.SendWait does); one that cannot be armed returns EAGAIN instead.
+		return !(wr.waitFor && wr.errno == unix.EAGAIN && o.wi.Arm(fd))
 	}
 	return o, nil
 }
@@ -146,7 +148,9 @@ func (o *OffloadDatagram) WriteOffload(frames [][]byte, offl []Offload) (int, er
 }
 
 // WriteOffloadWait is WriteOffload that waits while the peer's queue is full (a client's
-// sender, which has nothing better to do); closing the socket ends the wait.
+// sender, or a switch's queue writer); closing the socket ends the wait. On a switch's
+// socket (NewOffloadDatagram with a RuntimePoll) the wait turns the write interest on:
+// the caller turns it off (WriteInterest().Disarm) when it stops sending.
 func (o *OffloadDatagram) WriteOffloadWait(frames [][]byte, offl []Offload) (int, error) {
 	return o.write(frames, offl, true)
 }
