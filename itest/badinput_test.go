@@ -45,7 +45,7 @@ func TestBadRequests(t *testing.T) {
 		}},
 		{desc: "wrong magic", req: func(t *testing.T) []byte { r := valid(t); le.PutUint32(r[0:], 0xdeadbeef); return r }},
 		{desc: "version 2", req: func(t *testing.T) []byte { r := valid(t); le.PutUint32(r[4:], 2); return r }},
-		{desc: "version 4", req: func(t *testing.T) []byte { r := valid(t); le.PutUint32(r[4:], 4); return r }},
+		{desc: "version 5", req: func(t *testing.T) []byte { r := valid(t); le.PutUint32(r[4:], 5); return r }}, // 4 is ours: a channel with offloads
 		{desc: "request type 2", req: func(t *testing.T) []byte { r := valid(t); le.PutUint32(r[8:], 2); return r }},
 		{desc: "request type 0xff with port 3", req: func(t *testing.T) []byte { r := valid(t); le.PutUint32(r[8:], 3<<8|0xff); return r }},
 		{desc: "address family not AF_UNIX", req: func(t *testing.T) []byte { r := valid(t); le.PutUint16(r[12:], 2); return r }},

@@ -193,7 +193,10 @@ func newUDPSink(t *testing.T, answer bool) *udpSink {
 // descriptors back.
 func TestUDPFlowFlood(t *testing.T) {
 	old := udpIdle
-	udpIdle = 2 * time.Second
+	// Long enough that the first flows of the flood are still open when the last ones
+	// open on a loaded machine (with 2 s they expired while a slow flood went on, and the
+	// 1000 were never open together), short enough to watch them expire below.
+	udpIdle = 5 * time.Second
 	t.Cleanup(func() { udpIdle = old })
 	h := newHostileRouter(t, func(c *Config) {})
 	sink := newUDPSink(t, false)
