@@ -271,6 +271,9 @@ func SlirpvdeMain(ctx context.Context, args []string, stdio Stdio) error {
 	}
 
 	a.open.Logf = logf // a Redial's lost and reconnected lines
+	// From our switch, a guest's TSO packets then come whole (a switch that is not ours
+	// refuses the request, and the router gets plain frames as before).
+	a.open.Offload = true
 	var ep wire.Endpoint
 	if a.sock == "-" {
 		ep = wire.NewStream(stdio.In, stdio.Out, nil)

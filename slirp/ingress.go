@@ -8,6 +8,8 @@ import (
 
 	"gvisor.dev/gvisor/pkg/tcpip/checksum"
 	"gvisor.dev/gvisor/pkg/tcpip/header"
+
+	"github.com/vde-go/vde/switchcore/wire"
 )
 
 const (
@@ -58,6 +60,40 @@ func (r *Router) take(frame []byte) {
 	case etherTypeIPv6:
 		if r.cfg.IPv6 {
 			r.ipv6Input(src, payload)
+		}
+	}
+}
+
+// takeOffload takes a packet with offloads, from a switch channel that carries them (a
+// TSO guest's, passed whole by our switch). A TCP GSO packet goes to the netstack whole,
+// as if the link's GRO had joined its segments; a packet whose checksum was left to do
+// is taken as it is: the link tells gVisor not to check checksums (RX checksum offload),
+// and the guest's kernel vouches for its data as for any frame. Any other kind is cut into
+// frames first, by the project's one cutter (tap.Segmenter), which drops what it cannot
+// cut.
+func (r *Router) takeOffload(pkt []byte, o wire.Offload) {
+	switch o.GSOType &^ wire.GSOECN {
+	case wire.GSOTCPv4, wire.GSOTCPv6:
+		r.count.gsoPackets.Add(1)
+		r.take(pkt)
+		return
+	case wire.GSONone:
+		r.take(pkt)
+		return
+	}
+	if r.cutBuf == nil {
+		r.cutBuf = make([]byte, wire.MaxFrame)
+	}
+	switch n := r.cut.TakeOffload(o, pkt, wire.MaxFrame); {
+	case n > 0:
+		r.take(pkt[:n])
+	case n == 0:
+		for r.cut.Pending() {
+			m := r.cut.Next(r.cutBuf)
+			if m < 0 {
+				return
+			}
+			r.take(r.cutBuf[:m])
 		}
 	}
 }

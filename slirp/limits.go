@@ -63,6 +63,7 @@ type Stats struct {
 	TFTPRefused     uint64
 	PeersRefused    uint64 // UDP forward peers over maxForwardPeers
 	LoopbackRefused uint64 // flows and pings to the host's loopback under NoHostLoopback
+	GSOPackets      uint64 // TCP GSO packets taken whole from the switch (takeOffload)
 }
 
 // counters are the Stats kept as the router runs.
@@ -70,6 +71,7 @@ type counters struct {
 	flowsRefused, flowsEvicted, dnsRefused, dnsRateDropped, tftpRefused, peersRefused, loopbackRefused atomic.Uint64
 	tcpOpened, udpOpened, dnsQueries, pings                                                            atomic.Uint64
 	tcpOpen                                                                                            atomic.Int64
+	gsoPackets                                                                                         atomic.Uint64
 }
 
 // Stats returns the flows open and the refusals so far.
@@ -92,6 +94,7 @@ func (r *Router) Stats() Stats {
 		TFTPRefused:     r.count.tftpRefused.Load(),
 		PeersRefused:    r.count.peersRefused.Load(),
 		LoopbackRefused: r.count.loopbackRefused.Load(),
+		GSOPackets:      r.count.gsoPackets.Load(),
 	}
 }
 

@@ -22,11 +22,12 @@ var (
 	descLeases     = slirpDesc("dhcp_leases", "Addresses the DHCP server has given out.")
 	descEvicted    = slirpDesc("flows_evicted_total", "Idle UDP flows closed to make room for new ones.")
 	descRefused    = slirpDesc("refused_total", "What the router's bounds refused, by bound.", "bound")
+	descGSO        = slirpDesc("lan_gso_packets_total", "TSO packets of the guests taken whole from the switch (our switch passes them on a channel with offloads).")
 )
 
 // Describe implements prometheus.Collector.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descFlows, descFlowLimit, descOpened, descDNSQueries, descPings, descLeases, descEvicted, descRefused} {
+	for _, d := range []*prometheus.Desc{descFlows, descFlowLimit, descOpened, descDNSQueries, descPings, descLeases, descEvicted, descRefused, descGSO} {
 		ch <- d
 	}
 }
@@ -57,4 +58,5 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	counter(descRefused, st.TFTPRefused, "tftp")
 	counter(descRefused, st.PeersRefused, "forward_peers")
 	counter(descRefused, st.LoopbackRefused, "host_loopback")
+	counter(descGSO, st.GSOPackets)
 }

@@ -23,6 +23,10 @@ type OpenOptions struct {
 	Reconnect bool
 	// Logf gets a Redial's lost and reconnected lines; nil means silence.
 	Logf func(format string, args ...any)
+	// Offload asks a vde:// switch for a data channel with offloads (DialOptions.Offload),
+	// for a reader that takes them (Conn.Offload). Not with Reconnect: a Redial passes
+	// plain frames only.
+	Offload bool
 }
 
 // Opener makes an endpoint from the part of a URL after "scheme://".
