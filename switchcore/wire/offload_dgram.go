@@ -59,6 +59,11 @@ func newOffloadBatch(size int) offloadBatch {
 }
 
 // NewOffloadDatagram wraps fd as NewDatagramPoll does, for a channel with offloads.
+//
+// Its calls are raw system calls (as NewRawBatch's): every one is MSG_DONTWAIT, so none
+// blocks, and its users are the switch's forwarding goroutines and slirpvde's LAN port,
+// where a scheduler-aware call let sysmon hand the processor off during each (see
+// NewRawBatch, and slirp/port.go's measurement).
 func NewOffloadDatagram(fd int, name string, poll *RuntimePoll) (*OffloadDatagram, error) {
 	d, err := NewDatagramPoll(fd, name, poll)
 	if err != nil {
@@ -67,11 +72,11 @@ func NewOffloadDatagram(fd int, name string, poll *RuntimePoll) (*OffloadDatagra
 	o := &OffloadDatagram{Datagram: d, rd: newOffloadBatch(BatchSize), wr: newOffloadBatch(BatchSize)}
 	rd, wr := &o.rd, &o.wr
 	rd.fn = func(fd uintptr) bool {
-		rd.n, rd.errno = recvmmsg(fd, rd.hdrs[:rd.cnt], unix.MSG_DONTWAIT|unix.MSG_TRUNC, false)
+		rd.n, rd.errno = recvmmsg(fd, rd.hdrs[:rd.cnt], unix.MSG_DONTWAIT|unix.MSG_TRUNC, true)
 		return rd.errno != unix.EAGAIN
 	}
 	wr.fn = func(fd uintptr) bool {
-		wr.n, wr.errno = sendmmsg(fd, wr.hdrs[:wr.cnt], unix.MSG_DONTWAIT|unix.MSG_NOSIGNAL, false)
+		wr.n, wr.errno = sendmmsg(fd, wr.hdrs[:wr.cnt], unix.MSG_DONTWAIT|unix.MSG_NOSIGNAL, true)
 		// A waiting send on a switch's socket turns its write interest on first (as
 		// Batch.SendWait does); one that cannot be armed returns EAGAIN instead.
 		return !(wr.waitFor && wr.errno == unix.EAGAIN && o.wi.Arm(fd))
