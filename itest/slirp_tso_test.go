@@ -17,7 +17,7 @@ import (
 // uploads 32 MiB and downloads 8 MiB through our slirpvde to a server on the host's
 // loopback. Our switch passes the guest's TSO packets whole to slirpvde, which asked for
 // a data channel with offloads: its counter of GSO packets taken whole rises, and the bytes
-// arrive intact both ways.
+// arrive intact both ways, also after an upgrade of the switch in place.
 func TestSlirpTSOGuest(t *testing.T) {
 	oursOnly(t, "data channels with offloads are between our switch and our slirpvde")
 	requireTools(t, "ethtool")
@@ -88,5 +88,38 @@ func TestSlirpTSOGuest(t *testing.T) {
 	}
 	if slirp.Exited() {
 		t.Fatalf("slirpvde exited: %v\n%s", slirp.waitErr, slirp.Stderr.String())
+	}
+
+	// The channel crosses an upgrade of the switch in place: slirpvde stays attached and
+	// TSO packets still come whole.
+	upgradeInPlace(t, sw, 1)
+	drained := make(chan int64, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			drained <- -1
+			return
+		}
+		defer c.Close()
+		n, _ := io.Copy(io.Discard, c)
+		drained <- n
+	}()
+	c2, err := dialIn(guest.NS, "tcp", fmt.Sprintf("10.0.2.2:%d", port), 10*time.Second)
+	if err != nil {
+		t.Fatalf("a connection after the upgrade: %v", err)
+	}
+	c2.SetDeadline(time.Now().Add(60 * time.Second))
+	if _, err := c2.Write(up[:8<<20]); err != nil {
+		t.Fatalf("upload after the upgrade: %v", err)
+	}
+	c2.Close()
+	if n := <-drained; n != 8<<20 {
+		t.Fatalf("the host received %d bytes after the upgrade, want %d", n, 8<<20)
+	}
+	if gso2 := metricValue(t, scrapeUnix(t, msock), "vde_slirp_lan_gso_packets_total"); gso2 <= gso {
+		t.Errorf("no TSO packet taken whole after the upgrade (%v, %v before)", gso2, gso)
+	}
+	if slirp.Exited() {
+		t.Fatalf("slirpvde exited across the upgrade: %v\n%s", slirp.waitErr, slirp.Stderr.String())
 	}
 }
