@@ -21,7 +21,10 @@ package main
 // and two that keep that per-frame guest path but put the best router there is behind it,
 // the host's own kernel: the switch's `-t TAP` is in S with the address 10.0.2.2, and the
 // servers listen on it there, so TCP goes guest -> plug -> switch -> kernel with no
-// user-mode router at all. What they move bounds what any router can reach on that path:
+// user-mode router at all. What they move bounds what a router can reach on that path
+// (one that waits for room at the switch's socket, as ours does, can pass the kernel on
+// Debian's switch, which drops what the plug's socket will not take: the kernel's TAP
+// writes have no such flow control):
 //
 //   - vp-kernel:     our vde_switch
 //   - vp-kernel-dsw: /usr/bin/vde_switch
@@ -1129,7 +1132,8 @@ func (s *slirpSummary) markdown() string {
 		"sends one frame per datagram, as QEMU's -netdev vde does, its TAP Debian's `vde_plug vde://SW tap://TAP`, on our switch with our "+
 		"slirpvde, on Debian's switch with our slirpvde, and on Debian's switch with Debian's slirpvde; vp-kernel and vp-kernel-dsw: "+
 		"the same per-frame guest on our switch and on Debian's switch with no user-mode router, the switch's `-t TAP` in the host's namespace "+
-		"at 10.0.2.2 and the servers listening there, so that the host's kernel routes: the bound of any router on that path), in this order in odd rounds and in the reverse order in even ones.%s *stream* is one TCP "+
+		"at 10.0.2.2 and the servers listening there, so that the host's kernel routes: what the best router there is reaches on that path, the bound of the per-frame rows "+
+		"(a user-mode router can pass it only where it sends more gently than the kernel into a switch that drops, Debian's: the kernel's TAP has no flow control)), in this order in odd rounds and in the reverse order in even ones.%s *stream* is one TCP "+
 		"connection written for %v after %v of warm-up and counted by the receiver; *iperf3* is `iperf3 -O 1 -t %d` "+
 		"(`-R` for host→guest). %d rounds; ratios are the median of the per-round ratios.\n\n",
 		slirpHead, daemonsNote(s.daemons), s.dur, slirpWarmup, max(1, int(s.dur/time.Second)), s.rounds)
