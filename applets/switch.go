@@ -266,6 +266,12 @@ loop:
 			break loop
 		}
 	}
+	if up != nil {
+		// An upgrade under way (a console's upgrade command) finishes first: its exec
+		// replaces this process, or it resumes the switch, which then stops here.
+		up.mu.Lock()
+		defer up.mu.Unlock()
+	}
 	vhost.stop()
 	closeSwitch(sw, logf)
 	if code != 0 {

@@ -3,6 +3,7 @@ package applets
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"sync"
@@ -163,12 +164,22 @@ func restoreVhostUser(in *passedState, o *switchOptions, logf func(string, ...an
 	find = func(key string) (wire.Endpoint, error) {
 		d, ok := devices[key]
 		if !ok {
-			return nil, fmt.Errorf("no vhost-user device %q in the hand-over", key)
+			// A frontend the restore could not take over: its port is freed (the
+			// reader meets EOF at once) rather than the switch lost.
+			return goneEndpoint{}, nil
 		}
 		return d, nil
 	}
 	return v, find, nil
 }
+
+// goneEndpoint stands for a vhost-user frontend that a hand-over could not carry: it
+// reads EOF, and the switch frees its port.
+type goneEndpoint struct{}
+
+func (goneEndpoint) ReadBatch([][]byte, []int) (int, error) { return 0, io.EOF }
+func (goneEndpoint) WriteBatch(f [][]byte) (int, error)     { return 0, nil }
+func (goneEndpoint) Close() error                           { return nil }
 
 // serve starts restored servers with the restored switch.
 func (v *vhostServers) serve(sw switchCore) error {

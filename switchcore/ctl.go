@@ -106,7 +106,7 @@ func requestNeed(b []byte) int {
 		return 8
 	}
 	switch hostWord(b[4:8]) {
-	case wire.Version3:
+	case wire.Version3, wire.VersionOffload:
 		return wire.V3FixedSize
 	case 0, 1:
 		return wire.V1FixedSize

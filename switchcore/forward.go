@@ -158,6 +158,10 @@ func (r *reader) forward(src *Port, n int) {
 			}
 		}
 		if r.offl != nil {
+			if !r.offl[i].Plain() && !r.offl[i].Fits(size) {
+				bad++ // offloads that do not describe the packet: not passed on to a kernel
+				continue
+			}
 			r.cur, r.curDelta = r.offl[i], 0
 		}
 		f := r.bufs[i][:size]

@@ -135,3 +135,27 @@ func TestOffloadChannelQueues(t *testing.T) {
 		}
 	}
 }
+
+// TestOffloadChannelRefusesBadHeaders: a client's packet whose offloads do not describe
+// it (an unknown GSO type, a checksum field past its end) is counted bad and goes to no
+// port, where a TAP would hand it to the kernel.
+func TestOffloadChannelRefusesBadHeaders(t *testing.T) {
+	s := newTestSwitch(t, Config{NumPorts: 8})
+	a, b := dialOffload(t, s, 1), dialOffload(t, s, 2)
+	pkt, o := gsoPacket(1, 2, 5000, 1448, false)
+	bad := []wire.Offload{o, o}
+	bad[0].GSOType = 9
+	bad[1].CsumStart = uint16(len(pkt))
+	if _, err := a.WriteOffload([][]byte{pkt, pkt}, bad); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.WriteOffload([][]byte{frame(2, 1, "good")}, []wire.Offload{{}}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := recvOffload(t, b); !bytes.Equal(got, frame(2, 1, "good")) {
+		t.Fatalf("b got %d bytes, want only the good frame", len(got))
+	}
+	if st := s.Stats(); st.Ports[0].Bad != 2 {
+		t.Fatalf("port 1 bad frames: %d, want 2", st.Ports[0].Bad)
+	}
+}

@@ -18,7 +18,18 @@ type msgReader struct {
 	hdr [headerSize]byte
 	oob []byte
 	buf []byte
+	// extended says the pause's deadline was met inside this message and pushed back
+	// once (resume).
+	extended bool
 }
+
+// resumeWait is how long a message that a pause's deadline met halfway gets to arrive
+// whole: the frontend sent it with one sendmsg, so the rest is there or never comes.
+const resumeWait = time.Second
+
+// errStalledMessage is a frontend that sent part of a message and stopped: it breaks the
+// protocol, and a pause does not wait for it.
+var errStalledMessage = errors.New("the frontend sent part of a message and stopped")
 
 func newMsgReader(c *net.UnixConn) *msgReader {
 	return &msgReader{c: c, oob: make([]byte, unix.CmsgSpace(4*maxFDs)), buf: make([]byte, maxPayload)}
@@ -28,12 +39,14 @@ func newMsgReader(c *net.UnixConn) *msgReader {
 // frontend sends each message with one sendmsg); any that arrive with a message that
 // fails to decode are closed here, the others are the caller's.
 //
-// A read deadline (a hand-over pausing the device: Device.pause) ends only a wait for the
-// next message, with os.ErrDeadlineExceeded; once a message has begun, read clears the
-// deadline and reads the rest, which the frontend sent with it.
+// A read deadline (a hand-over pausing the device: Server.Pause) ends only a wait for the
+// next message, with os.ErrDeadlineExceeded; once a message has begun, read gives the
+// rest, which the frontend sent with it, resumeWait more to arrive, and then fails with
+// errStalledMessage (not a deadline: the device is broken, not paused).
 func (r *msgReader) read() (*message, error) {
 	m := &message{}
 	got := 0
+	r.extended = false
 	for got < headerSize {
 		n, oobn, _, _, err := r.c.ReadMsgUnix(r.hdr[got:], r.oob)
 		if oobn > 0 {
@@ -44,9 +57,12 @@ func (r *msgReader) read() (*message, error) {
 				return nil, perr
 			}
 		}
-		if err != nil && got+n > 0 && r.resumable(err) {
-			got += n
-			continue
+		if err != nil && got+n > 0 {
+			var retry bool
+			if retry, err = r.resume(err); retry {
+				got += n
+				continue
+			}
 		}
 		if err != nil {
 			closeFDs(m.fds)
@@ -74,7 +90,11 @@ func (r *msgReader) read() (*message, error) {
 	for k := 0; k < len(p); {
 		n, err := r.c.Read(p[k:])
 		k += n
-		if err != nil && !r.resumable(err) {
+		if err == nil {
+			continue
+		}
+		if retry, rerr := r.resume(err); !retry {
+			err = rerr
 			closeFDs(m.fds)
 			if errors.Is(err, io.EOF) {
 				err = io.ErrUnexpectedEOF
@@ -93,14 +113,18 @@ func (r *msgReader) read() (*message, error) {
 	return m, nil
 }
 
-// resumable says err is a pause's deadline met inside a message, and clears it so that
-// the rest of the message is read.
-func (r *msgReader) resumable(err error) bool {
+// resume decides on err, met inside a message: a pause's deadline is pushed back once by
+// resumeWait (retry); met again, the message stalled. Other errors stay as they are.
+func (r *msgReader) resume(err error) (retry bool, out error) {
 	if !errors.Is(err, os.ErrDeadlineExceeded) {
-		return false
+		return false, err
 	}
-	r.c.SetReadDeadline(time.Time{})
-	return true
+	if r.extended {
+		return false, errStalledMessage
+	}
+	r.extended = true
+	r.c.SetReadDeadline(time.Now().Add(resumeWait))
+	return true, nil
 }
 
 func parseFDs(oob []byte) ([]int, error) {

@@ -83,6 +83,10 @@ type Device struct {
 	readStop atomic.Bool
 	pausing  atomic.Bool
 	key      string
+	// parked says Serve returned for a pause and still holds its use (users), or that
+	// Serve never ran (Restore): whoever ends the device then leaves for it. Guarded by
+	// the server's mu.
+	parked bool
 
 	// Counters of what the frontend did wrong or could not take.
 	Faults     atomic.Uint64 // bad descriptors, chains, addresses: frames dropped

@@ -237,7 +237,12 @@ func (s *Server) Pause() error {
 	for _, d := range ds {
 		d.pausing.Store(true)
 		d.conn.SetReadDeadline(past)
+		// A frontend that reads no reply must not hold the pause up either: a reply
+		// that cannot be written within resumeWait ends that frontend.
+		d.conn.SetWriteDeadline(time.Now().Add(resumeWait))
 	}
+	// Each Serve returns at its next message boundary, or within resumeWait of the pause
+	// for one that stalled halfway through a message (msgReader.resume).
 	s.wg.Wait()
 	return nil
 }
@@ -252,7 +257,7 @@ func (s *Server) Resume() error {
 	s.ln.SetDeadline(time.Time{})
 	for d := range s.devices {
 		d.pausing.Store(false)
-		d.conn.SetReadDeadline(time.Time{})
+		d.conn.SetDeadline(time.Time{})
 	}
 	s.paused = false
 	s.startLocked()
@@ -283,6 +288,9 @@ func (s *Server) Snapshot(st *State, files *[]*os.File) error {
 		return err
 	}
 	for _, d := range s.deviceList() {
+		if d.closed.Load() {
+			continue // closed during the pause: the next switch frees its port (no device)
+		}
 		ds, err := d.snapshot(add)
 		if err != nil {
 			return err
@@ -353,15 +361,23 @@ func (s *Server) Release() {
 	s.ln.Close()
 	for _, d := range ds {
 		d.Close()
-		d.leave()
 	}
+	s.leaveParked(ds)
 }
 
 // Restore builds a server from its part of a hand-over: the listener, the devices with
 // their memory mapped again and their rings where they were. files are the descriptors
 // st names; Restore keeps duplicates of what it uses and the caller closes files. The
 // server serves once Started.
-func Restore(st *State, ss ServerState, files []*os.File, opt Options) (s *Server, err error) {
+//
+// Restore takes what the old switch ran with, as forgiving as the protocol is: a ring
+// whose addresses are outside the memory table stays set up and unused, as after a
+// refused SET_VRING_ADDR. A device that cannot be made again (its memory will not map,
+// a descriptor will not duplicate) comes back closed: the switch reads EOF from it and
+// frees its port, and its frontend sees the disconnect. Only the server itself (its
+// listener) failing fails Restore: one frontend must not cost the switch its upgrade,
+// nor its way back, which would meet the same state.
+func Restore(st *State, ss ServerState, files []*os.File, opt Options) (*Server, error) {
 	f := func(i int) *os.File { return files[i] }
 	if len(files) != len(st.Files) {
 		return nil, fmt.Errorf("%w: it names %d descriptors, %d passed", ErrState, len(st.Files), len(files))
@@ -376,17 +392,18 @@ func Restore(st *State, ss ServerState, files []*os.File, opt Options) (s *Serve
 		return nil, fmt.Errorf("vhost-user %s: listener is a %T", ss.Path, l)
 	}
 	ln.SetUnlinkOnClose(true)
-	s = &Server{path: ss.Path, ln: ln, opt: opt, devices: map[*Device]struct{}{}, nextSerial: ss.NextSerial, paused: true}
-	defer func() {
-		if err != nil {
-			s.drop()
-		}
-	}()
+	s := &Server{path: ss.Path, ln: ln, opt: opt, devices: map[*Device]struct{}{}, nextSerial: ss.NextSerial, paused: true}
 	for _, ds := range ss.Devices {
 		d, err := restoreDevice(ds, f, opt)
 		if err != nil {
-			return nil, fmt.Errorf("vhost-user %s: %w", ds.Name, err)
+			// Not even its connection: the switch finds no device for its key and frees
+			// the port (the applet's find gives it a closed endpoint).
+			if opt.Logf != nil {
+				opt.Logf("vhost-user %s: cannot take the frontend over: %v", ds.Name, err)
+			}
+			continue
 		}
+		d.parked = true // as if its Serve had paused: Start serves it
 		s.devices[d] = struct{}{}
 	}
 	return s, nil
@@ -399,11 +416,12 @@ func (s *Server) drop() {
 	s.ln.Close()
 	for d := range s.devices {
 		d.Close()
-		d.leave()
+		d.leave() // never served
 	}
 }
 
-// restoreDevice makes a device from its state.
+// restoreDevice makes a device from its state; one whose memory or descriptors cannot be
+// taken up again comes back closed (see Restore). Nothing else uses it yet: no lock.
 func restoreDevice(ds DeviceState, f func(int) *os.File, opt Options) (*Device, error) {
 	c, err := net.FileConn(f(ds.Conn))
 	if err != nil {
@@ -420,9 +438,12 @@ func restoreDevice(ds DeviceState, f func(int) *os.File, opt Options) (*Device, 
 		return nil, err
 	}
 	fail := func(err error) (*Device, error) {
+		if opt.Logf != nil {
+			opt.Logf("vhost-user %s: cannot take the frontend over: %v; disconnecting it", ds.Name, err)
+		}
+		d.key = ds.Key
 		d.Close()
-		d.leave()
-		return nil, err
+		return d, nil
 	}
 	d.key = ds.Key
 	d.Faults.Store(ds.Counters.Faults)
@@ -430,8 +451,6 @@ func restoreDevice(ds DeviceState, f func(int) *os.File, opt Options) (*Device, 
 	d.RxTooLong.Store(ds.Counters.RxTooLong)
 	d.TxTooLong.Store(ds.Counters.TxTooLong)
 	d.TxOffloadDropped.Store(ds.Counters.TxOffloadDropped)
-	d.mu.Lock()
-	defer d.mu.Unlock()
 	d.setFeatures(ds.Features)
 	d.protocol, d.mtu, d.owned = ds.Protocol, ds.MTU, ds.Owned
 	if len(ds.Regions) > 0 {
@@ -450,8 +469,9 @@ func restoreDevice(ds DeviceState, f func(int) *os.File, opt Options) (*Device, 
 		v.num, v.addrSet = rs.Num, rs.AddrSet
 		v.addr = VringAddr{Index: uint32(rs.Index), Flags: rs.AddrFlags, Desc: rs.Desc, Used: rs.Used, Avail: rs.Avail}
 		v.lastAvail, v.usedIdx, v.pubUsed, v.usedFlags = rs.LastAvail, rs.UsedIdx, rs.UsedIdx, rs.UsedFlags
-		if err := v.translate(d.mem); err != nil {
-			return fail(fmt.Errorf("queue %d: %w", rs.Index, err))
+		if err := v.translate(d.mem); err != nil && opt.Logf != nil {
+			// As SET_VRING_ADDR left it: set up, unused until the frontend mends it.
+			opt.Logf("vhost-user %s: queue %d: %v", ds.Name, rs.Index, err)
 		}
 		if rs.Call >= 0 {
 			if v.callFD, err = unix.FcntlInt(uintptr(rawFD(f(rs.Call))), unix.F_DUPFD_CLOEXEC, 0); err != nil {

@@ -2,12 +2,17 @@ package vhostuser
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/vde-go/vde/switchcore/vhostuser/vhosttest"
 )
@@ -120,33 +125,9 @@ func TestHandover(t *testing.T) {
 	r.dev.Faults.Add(3)
 	key := r.dev.HandoverKey()
 
-	if err := r.srv.Pause(); err != nil {
-		t.Fatal(err)
-	}
-	r.stopReader(r.dev)
-	f.Transmit(10, numberedFrames(10, 20)...) // waits in the ring, as frames wait in sockets
-	st := &State{}
-	var files []*os.File
-	if err := r.srv.Snapshot(st, &files); err != nil {
-		t.Fatal(err)
-	}
-	b, err := Encode(st)
-	if err != nil {
-		t.Fatal(err)
-	}
-	st2, err := Decode(b)
-	if err != nil {
-		t.Fatalf("Decode(Encode): %v\n%s", err, b)
-	}
-	s2, err := Restore(st2, st2.Servers[0], files, Options{})
-	for _, f := range files {
-		f.Close()
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s2.Close() })
-	r.srv.Release()
+	s2 := snapshotRestore(t, r, func() {
+		f.Transmit(10, numberedFrames(10, 20)...) // waits in the ring, as frames wait in sockets
+	})
 	ds := s2.Devices()
 	if len(ds) != 1 || ds[0].HandoverKey() != key {
 		t.Fatalf("restored devices %v, want one with key %q", ds, key)
@@ -243,4 +224,145 @@ func FuzzDecodeState(f *testing.F) {
 			t.Fatalf("an encoded state does not decode: %v", err)
 		}
 	})
+}
+
+// sendNeedReply sends a request with NEED_REPLY and returns the reply's status.
+func sendNeedReply(t *testing.T, f *vhosttest.Frontend, req uint32, p []byte) uint64 {
+	t.Helper()
+	b := make([]byte, 12+len(p))
+	binary.LittleEndian.PutUint32(b, req)
+	binary.LittleEndian.PutUint32(b[4:], 1|8) // version 1, NEED_REPLY
+	binary.LittleEndian.PutUint32(b[8:], uint32(len(p)))
+	copy(b[12:], p)
+	if _, err := f.Conn.Write(b); err != nil {
+		t.Fatal(err)
+	}
+	return f.Reply(req)
+}
+
+// snapshotRestore pauses the rig's server, runs paused (if any) once it stands still,
+// takes its state through Encode and Decode and restores it into a new server (the old
+// one released).
+func snapshotRestore(t *testing.T, r *handoverRig, paused func()) *Server {
+	t.Helper()
+	if err := r.srv.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	r.stopReader(r.dev)
+	if paused != nil {
+		paused()
+	}
+	st := &State{}
+	var files []*os.File
+	if err := r.srv.Snapshot(st, &files); err != nil {
+		t.Fatal(err)
+	}
+	b, err := Encode(st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st2, err := Decode(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	var s2 *Server
+	go func() {
+		var err error
+		s2, err = Restore(st2, st2.Servers[0], files, Options{Logf: t.Logf})
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		for _, f := range files {
+			f.Close()
+		}
+		if err != nil {
+			t.Fatalf("Restore: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Restore hangs")
+	}
+	t.Cleanup(func() { s2.Close() })
+	r.srv.Release()
+	return s2
+}
+
+// A ring the frontend set up outside its memory (refused with status 1, the device goes
+// on) crosses a hand-over as it was: Restore takes the state the old switch ran with, and
+// the device's good rings go on.
+func TestRestoreForgivesBadRing(t *testing.T) {
+	r, f := newHandoverRig(t)
+	f.Send(vhosttest.ReqSetVringNum, vhosttest.State(2, 256))
+	a := make([]byte, 40)
+	binary.LittleEndian.PutUint32(a, 2)
+	binary.LittleEndian.PutUint64(a[8:], 0xdead0000)
+	binary.LittleEndian.PutUint64(a[16:], 0xdead8000)
+	binary.LittleEndian.PutUint64(a[24:], 0xdeadc000)
+	if st := sendNeedReply(t, f, vhosttest.ReqSetVringAddr, a); st != 1 {
+		t.Fatalf("SET_VRING_ADDR outside memory: status %d, want 1", st)
+	}
+	s2 := snapshotRestore(t, r, nil)
+	d2 := s2.Devices()[0]
+	r.read(d2)
+	r.start(s2)
+	f.Transmit(0, numberedFrames(0, 3)...)
+	r.expect(0, 3)
+}
+
+// A device whose memory cannot be mapped again comes back closed instead of failing the
+// server: its port is freed, the frontend sees the disconnect, the others go on.
+func TestRestoreClosesWhatItCannotTake(t *testing.T) {
+	r, f := newHandoverRig(t)
+	s2 := snapshotRestore(t, r, func() {
+		if err := unix.Ftruncate(f.MemFD, 0); err != nil { // now shorter than its region
+			t.Fatal(err)
+		}
+	})
+	ds := s2.Devices()
+	if len(ds) != 1 || !ds[0].closed.Load() {
+		t.Fatalf("restored devices %v: want the one device, closed", ds)
+	}
+	bufs, sizes := [][]byte{make([]byte, 2048)}, []int{0}
+	if _, err := ds[0].ReadBatch(bufs, sizes); err != io.EOF {
+		t.Fatalf("ReadBatch on the closed device: %v, want EOF", err)
+	}
+	r.start(s2)
+	f2 := vhosttest.Dial(t, r.path, vhosttest.FeatVersion1)
+	<-r.devices
+	f2.Sync()
+}
+
+// A frontend that sent part of a message and stopped does not hold a pause up: after
+// resumeWait its device ends, and a Close after the pause ends every device once.
+func TestPauseStalledMessage(t *testing.T) {
+	r, _ := newHandoverRig(t)
+	c, err := net.DialUnix("unix", nil, &net.UnixAddr{Name: r.path, Net: "unix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	stalled := <-r.devices
+	c.Write([]byte{1, 0, 0}) // 3 bytes of a 12-byte header
+	time.Sleep(50 * time.Millisecond)
+	done := make(chan error, 1)
+	go func() { done <- r.srv.Pause() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * resumeWait):
+		t.Fatal("Pause waits for a frontend that stopped halfway through a message")
+	}
+	if !stalled.closed.Load() {
+		t.Fatal("the stalled frontend's device is still open")
+	}
+	r.stopReader(r.dev)
+	r.srv.Close()
+	for _, d := range []*Device{stalled, r.dev} {
+		if u := d.users.Load(); u != 0 {
+			t.Errorf("device %s: %d users after Close, want 0", d.name, u)
+		}
+	}
 }

@@ -92,11 +92,15 @@ func (s *Server) startLocked() {
 func (s *Server) serveLocked(d *Device) {
 	detach := s.detach
 	d.gone = func() { detach(d) }
+	d.parked = false
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
 		err := d.Serve()
 		if err == errPaused {
+			s.mu.Lock()
+			d.parked = true // its Serve's use of the device is still held (users)
+			s.mu.Unlock()
 			return
 		}
 		if err != nil && s.opt.Logf != nil {
@@ -170,18 +174,30 @@ func (s *Server) accept() {
 func (s *Server) Close() error {
 	s.mu.Lock()
 	s.closed = true
-	paused := s.paused
 	ds := s.deviceList()
 	s.mu.Unlock()
 	err := s.ln.Close()
 	for _, d := range ds {
 		d.Close()
-		if paused { // their Serve returned without ending them
+	}
+	// A device whose Serve ran on sees the close and ends itself; one whose Serve had
+	// paused (or that a Restore made) is ended here.
+	s.leaveParked(ds)
+	return err
+}
+
+// leaveParked waits for the devices' Serve goroutines, then ends the use of those whose
+// Serve had paused or never ran (their own Serve ends the others).
+func (s *Server) leaveParked(ds []*Device) {
+	s.wg.Wait()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, d := range ds {
+		if d.parked {
+			d.parked = false
 			d.leave()
 		}
 	}
-	s.wg.Wait()
-	return err
 }
 
 func peerOf(c *net.UnixConn) Peer {

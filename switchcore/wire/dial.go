@@ -33,8 +33,11 @@ type DialOptions struct {
 	// Timeout bounds the handshake (a Debian switch never answers some refusals); 0 means 5s.
 	Timeout time.Duration
 	// Offload asks for a data channel with offloads (VersionOffload), and if the switch
-	// refuses that (not ours), for a plain one: Conn.Offload says which it got.
+	// refuses that (not ours), for a plain one: Conn.Offload says which it got. On such a
+	// channel the switch sends GSO packets whole: read with ReadOffload.
 	Offload bool
+	// Logf, if set, hears that a switch refused a channel with offloads.
+	Logf func(format string, args ...any)
 }
 
 // Conn is a client's attachment to a switch port: the control stream, whose EOF means the
@@ -77,8 +80,19 @@ func (c *Conn) sendErr(err error) error {
 }
 
 // Offload is the data channel with offloads when the switch took the request for one
-// (DialOptions.Offload: our switch), else nil (Debian's switch: plain frames).
+// (DialOptions.Offload: our switch), else nil (Debian's switch: plain frames). Its
+// socket carries a header before every packet: RawConn and SetEmpty, which know plain
+// datagrams only, are not for such a Conn.
 func (c *Conn) Offload() *OffloadDatagram { return c.off }
+
+// WriteBatchWait sends every frame, waiting while the switch's queue is full (as the
+// embedded Datagram's, with the channel's framing when it carries offloads).
+func (c *Conn) WriteBatchWait(frames [][]byte) (int, error) {
+	if c.off != nil {
+		return c.off.WriteOffloadWait(frames, nil)
+	}
+	return c.Datagram.WriteBatchWait(frames)
+}
 
 // ReadBatch implements Endpoint: plain frames (on a channel with offloads, those without).
 func (c *Conn) ReadBatch(frames [][]byte, sizes []int) (int, error) {
@@ -182,7 +196,11 @@ func Dial(dir string, o DialOptions) (*Conn, error) {
 		if err != nil {
 			ctl.Close()
 			if o.Offload && errors.Is(err, errNoReply) {
-				// Not our switch: it refused version 4 (and logged it). Ask for plain frames.
+				// Not our switch: it refused version 4 (and logged it). Ask for plain
+				// frames; if that is refused too, the refusal was not about offloads.
+				if o.Logf != nil {
+					o.Logf("vde switch %s refused a data channel with offloads (request version 4): asking for plain frames", dir)
+				}
 				o.Offload = false
 				continue
 			}

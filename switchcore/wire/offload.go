@@ -35,6 +35,25 @@ const MaxPacket = 65535 + 14 + 4 + 40
 // Plain reports whether the packet is an ordinary, complete frame.
 func (o Offload) Plain() bool { return o.Flags&OffloadNeedsCsum == 0 && o.GSOType == GSONone }
 
+// Fits reports whether o can describe a packet of size bytes as the kernel and the
+// switch's cutter take them: a TCP GSO type (with or without ECN) and a segment size for
+// a GSO packet, no other GSO type (UDP is not offered), and headers and the checksum
+// field inside the packet. The switch checks every packet with offloads before passing
+// it whole: a client of ours, a guest or a TAP could send anything in its header.
+func (o Offload) Fits(size int) bool {
+	if o.Flags&OffloadNeedsCsum != 0 && int(o.CsumStart)+int(o.CsumOffset)+2 > size {
+		return false
+	}
+	switch o.GSOType &^ GSOECN {
+	case GSONone:
+		return o.GSOType == GSONone
+	case GSOTCPv4, GSOTCPv6:
+		// virtio: a GSO packet has NEEDS_CSUM; hdr_len is a hint (0 from some drivers).
+		return o.GSOSize > 0 && int(o.HdrLen) < size && o.Flags&OffloadNeedsCsum != 0
+	}
+	return false
+}
+
 // OffloadEndpoint is an Endpoint that can also move packets with offloads (GSO, and
 // checksums left to do) together with what their virtio_net_hdr says.
 type OffloadEndpoint interface {

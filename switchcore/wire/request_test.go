@@ -185,3 +185,29 @@ func FuzzParseRequest(f *testing.F) {
 		}
 	})
 }
+
+func TestOffloadFits(t *testing.T) {
+	tso := Offload{Flags: OffloadNeedsCsum, GSOType: GSOTCPv4, HdrLen: 54, GSOSize: 1448, CsumStart: 34, CsumOffset: 16}
+	for _, c := range []struct {
+		desc string
+		o    Offload
+		size int
+		want bool
+	}{
+		{"a TSO packet", tso, 20000, true},
+		{"TSO with ECN", Offload{Flags: OffloadNeedsCsum, GSOType: GSOTCPv6 | GSOECN, HdrLen: 74, GSOSize: 1428, CsumStart: 54, CsumOffset: 16}, 9000, true},
+		{"hdr_len 0 (a hint)", Offload{Flags: OffloadNeedsCsum, GSOType: GSOTCPv4, GSOSize: 1448, CsumStart: 34, CsumOffset: 16}, 9000, true},
+		{"a checksum to do", Offload{Flags: OffloadNeedsCsum, CsumStart: 34, CsumOffset: 16}, 100, true},
+		{"checksum field past the end", Offload{Flags: OffloadNeedsCsum, CsumStart: 90, CsumOffset: 16}, 100, false},
+		{"GSO without NEEDS_CSUM", Offload{GSOType: GSOTCPv4, HdrLen: 54, GSOSize: 1448}, 20000, false},
+		{"segment size 0", Offload{Flags: OffloadNeedsCsum, GSOType: GSOTCPv4, HdrLen: 54, CsumStart: 34, CsumOffset: 16}, 20000, false},
+		{"headers longer than the packet", Offload{Flags: OffloadNeedsCsum, GSOType: GSOTCPv4, HdrLen: 200, GSOSize: 1448, CsumStart: 34, CsumOffset: 16}, 100, false},
+		{"UDP GSO (not offered)", Offload{Flags: OffloadNeedsCsum, GSOType: GSOUDP, HdrLen: 42, GSOSize: 1400, CsumStart: 34, CsumOffset: 6}, 20000, false},
+		{"unknown GSO type", Offload{Flags: OffloadNeedsCsum, GSOType: 9, HdrLen: 42, GSOSize: 1400, CsumStart: 34, CsumOffset: 6}, 20000, false},
+		{"ECN alone", Offload{Flags: OffloadNeedsCsum, GSOType: GSOECN, CsumStart: 34, CsumOffset: 16}, 100, false},
+	} {
+		if got := c.o.Fits(c.size); got != c.want {
+			t.Errorf("%s: Fits(%d) = %v, want %v", c.desc, c.size, got, c.want)
+		}
+	}
+}

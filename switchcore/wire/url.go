@@ -231,7 +231,7 @@ func openVDE(arg string, o OpenOptions) (Endpoint, error) {
 		a.Path = def
 	}
 	d := DialOptions{Port: a.Port, Port0: a.Port0, Description: o.Description, Mode: o.Mode, Group: o.Group, HasGroup: o.HasGroup,
-		Offload: o.Offload && !o.Reconnect}
+		Offload: o.Offload && !o.Reconnect, Logf: o.Logf}
 	if d.Port == 0 && !a.Port0 {
 		d.Port = o.Port
 	}
