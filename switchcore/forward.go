@@ -426,7 +426,7 @@ func (r *reader) enqueue(q *outQueue, frames [][]byte, offl []wire.Offload, floo
 	}
 	// Wait only for a queue that is full: one refused for the switch-wide budget gets
 	// no room signal when it drains, and its receiver is not slow.
-	if !wait || q.stalled.Load() || !q.fullFor(flood[k]) {
+	if !wait || q.stalled.Load() || !q.fullFor(flood[k], len(frames[k])) {
 		return dropped + len(frames) - k
 	}
 	var srcDone chan struct{} // closed when the source endpoint goes: stop waiting for it

@@ -159,3 +159,57 @@ func TestOffloadChannelRefusesBadHeaders(t *testing.T) {
 		t.Fatalf("port 1 bad frames: %d, want 2", st.Ports[0].Bad)
 	}
 }
+
+// TestOffloadChannelQueueBytes: a queue holds at most outQueueBytes, not 1024 GSO
+// packets (64 MiB), and its slots give the switch's buffer budget back when they are
+// free: burst after burst of 60 KiB packets to a receiver that reads late each fills the
+// queue to its byte bound again, rather than finding the budget held by idle slots.
+func TestOffloadChannelQueueBytes(t *testing.T) {
+	s := newTestSwitch(t, Config{NumPorts: 8, FlowControl: FlowNever})
+	a, b := dialOffload(t, s, 1), dialOffload(t, s, 2)
+	if _, err := b.WriteBatch([][]byte{frame(0xff, 2, "b here")}); err != nil {
+		t.Fatal(err)
+	}
+	recvOffload(t, a)
+	pkt, o := gsoPacket(1, 2, 60000, 1448, false)
+	for round := 0; round < 3; round++ {
+		for i := 0; i < 300; i += 10 {
+			frames, offl := make([][]byte, 10), make([]wire.Offload, 10)
+			for k := range frames {
+				frames[k], offl[k] = pkt, o
+			}
+			if _, err := a.WriteOffload(frames, offl); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// What the queue took arrives; then nothing more.
+		got := 0
+		bufs, sizes, offs := [][]byte{make([]byte, wire.MaxPacket)}, []int{0}, []wire.Offload{{}}
+		for {
+			b.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+			n, err := b.ReadOffload(bufs, sizes, offs)
+			if err != nil || n == 0 {
+				break
+			}
+			got++
+		}
+		b.SetReadDeadline(time.Time{})
+		maxQueued := outQueueBytes/len(pkt) + 1
+		if got < maxQueued || got > maxQueued+16 {
+			t.Fatalf("round %d: b got %d of 300 packets; want the queue's %d and the kernel's few", round, got, maxQueued)
+		}
+		if q := s.queueBytes.Load(); q > queueBudget {
+			t.Fatalf("round %d: %d bytes of queue buffers, over the budget", round, q)
+		}
+		// Small frames take their turn through the slots in between.
+		for i := 0; i < 200; i++ {
+			a.WriteOffload([][]byte{frame(2, 1, "small")}, []wire.Offload{{}})
+		}
+		for i := 0; i < 200; i++ {
+			b.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+			if n, err := b.ReadOffload(bufs, sizes, offs); err != nil || n == 0 {
+				break
+			}
+		}
+	}
+}

@@ -25,6 +25,13 @@ const outQueueLen = 1024
 // given (no allocation per frame), and go back to the budget when the endpoint goes.
 const queueBudget = 16 << 20
 
+// outQueueBytes bounds the bytes one queue holds, as outQueueLen bounds its frames: 1024
+// full-size frames are 1.5 MiB, but 1024 GSO packets of an offload channel (our slirpvde)
+// would be 64 MiB. A queue at this bound is full: the reader waits for room or drops as
+// for a queue of outQueueLen frames (1024 jumbo frames would be 9 MiB: such a burst now
+// waits at 900).
+const outQueueBytes = 8 << 20
+
 // floodShare is how much of a port's output queue flooded frames (broadcast, multicast,
 // unknown unicast) may fill; the rest is kept for frames to a known destination. Without
 // it, one client's broadcast storm keeps every other port's queue full of its frames, and
@@ -50,6 +57,7 @@ const minSlotBuf = 2048
 type outQueue struct {
 	ep      *endpoint
 	pending atomic.Int32  // frames queued; readers check it without the lock
+	queued  atomic.Int64  // bytes queued (outQueueBytes); written under mu
 	floods  atomic.Int32  // flooded frames among them (floodShare)
 	budget  *atomic.Int64 // the switch's queue buffer bytes in use (queueBudget)
 	sent    atomic.Uint64 // frames the writer has sent: progress, for stall detection
@@ -105,8 +113,9 @@ func (q *outQueue) push(frames [][]byte, offl []wire.Offload, flood []bool, drop
 		q.offl = make([]wire.Offload, outQueueLen)
 	}
 	taken, floods := 0, int(q.floods.Load())
+	queued := q.queued.Load()
 	for k, f := range frames {
-		if q.n == outQueueLen {
+		if q.n == outQueueLen || (q.n > 0 && queued+int64(len(f)) > outQueueBytes) {
 			break
 		}
 		if flood[k] && floods >= floodShare {
@@ -122,13 +131,16 @@ func (q *outQueue) push(frames [][]byte, offl []wire.Offload, flood []bool, drop
 			size := int64(max(len(f), minSlotBuf))
 			if q.budget.Add(size) > queueBudget {
 				q.budget.Add(-size)
-				break
+				if !q.reclaimLocked(size) {
+					break
+				}
 			}
 			q.budget.Add(-int64(cap(q.bufs[i])))
 			q.allocated += size - int64(cap(q.bufs[i]))
 			q.bufs[i] = make([]byte, size)
 		}
 		q.lens[i] = copy(q.bufs[i][:cap(q.bufs[i])], f)
+		queued += int64(q.lens[i])
 		if q.offl != nil {
 			q.offl[i] = wire.Offload{}
 			if offl != nil {
@@ -145,6 +157,7 @@ func (q *outQueue) push(frames [][]byte, offl []wire.Offload, flood []bool, drop
 	}
 	q.floods.Store(int32(floods))
 	q.pending.Store(int32(q.n))
+	q.queued.Store(queued)
 	q.mu.Unlock()
 	if taken > 0 {
 		select {
@@ -155,10 +168,35 @@ func (q *outQueue) push(frames [][]byte, offl []wire.Offload, flood []bool, drop
 	return consumed, dropped
 }
 
-// fullFor reports whether a frame (flooded or not) finds no room for its kind: what a
-// reader with Config.FlowControl waits for.
-func (q *outQueue) fullFor(flood bool) bool {
-	return q.pending.Load() >= outQueueLen || (flood && q.floods.Load() >= floodShare)
+// fullFor reports whether a frame of size bytes (flooded or not) finds no room for its
+// kind: what a reader with Config.FlowControl waits for.
+func (q *outQueue) fullFor(flood bool, size int) bool {
+	return q.pending.Load() >= outQueueLen || (flood && q.floods.Load() >= floodShare) ||
+		(q.pending.Load() > 0 && q.queued.Load()+int64(size) > outQueueBytes)
+}
+
+// reclaimLocked gives the switch's budget back the buffers of this queue's free slots,
+// largest first in slot order, until size more bytes fit in it, and charges size if
+// they do. Slots keep their buffers for reuse, so a queue whose slots took turns holding
+// GSO packets (64 KiB) would otherwise hold the budget with buffers it does not use, and
+// refuse the next packet with the queue nearly empty. Call with mu held.
+func (q *outQueue) reclaimLocked(size int64) bool {
+	for k := q.n; k < outQueueLen; k++ {
+		j := (q.head + k) % outQueueLen
+		if c := int64(cap(q.bufs[j])); c > minSlotBuf {
+			q.bufs[j] = nil
+			q.budget.Add(-c)
+			q.allocated -= c
+			if q.budget.Load()+size <= queueBudget {
+				break
+			}
+		}
+	}
+	if q.budget.Add(size) > queueBudget {
+		q.budget.Add(-size)
+		return false
+	}
+	return true
 }
 
 // signalRoom hands a waiting reader (if any) the token that says the queue has room.
@@ -227,13 +265,16 @@ func (q *outQueue) writer() {
 				q.mu.Unlock()
 				return
 			}
-			floods := q.floods.Load()
+			floods, queued := q.floods.Load(), q.queued.Load()
 			for k := 0; k < sent; k++ {
-				if q.flooded[(q.head+k)%outQueueLen] {
+				j := (q.head + k) % outQueueLen
+				if q.flooded[j] {
 					floods--
 				}
+				queued -= int64(q.lens[j])
 			}
 			q.floods.Store(floods)
+			q.queued.Store(queued)
 			q.head = (q.head + sent) % outQueueLen
 			q.n -= sent
 			q.pending.Store(int32(q.n))
@@ -256,6 +297,7 @@ func (q *outQueue) stop() {
 	q.allocated, q.bufs, q.lens, q.flooded, q.offl, q.n = 0, nil, nil, nil, nil, 0
 	q.pending.Store(0)
 	q.floods.Store(0)
+	q.queued.Store(0)
 	q.mu.Unlock()
 	close(q.done)
 }
