@@ -241,7 +241,7 @@ func (r *Router) echo4(from, to netip.Addr, ttl uint8, icmp []byte) {
 func (r *Router) sendIP(pkt []byte) {
 	frame := make([]byte, header.EthernetMinimumSize+len(pkt))
 	copy(frame[header.EthernetMinimumSize:], pkt)
-	if r.address(frame) {
+	if r.address(frame, true) {
 		r.emit([][]byte{frame})
 	}
 }

@@ -64,6 +64,7 @@ type Stats struct {
 	PeersRefused    uint64 // UDP forward peers over maxForwardPeers
 	LoopbackRefused uint64 // flows and pings to the host's loopback under NoHostLoopback
 	GSOPackets      uint64 // TCP GSO packets taken whole from the switch (takeOffload)
+	GSOSent         uint64 // TCP GSO packets sent whole to the switch (link, host GSO)
 }
 
 // counters are the Stats kept as the router runs.
@@ -71,7 +72,7 @@ type counters struct {
 	flowsRefused, flowsEvicted, dnsRefused, dnsRateDropped, tftpRefused, peersRefused, loopbackRefused atomic.Uint64
 	tcpOpened, udpOpened, dnsQueries, pings                                                            atomic.Uint64
 	tcpOpen                                                                                            atomic.Int64
-	gsoPackets                                                                                         atomic.Uint64
+	gsoPackets, gsoSent                                                                                atomic.Uint64
 }
 
 // Stats returns the flows open and the refusals so far.
@@ -95,6 +96,7 @@ func (r *Router) Stats() Stats {
 		PeersRefused:    r.count.peersRefused.Load(),
 		LoopbackRefused: r.count.loopbackRefused.Load(),
 		GSOPackets:      r.count.gsoPackets.Load(),
+		GSOSent:         r.count.gsoSent.Load(),
 	}
 }
 

@@ -29,6 +29,11 @@ type link struct {
 	mu     sync.Mutex // guards bufs and frames, shared by the netstack's writers
 	bufs   [][]byte
 	frames [][]byte
+	// On a LAN channel with offloads (hostGSO), TCP packets of up to hostGSOMax bytes
+	// leave whole, with their offloads: big holds their buffers (made at the first),
+	// offl each frame's offloads.
+	big  [][]byte
+	offl []wire.Offload
 
 	// gro joins consecutive TCP segments of a flow that arrive in one run of reads into
 	// one packet before the netstack sees them, as a NIC's GRO does for a kernel: a guest
@@ -39,7 +44,8 @@ type link struct {
 }
 
 func newLink(r *Router, mtu int) *link {
-	l := &link{r: r, mtu: uint32(mtu), bufs: make([][]byte, wire.BatchSize), frames: make([][]byte, 0, wire.BatchSize)}
+	l := &link{r: r, mtu: uint32(mtu), bufs: make([][]byte, wire.BatchSize), frames: make([][]byte, 0, wire.BatchSize),
+		offl: make([]wire.Offload, 0, wire.BatchSize)}
 	for i := range l.bufs {
 		l.bufs[i] = make([]byte, header.EthernetMinimumSize+mtu)
 	}
@@ -75,8 +81,34 @@ func (l *link) Capabilities() stack.LinkEndpointCapabilities {
 // builds one segment of up to 64 KiB and gVisor cuts it into MSS-sized packets in one
 // batch (tcp.sendTCPBatch), instead of taking each packet through the sender's path.
 // WritePackets still gets packets of at most the MTU.
-func (l *link) GSOMaxSize() uint32               { return stack.GVisorGSOMaxSize }
-func (l *link) SupportedGSO() stack.SupportedGSO { return stack.GVisorGSOSupported }
+//
+// On a LAN channel with offloads (our switch) the link is a host-GSO endpoint instead,
+// as gVisor's fdbased one is on a TAP with offloads: the segment leaves whole, its TCP
+// checksum left to do, and the switch passes it whole to a guest that takes TSO or cuts
+// it for one that does not. TCP connections choose when they start (initGSO).
+func (l *link) GSOMaxSize() uint32 {
+	if l.hostGSO() {
+		return hostGSOMax
+	}
+	return stack.GVisorGSOMaxSize
+}
+
+func (l *link) SupportedGSO() stack.SupportedGSO {
+	if l.hostGSO() {
+		return stack.HostGSOSupported
+	}
+	return stack.GVisorGSOSupported
+}
+
+// hostGSOMax bounds a host-GSO packet: its IPv4 total length must fit 16 bits with the
+// largest IP and TCP headers.
+const hostGSOMax = 65535 - 60 - 60
+
+// hostGSO says the LAN port carries offloads.
+func (l *link) hostGSO() bool {
+	p := l.r.out.Load()
+	return p != nil && p.offload()
+}
 
 func (l *link) Attach(d stack.NetworkDispatcher) {
 	if d == nil {
@@ -116,38 +148,87 @@ func (l *link) flush() { l.gro.Flush() }
 func (l *link) WritePackets(pkts stack.PacketBufferList) (int, tcpip.Error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	frames := l.frames[:0]
+	frames, offl := l.frames[:0], l.offl[:0]
+	withOffl := false
 	n := 0
 	for _, pkt := range pkts.AsSlice() {
 		n++
 		size := pkt.Size()
-		if size > int(l.mtu) {
+		o, ok := l.offloadOf(pkt, size)
+		if !ok {
 			continue
 		}
-		buf := l.bufs[len(frames)][:header.EthernetMinimumSize+size]
+		var buf []byte
+		if o.Plain() {
+			buf = l.bufs[len(frames)][:header.EthernetMinimumSize+size]
+		} else {
+			buf = l.bigBuf(len(frames))[:header.EthernetMinimumSize+size]
+		}
 		off := header.EthernetMinimumSize
 		for _, s := range pkt.AsSlices() {
 			off += copy(buf[off:], s)
 		}
-		if !l.r.address(buf) {
+		// A packet with offloads is not held for an unknown guest (a held frame goes
+		// out plain later): TCP sends it again.
+		if !l.r.address(buf, o.Plain()) {
 			continue // queued until the guest answers, or dropped
 		}
-		frames = append(frames, buf)
+		frames, offl = append(frames, buf), append(offl, o)
+		if o.GSOType != wire.GSONone {
+			l.r.count.gsoSent.Add(1)
+		}
+		withOffl = withOffl || !o.Plain()
 		if len(frames) == len(l.bufs) {
-			l.r.emit(frames)
-			frames = frames[:0]
+			l.r.emitOffload(frames, offl, withOffl)
+			frames, offl, withOffl = frames[:0], offl[:0], false
 		}
 	}
 	if len(frames) > 0 {
-		l.r.emit(frames)
+		l.r.emitOffload(frames, offl, withOffl)
 	}
 	return n, nil
 }
 
+// offloadOf says what a packet of the netstack is on the LAN: plain, or (host GSO) a TCP
+// packet with its checksum left to do, and a GSO packet to cut into gso.MSS-sized
+// segments when it is longer than one; ok is false for a packet the LAN cannot take.
+func (l *link) offloadOf(pkt *stack.PacketBuffer, size int) (o wire.Offload, ok bool) {
+	gso := pkt.GSOOptions
+	if gso.Type == stack.GSONone || gso.Type == stack.GSOGvisor || !gso.NeedsCsum {
+		return o, size <= int(l.mtu)
+	}
+	hdr := header.EthernetMinimumSize + int(gso.L3HdrLen)
+	o = wire.Offload{Flags: wire.OffloadNeedsCsum, CsumStart: uint16(hdr), CsumOffset: gso.CsumOffset}
+	if size <= int(l.mtu) {
+		return o, true
+	}
+	if size > hostGSOMax+60+60 {
+		return o, false
+	}
+	o.GSOType = wire.GSOTCPv4
+	if gso.Type == stack.GSOTCPv6 {
+		o.GSOType = wire.GSOTCPv6
+	}
+	o.GSOSize = gso.MSS
+	o.HdrLen = uint16(header.EthernetMinimumSize + len(pkt.NetworkHeader().Slice()) + len(pkt.TransportHeader().Slice()))
+	return o, true
+}
+
+// bigBuf is the buffer for a GSO packet at batch slot i. Call with mu held.
+func (l *link) bigBuf(i int) []byte {
+	if l.big == nil {
+		l.big = make([][]byte, len(l.bufs))
+	}
+	if l.big[i] == nil {
+		l.big[i] = make([]byte, wire.MaxPacket)
+	}
+	return l.big[i]
+}
+
 // address fills in the Ethernet header of frame, whose IP packet starts at byte 14. It
-// returns false when the destination's MAC is unknown: the frame is then held and the
-// guest asked (ARP or neighbour solicitation).
-func (r *Router) address(frame []byte) bool {
+// returns false when the destination's MAC is unknown: the frame is then held (if hold)
+// and the guest asked (ARP or neighbour solicitation).
+func (r *Router) address(frame []byte, hold bool) bool {
 	ip := frame[header.EthernetMinimumSize:]
 	var srcAddr, dstAddr netip.Addr
 	var etherType uint16
@@ -171,7 +252,7 @@ func (r *Router) address(frame []byte) bool {
 	}
 	mac, ok := r.macOf(dstAddr)
 	if !ok {
-		if r.neigh.hold(dstAddr, frame, time.Now()) {
+		if !hold || r.neigh.hold(dstAddr, frame, time.Now()) {
 			r.solicit(dstAddr)
 		}
 		return false

@@ -22,7 +22,7 @@ var (
 	descLeases     = slirpDesc("dhcp_leases", "Addresses the DHCP server has given out.")
 	descEvicted    = slirpDesc("flows_evicted_total", "Idle UDP flows closed to make room for new ones.")
 	descRefused    = slirpDesc("refused_total", "What the router's bounds refused, by bound.", "bound")
-	descGSO        = slirpDesc("lan_gso_packets_total", "TSO packets of the guests taken whole from the switch (our switch passes them on a channel with offloads).")
+	descGSO        = slirpDesc("lan_gso_packets_total", "TCP GSO packets that crossed the switch whole, on a channel with offloads (our switch): in, the guests' TSO packets; out, the router's, which the switch cuts for guests that take no TSO.", "direction")
 )
 
 // Describe implements prometheus.Collector.
@@ -58,5 +58,6 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	counter(descRefused, st.TFTPRefused, "tftp")
 	counter(descRefused, st.PeersRefused, "forward_peers")
 	counter(descRefused, st.LoopbackRefused, "host_loopback")
-	counter(descGSO, st.GSOPackets)
+	counter(descGSO, st.GSOPackets, "in")
+	counter(descGSO, st.GSOSent, "out")
 }

@@ -58,6 +58,12 @@ func (l *port) read(frames [][]byte, sizes []int, offl []wire.Offload) (int, err
 	return l.rb.Recv(l.rc, frames, sizes)
 }
 
+// writeOffload sends packets with their offloads, on a channel that carries them (the
+// link gives it none otherwise), waiting as write does.
+func (l *port) writeOffload(frames [][]byte, offl []wire.Offload) {
+	l.od.WriteOffloadWait(frames, offl)
+}
+
 // write sends frames, waiting while the switch's queue is full as wire.Conn.WriteBatch
 // does (a plug's blocking send()); an error drops the rest.
 func (l *port) write(frames [][]byte) {

@@ -338,6 +338,17 @@ func (r *Router) emit(frames [][]byte) {
 	}
 }
 
+// emitOffload sends frames with their offloads (withOffl: some have any) to the LAN.
+func (r *Router) emitOffload(frames [][]byte, offl []wire.Offload, withOffl bool) {
+	if l := r.out.Load(); l != nil {
+		if withOffl {
+			l.writeOffload(frames, offl)
+		} else {
+			l.write(frames)
+		}
+	}
+}
+
 // housekeeping expires unanswered neighbour queries and re-sends router advertisements.
 func (r *Router) housekeeping() {
 	tick := time.NewTicker(time.Second)
@@ -430,7 +441,7 @@ func (r *Router) learn(ip netip.Addr, mac [6]byte) {
 	}
 	out := waiting[:0]
 	for _, f := range waiting {
-		if r.address(f) {
+		if r.address(f, true) {
 			out = append(out, f)
 		}
 	}
