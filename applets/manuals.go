@@ -148,6 +148,7 @@ func init() {
 						"the old binary is executed again with it. Open management sessions get **9999 END OF SESSION** once only the exec is left to do " +
 						"(an upgrade refused or failed before it leaves them working). TAP ports and vhost-user ports " +
 						"(the socket, each frontend's connection, guest memory and rings) are handed over, so QEMU and DPDK frontends do not reconnect; " +
+						"with FSTP on, the spanning tree crosses too (no port probes again); " +
 						"loaded plugins cross with their settings, and pdump's capture file and iplog's log file go on being written where they were " +
 						"(their descriptors pass). A **SIGUSR2** that comes while an upgrade is under way is ignored, and console commands given during the hand-over get **1016 Device or resource busy**."),
 				}},

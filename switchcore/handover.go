@@ -11,8 +11,8 @@ package switchcore
 // descriptor passes, tap.FromFD takes it up), in-process endpoints that can cross
 // (HandoverEndpoint: vhost-user devices, whose owner hands their state over beside the
 // switch's) and the loaded plugins (handover_plugins.go) are handed over; a switch with
-// another in-process endpoint refuses. FSTP's port roles are
-// not carried (the tree converges again). Mgmt sessions are not carried either: the
+// another in-process endpoint refuses. The spanning tree goes across too
+// (handover_fstp.go). Mgmt sessions are not carried: the
 // upgrader ends them (EndSessions, "9999 END OF SESSION"; the one whose upgrade command
 // started the hand-over gets its answer first) only when nothing is left to fail before
 // the exec, so that a hand-over that fails earlier leaves them working; the stdin console
@@ -169,6 +169,9 @@ func (s *Switch) Handover() (state []byte, files []*os.File, err error) {
 
 	s.mu.Lock()
 	st, files, err := s.snapshotLocked()
+	if err == nil {
+		err = s.snapshotFSTPLocked(st) // handover_fstp.go
+	}
 	s.mu.Unlock()
 	if err == nil {
 		files, err = s.snapshotPlugins(st, files) // handover_plugins.go
@@ -592,8 +595,11 @@ func Restore(cfg Config, state []byte, files []*os.File) (sw *Switch, err error)
 		return nil, err
 	}
 	// The spanning tree module sees the ports come up now, and a topology change flushes
-	// their VLANs' addresses: the handed-over ones go in after.
+	// their VLANs' addresses: the handed-over ones go in after, and so does the tree as it
+	// was (handover_fstp.go), over the probing the ports' joining started.
 	s.publishLocked()
+	fs, _ := st.FSTP() // Decode checked it
+	s.restoreFSTPLocked(fs)
 	es, _ := st.MACEntries() // Decode checked them
 	now := s.now()
 	for _, e := range es {

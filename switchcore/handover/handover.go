@@ -208,7 +208,8 @@ type Section struct {
 	Data     json.RawMessage `json:"data"`
 }
 
-// knownSections are the sections this version reads (none yet).
+// knownSections are the sections this version reads, by name, with the newest version
+// it reads (filled by the files that define them: fstp.go).
 var knownSections = map[string]int{}
 
 // AppendMAC packs e onto b.
@@ -396,6 +397,9 @@ func (st *State) Validate() error {
 		}
 	}
 	if err := st.validatePlugins(file); err != nil {
+		return err
+	}
+	if _, err := st.FSTP(); err != nil {
 		return err
 	}
 	for i, u := range used {

@@ -167,8 +167,8 @@ func TestDecodeRefuses(t *testing.T) {
 		{desc: "descriptor twice", blob: withPayload(t, func(p string) string { return strings.Replace(p, `"data_file":5`, `"data_file":3`, 1) }), want: ErrInvalid, text: "used twice"},
 		{desc: "port out of range", blob: withPayload(t, func(p string) string { return strings.Replace(p, `"num":3`, `"num":32`, 1) }), want: ErrInvalid},
 		{desc: "required unknown section", blob: withPayload(t, func(p string) string {
-			return strings.TrimSuffix(p, "}") + `,"sections":[{"name":"fstp","version":1,"required":true,"data":{}}]}`
-		}), want: ErrVersion, text: `"fstp"`},
+			return strings.TrimSuffix(p, "}") + `,"sections":[{"name":"stp-v9","version":1,"required":true,"data":{}}]}`
+		}), want: ErrVersion, text: `"stp-v9"`},
 	} {
 		t.Run(tc.desc, func(t *testing.T) {
 			checkRefused(t, tc.blob, tc.want, tc.text)
