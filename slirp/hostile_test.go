@@ -194,9 +194,10 @@ func newUDPSink(t *testing.T, answer bool) *udpSink {
 func TestUDPFlowFlood(t *testing.T) {
 	old := udpIdle
 	// Long enough that the first flows of the flood are still open when the last ones
-	// open on a loaded machine (with 2 s they expired while a slow flood went on, and the
-	// 1000 were never open together), short enough to watch them expire below.
-	udpIdle = 5 * time.Second
+	// open on a loaded machine (with 2 s, and with 5 s under make test's parallel
+	// packages, they expired while a slow flood went on, and the 1000 were never open
+	// together), short enough to watch them expire below.
+	udpIdle = 15 * time.Second
 	t.Cleanup(func() { udpIdle = old })
 	h := newHostileRouter(t, func(c *Config) {})
 	sink := newUDPSink(t, false)
@@ -234,7 +235,7 @@ func TestUDPFlowFlood(t *testing.T) {
 		t.Errorf("the sink got %d datagrams from %d flows", sink.n.Load(), limit)
 	}
 	// Idle flows expire.
-	if !waitFor(15*time.Second, func() bool { return h.Stats().Flows == 0 }) {
+	if !waitFor(30*time.Second, func() bool { return h.Stats().Flows == 0 }) {
 		t.Fatalf("%d flows still open after their idle time", h.Stats().Flows)
 	}
 	if !waitFor(5*time.Second, func() bool { return openFDs(t) <= base+4 }) {
