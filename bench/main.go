@@ -26,6 +26,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"os/signal"
@@ -115,13 +116,13 @@ func run() int {
 	fmt.Println("command:", cmdline)
 	fmt.Println()
 	if cfg.only == "slirp" {
-		return slirpOnly(ctx, cfg, env, cmdline)
+		return rowsOnly(ctx, cfg, "slirp", env, cmdline, func() (rowsSummary, error) { return runSlirpBench(ctx, cfg, os.Stdout) })
 	}
 	if cfg.only == "vxlan" {
-		return vxlanOnly(ctx, cfg, env, cmdline)
+		return rowsOnly(ctx, cfg, "vxlan", env, cmdline, func() (rowsSummary, error) { return runVXLANBench(ctx, cfg, os.Stdout) })
 	}
 	if cfg.only == "vhostuser" {
-		return vhostOnly(ctx, cfg, env, cmdline)
+		return rowsOnly(ctx, cfg, "vhost-user", env, cmdline, func() (rowsSummary, error) { return runVhostBench(ctx, cfg, os.Stdout) })
 	}
 	if cfg.only == "latency" {
 		return latencyOnly(ctx, cfg, impls)
@@ -289,6 +290,29 @@ func run() int {
 		fmt.Println("\nwrote", cfg.out)
 	}
 	return 0
+}
+
+// rowsSummary is what a family of rows that runs alone (-only) gives: its table, for the
+// terminal and as markdown, and its lines of the targets table.
+type rowsSummary interface {
+	print(w io.Writer)
+	markdown() string
+	targets() []target
+}
+
+// rowsOnly is `bench -only NAME` for a family of rows with targets (slirp, vxlan,
+// vhost-user): run them, print their table and targets, and (with -out) write them alone.
+func rowsOnly(ctx context.Context, cfg *config, name, env, cmdline string, run func() (rowsSummary, error)) int {
+	s, err := run()
+	if err != nil {
+		return rowsFailed(ctx, name, err)
+	}
+	fmt.Println()
+	s.print(os.Stdout)
+	ts := s.targets()
+	fmt.Println()
+	printTargets(os.Stdout, ts)
+	return writeOnly(cfg, "Benchmark: "+name+" rows only", s.markdown()+targetsMarkdown(ts), env, cmdline)
 }
 
 // rowsFailed reports why the rows named what could not run and gives the exit status: 130

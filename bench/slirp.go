@@ -1174,17 +1174,3 @@ func (s *slirpSummary) markdown() string {
 	}
 	return b.String()
 }
-
-// slirpOnly is `bench -only slirp`: the slirp rows and their targets, printed and (with -out) written alone.
-func slirpOnly(ctx context.Context, cfg *config, env, cmdline string) int {
-	s, err := runSlirpBench(ctx, cfg, os.Stdout)
-	if err != nil {
-		return rowsFailed(ctx, "slirp", err)
-	}
-	fmt.Println()
-	s.print(os.Stdout)
-	ts := s.targets()
-	fmt.Println()
-	printTargets(os.Stdout, ts)
-	return writeOnly(cfg, "Benchmark: slirp rows only", s.markdown()+targetsMarkdown(ts), env, cmdline)
-}

@@ -87,18 +87,12 @@ func tapRound(ctx context.Context, p tapPair, round int, dur time.Duration) (res
 			return res, fmt.Errorf("needs %s: %w", tool, err)
 		}
 	}
-	id := fmt.Sprintf("%d-%d", os.Getpid(), round)
-	nsA, nsB := "vdebench-a-"+id, "vdebench-b-"+id
-	tapA, tapB := fmt.Sprintf("vba%x", os.Getpid()&0xfffff), fmt.Sprintf("vbb%x", os.Getpid()&0xfffff)
-	for _, ns := range []string{nsA, nsB} {
-		if err := ipCmd(ctx, "netns", "add", ns); err != nil {
-			return res, err
-		}
-		defer ipCmd(context.Background(), "netns", "del", ns)
-		if err := ipCmd(ctx, "-n", ns, "link", "set", "lo", "up"); err != nil {
-			return res, err
-		}
+	nsA, nsB, delNS, err := netnsPair(ctx, "vdebench", round)
+	if err != nil {
+		return res, err
 	}
+	defer delNS()
+	tapA, tapB := fmt.Sprintf("vba%x", os.Getpid()&0xfffff), fmt.Sprintf("vbb%x", os.Getpid()&0xfffff)
 
 	sw, err := startNetnsSwitch(ctx, p.sw, nsA, tapA, false)
 	if err != nil {
@@ -230,6 +224,31 @@ func (b *bgProc) stop() {
 		b.cmd.Process.Signal(syscall.SIGKILL)
 		<-b.done
 	}
+}
+
+// netnsPair makes namespaces PREFIX-a-PID-ROUND and PREFIX-b-PID-ROUND with their
+// loopback up; del removes them (also those made before a failure).
+func netnsPair(ctx context.Context, prefix string, round int) (a, b string, del func(), err error) {
+	id := fmt.Sprintf("%d-%d", os.Getpid(), round)
+	a, b = prefix+"-a-"+id, prefix+"-b-"+id
+	var made []string
+	del = func() {
+		for _, ns := range made {
+			ipCmd(context.Background(), "netns", "del", ns)
+		}
+	}
+	for _, ns := range []string{a, b} {
+		if err := ipCmd(ctx, "netns", "add", ns); err != nil {
+			del()
+			return "", "", nil, err
+		}
+		made = append(made, ns)
+		if err := ipCmd(ctx, "-n", ns, "link", "set", "lo", "up"); err != nil {
+			del()
+			return "", "", nil, err
+		}
+	}
+	return a, b, del, nil
 }
 
 func ipCmd(ctx context.Context, args ...string) error {

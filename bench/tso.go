@@ -50,18 +50,12 @@ func runTSOBench(ctx context.Context, ours string, rounds int, dur time.Duration
 // tsoRound joins namespaces A and B by two TAPs of one switch (born in A, one moved to B)
 // or by a veth pair, and runs iperf3 from B to A.
 func tsoRound(ctx context.Context, ours, kind string, round int, dur time.Duration) (res tapResult, err error) {
-	id := fmt.Sprintf("%d-%d", os.Getpid(), round)
-	nsA, nsB := "vdetso-a-"+id, "vdetso-b-"+id
-	ifA, ifB := fmt.Sprintf("vta%x", os.Getpid()&0xfffff), fmt.Sprintf("vtb%x", os.Getpid()&0xfffff)
-	for _, ns := range []string{nsA, nsB} {
-		if err := ipCmd(ctx, "netns", "add", ns); err != nil {
-			return res, err
-		}
-		defer ipCmd(context.Background(), "netns", "del", ns)
-		if err := ipCmd(ctx, "-n", ns, "link", "set", "lo", "up"); err != nil {
-			return res, err
-		}
+	nsA, nsB, delNS, err := netnsPair(ctx, "vdetso", round)
+	if err != nil {
+		return res, err
 	}
+	defer delNS()
+	ifA, ifB := fmt.Sprintf("vta%x", os.Getpid()&0xfffff), fmt.Sprintf("vtb%x", os.Getpid()&0xfffff)
 	if kind == "veth" {
 		if err := ipCmd(ctx, "-n", nsA, "link", "add", ifA, "type", "veth", "peer", "name", ifB, "netns", nsB); err != nil {
 			return res, err

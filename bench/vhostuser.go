@@ -471,18 +471,3 @@ func (s *vhostSummary) targets() []target {
 	ts = append(ts, target{name: fmt.Sprintf("idle switch, %d vhost-user ports (%% of a CPU)", vhIdleN), got: med("vh/idle", vhOurs), unit: "%", want: 1, below: true})
 	return ts
 }
-
-// vhostOnly is `bench -only vhostuser`: the vhost-user rows and their targets, printed and
-// (with -out) written alone.
-func vhostOnly(ctx context.Context, cfg *config, env, cmdline string) int {
-	s, err := runVhostBench(ctx, cfg, os.Stdout)
-	if err != nil {
-		return rowsFailed(ctx, "vhost-user", err)
-	}
-	fmt.Println()
-	s.print(os.Stdout)
-	ts := s.targets()
-	fmt.Println()
-	printTargets(os.Stdout, ts)
-	return writeOnly(cfg, "Benchmark: vhost-user rows only", s.markdown()+targetsMarkdown(ts), env, cmdline)
-}

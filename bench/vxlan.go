@@ -401,18 +401,3 @@ func (s *vxlanSummary) targets() []target {
 	}
 	return ts
 }
-
-// vxlanOnly is `bench -only vxlan`: the vxlan rows and their targets, printed and (with
-// -out) written alone.
-func vxlanOnly(ctx context.Context, cfg *config, env, cmdline string) int {
-	s, err := runVXLANBench(ctx, cfg, os.Stdout)
-	if err != nil {
-		return rowsFailed(ctx, "vxlan", err)
-	}
-	fmt.Println()
-	s.print(os.Stdout)
-	ts := s.targets()
-	fmt.Println()
-	printTargets(os.Stdout, ts)
-	return writeOnly(cfg, "Benchmark: vxlan rows only", s.markdown()+targetsMarkdown(ts), env, cmdline)
-}

@@ -39,6 +39,17 @@ func (d *Device) ReadOffload(frames [][]byte, sizes []int, offl []wire.Offload) 
 
 // readWhole reads one packet behind its virtio_net_hdr straight into buf (readv).
 func (d *Device) readWhole(fd int, buf []byte, o *wire.Offload) (int, error) {
+	n, err := d.readVnet(fd, buf)
+	if n > 0 {
+		*o = offloadOf(parseVnetHdr(d.vnetR[:]))
+	}
+	return n, err
+}
+
+// readVnet reads one packet with readv, its virtio_net_hdr into d.vnetR and the packet
+// into buf, and returns the packet's length: 0 at EOF, -1 for a packet to drop (no more
+// than a header, or cut to buf: tun returns the whole length).
+func (d *Device) readVnet(fd int, buf []byte) (int, error) {
 	iov := &d.riov
 	iov[0].Base, iov[0].Len = &d.vnetR[0], vnetHdrLen
 	iov[1].Base = &buf[0]
@@ -54,7 +65,6 @@ func (d *Device) readWhole(fd int, buf []byte, o *wire.Offload) (int, error) {
 	if n <= vnetHdrLen || n-vnetHdrLen > len(buf) {
 		return -1, nil
 	}
-	*o = offloadOf(parseVnetHdr(d.vnetR[:]))
 	return n - vnetHdrLen, nil
 }
 

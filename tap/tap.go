@@ -348,24 +348,9 @@ func (d *Device) readOne(fd int, buf []byte) (int, error) {
 		}
 		return n, err
 	}
-	iov := &d.riov
-	iov[0].Base, iov[0].Len = &d.vnetR[0], vnetHdrLen
-	iov[1].Base = &d.rbuf[0]
-	iov[1].SetLen(len(d.rbuf))
-	r, _, e := unix.Syscall(unix.SYS_READV, uintptr(fd), uintptr(unsafe.Pointer(&iov[0])), 2)
-	if e != 0 {
-		return 0, e
-	}
-	n := int(r)
-	if n == 0 {
-		return 0, nil
-	}
-	if n <= vnetHdrLen {
-		return -1, nil
-	}
-	n -= vnetHdrLen
-	if n > len(d.rbuf) {
-		return -1, nil // cut to the buffer (tun returns the whole length): not a packet
+	n, err := d.readVnet(fd, d.rbuf)
+	if n <= 0 {
+		return n, err
 	}
 	pkt := d.rbuf[:n]
 	h := parseVnetHdr(d.vnetR[:])
